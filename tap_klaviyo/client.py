@@ -1,0 +1,198 @@
+"""HTTP to Klaviyo: auth, the `revision` header, `links.next` pages, retries and user-facing errors.
+
+Streams say what to fetch (an endpoint and its query); this module owns how. It does not use the SDK's
+RESTStream: the SDK's authenticators re-encode query strings, and the event streams need to fetch pages
+concurrently, which the SDK's request loop cannot do.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import requests
+
+from tap_klaviyo.endpoints import Endpoint
+
+Resource = dict[str, Any]
+
+# Connection-level failures worth another try; a truncated body shows up as a JSON error instead.
+TRANSIENT_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+BACKOFF_BASE_SECONDS = 1.0
+BACKOFF_CAP_SECONDS = 60.0
+
+
+class KlaviyoError(Exception):
+    """A failure the user can act on: its message is one line naming what to fix."""
+
+
+class _Retry(Exception):
+    """A response worth another try; `wait` is what the server asked for, if it said."""
+
+    def __init__(self, reason: str, wait: float | None = None) -> None:
+        super().__init__(reason)
+        self.wait = wait
+
+
+class KlaviyoClient:
+    """One per run, shared by every stream."""
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        api_url: str,
+        revision: str,
+        user_agent: str,
+        max_retries: int = 8,
+        timeout: float = 60.0,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.max_retries = max_retries
+        self.timeout = timeout
+        self.logger = logger or logging.getLogger("tap-klaviyo")
+        self.session = requests.Session()
+        self.session.headers.update(
+            {
+                "Authorization": f"Klaviyo-API-Key {api_key}",
+                "revision": revision,
+                "Accept": "application/vnd.api+json",
+                "User-Agent": user_agent,
+            }
+        )
+        # The endpoints that refused their largest page size, and the size that worked instead.
+        self._page_size: dict[str, int] = {}
+
+    def pages(
+        self, endpoint: Endpoint, params: Mapping[str, str], *, stream: str
+    ) -> Iterator[list[Resource]]:
+        """Each page's resources, following `links.next` exactly as Klaviyo gives it."""
+        document = self._first_page(endpoint, params, stream=stream)
+        while True:
+            yield document["data"]
+            next_url = (document.get("links") or {}).get("next")
+            if not next_url:
+                return
+            document = self.get(next_url, None, endpoint, stream=stream)
+
+    def _first_page(self, endpoint: Endpoint, params: Mapping[str, str], *, stream: str) -> dict[str, Any]:
+        url = self.api_url + endpoint.path
+        sizes = endpoint.page_sizes
+        if endpoint.path in self._page_size:
+            sizes = (self._page_size[endpoint.path],)
+        if not sizes:
+            return self.get(url, params, endpoint, stream=stream)
+        for i, size in enumerate(sizes):
+            try:
+                document = self.get(url, {**params, "page[size]": str(size)}, endpoint, stream=stream)
+            except _PageSizeRefused:
+                if i + 1 == len(sizes):
+                    raise
+                self.logger.warning(
+                    "Klaviyo refused page[size]=%d on %s; using %d", size, endpoint.path, sizes[i + 1]
+                )
+                continue
+            self._page_size[endpoint.path] = size
+            return document
+        raise AssertionError("unreachable")
+
+    def get(
+        self, url: str, params: Mapping[str, str] | None, endpoint: Endpoint, *, stream: str
+    ) -> dict[str, Any]:
+        """One GET, retried on throttling, server errors, dropped connections and truncated bodies."""
+        for attempt in range(self.max_retries + 1):
+            try:
+                return self._get_once(url, params, endpoint, stream=stream)
+            except (_Retry, *TRANSIENT_ERRORS) as exc:
+                reason = _describe(exc)
+                if attempt == self.max_retries:
+                    raise KlaviyoError(
+                        f"Klaviyo kept failing on GET {endpoint.path} for stream '{stream}' "
+                        f"({reason}) after {attempt + 1} attempts; rerun later (with the last state to resume) "
+                        "or raise `max_retries`."
+                    ) from None
+                wait = exc.wait if isinstance(exc, _Retry) and exc.wait is not None else _backoff(attempt)
+                self.logger.warning(
+                    "GET %s for stream '%s': %s; retry %d of %d in %.1fs",
+                    endpoint.path, stream, reason, attempt + 1, self.max_retries, wait,
+                )
+                time.sleep(wait)
+        raise AssertionError("unreachable")
+
+    def _get_once(
+        self, url: str, params: Mapping[str, str] | None, endpoint: Endpoint, *, stream: str
+    ) -> dict[str, Any]:
+        response = self.session.get(url, params=params, timeout=self.timeout)
+        status = response.status_code
+        if status == 429:
+            raise _Retry("429 throttled", _retry_after(response))
+        if status >= 500:
+            raise _Retry(f"{status} server error")
+        if status >= 400:
+            raise _client_error(response, endpoint, stream)
+        try:
+            document = json.loads(response.content)
+        except ValueError:
+            raise _Retry("unparsable or truncated response body") from None
+        if not isinstance(document, dict) or not isinstance(document.get("data"), list):
+            raise _Retry("response without a JSON:API data list")
+        return document
+
+
+class _PageSizeRefused(KlaviyoError):
+    pass
+
+
+def _backoff(attempt: int) -> float:
+    """Capped exponential backoff with full jitter."""
+    return random.uniform(0.5, 1.0) * min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    try:
+        return max(0.0, float(response.headers["Retry-After"]))
+    except (KeyError, ValueError):
+        return None
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, _Retry):
+        return str(exc)
+    return f"connection error: {type(exc).__name__}"
+
+
+def _error_detail(response: requests.Response) -> tuple[str, str | None]:
+    """Klaviyo's own `detail` and the parameter it names. Never the whole body: it can hold profile data."""
+    try:
+        error = response.json()["errors"][0]
+        return str(error.get("detail") or error.get("title")), (error.get("source") or {}).get("parameter")
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        return response.reason or "no detail given", None
+
+
+def _client_error(response: requests.Response, endpoint: Endpoint, stream: str) -> KlaviyoError:
+    status = response.status_code
+    detail, parameter = _error_detail(response)
+    if status == 401:
+        return KlaviyoError(
+            "Klaviyo rejected the API key (401): set `api_key` to a valid private API key "
+            "(Klaviyo > Settings > API keys)."
+        )
+    if status == 403:
+        return KlaviyoError(
+            f"The API key lacks the '{endpoint.scope}' scope that stream '{stream}' needs ({endpoint.path}): "
+            f"give the key read access to it in Klaviyo, or deselect the stream. Klaviyo said: {detail}"
+        )
+    if status == 400 and parameter == "page[size]":
+        return _PageSizeRefused(f"Klaviyo refused page[size] on {endpoint.path}: {detail}")
+    return KlaviyoError(f"Klaviyo refused GET {endpoint.path} for stream '{stream}' ({status}): {detail}")

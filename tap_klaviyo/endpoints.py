@@ -1,0 +1,29 @@
+"""What Klaviyo's OpenAPI spec (revision 2026-07-15) says about each endpoint the tap reads.
+
+One row per endpoint: the scope its key needs, the `page[size]` values to ask for, largest first (empty: the
+endpoint takes no `page[size]`), and its rate limits from `x-klaviyo-ratelimit` (burst per second, steady per minute).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    path: str
+    scope: str
+    page_sizes: tuple[int, ...]
+    burst_per_second: int
+    steady_per_minute: int
+
+
+LISTS = Endpoint("/api/lists", "lists:read", (10,), 75, 750)
+SEGMENTS = Endpoint("/api/segments", "segments:read", (10,), 75, 750)
+CAMPAIGNS = Endpoint("/api/campaigns", "campaigns:read", (100,), 10, 150)
+FLOWS = Endpoint("/api/flows", "flows:read", (50,), 3, 60)
+METRICS = Endpoint("/api/metrics", "metrics:read", (), 10, 150)
+# The schema allows 1000 per page, the prose 200: the client falls back to 200 if Klaviyo refuses 1000.
+EVENTS = Endpoint("/api/events", "events:read", (1000, 200), 350, 3500)
+
+ALL = (LISTS, SEGMENTS, CAMPAIGNS, FLOWS, METRICS, EVENTS)

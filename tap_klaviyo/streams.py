@@ -1,0 +1,271 @@
+"""The tap's streams: what each one fetches from Klaviyo and how its records look.
+
+Every stream is one row of `build_streams` at the bottom: its name, source, key and replication key.
+Records are flat: `id`, the JSON:API attributes at the top level, each to-one relationship as `<name>_id`.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from singer_sdk import Stream
+
+from tap_klaviyo import endpoints
+from tap_klaviyo.client import KlaviyoClient, Resource
+from tap_klaviyo.endpoints import Endpoint
+
+if TYPE_CHECKING:
+    from singer_sdk import Tap
+    from singer_sdk.helpers.types import Context
+
+SCHEMAS = Path(__file__).parent / "schemas"
+
+# (stream name, Klaviyo metric name): one EmailEventStream each. A new event stream is one more line.
+EMAIL_EVENTS = (
+    ("bounced_email", "Bounced Email"),
+    ("clicked_email", "Clicked Email"),
+    ("opened_email", "Opened Email"),
+    ("received_email", "Received Email"),
+    ("dropped_email", "Dropped Email"),
+    ("marked_email_as_spam", "Marked Email as Spam"),
+)
+KLAVIYO_INTEGRATION = "klaviyo"
+
+
+def flatten(resource: Resource) -> dict[str, Any]:
+    """A JSON:API resource as a flat record."""
+    record = {"id": resource["id"], **(resource.get("attributes") or {})}
+    for name, relationship in (resource.get("relationships") or {}).items():
+        data = relationship.get("data") if isinstance(relationship, dict) else None
+        if isinstance(data, dict):
+            record[f"{name.replace('-', '_')}_id"] = data.get("id")
+    return record
+
+
+def filter_time(value: datetime.datetime) -> str:
+    """A datetime as Klaviyo's filters want it: ISO 8601, unquoted, in UTC."""
+    return value.astimezone(datetime.timezone.utc).isoformat()
+
+
+class KlaviyoStream(Stream):
+    """A stream whose records come from Klaviyo through the run's shared client."""
+
+    def __init__(
+        self,
+        tap: Tap,
+        client: KlaviyoClient,
+        *,
+        name: str,
+        schema: str,
+        primary_keys: tuple[str, ...] = ("id",),
+        replication_key: str | None = None,
+    ) -> None:
+        super().__init__(tap, schema=SCHEMAS / f"{schema}.json", name=name)
+        self.client = client
+        self.primary_keys = primary_keys
+        self.replication_key = replication_key
+
+    def bookmark(self, context: Context | None) -> datetime.datetime | None:
+        """Where the last run's state says this stream got to; None for a full import."""
+        if not self.replication_key or self.replication_method != "INCREMENTAL":
+            return None
+        state = self.get_context_state(context)
+        value = state.get("replication_key_value")
+        if not value or state.get("replication_key") != self.replication_key:
+            return None
+        return _parse_datetime(value)
+
+    def fetch(self, endpoint: Endpoint, params: Mapping[str, str]) -> Iterator[Resource]:
+        for page in self.client.pages(endpoint, params, stream=self.name):
+            yield from page
+
+
+class EntityStream(KlaviyoStream):
+    """One or more list endpoints read in full, or past the bookmark with `filter_operator`."""
+
+    def __init__(
+        self,
+        tap: Tap,
+        client: KlaviyoClient,
+        *,
+        sources: tuple[tuple[Endpoint, Mapping[str, str]], ...],
+        filter_operator: str | None = None,
+        keep_type: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(tap, client, **kwargs)
+        self.sources = sources
+        self.filter_operator = filter_operator
+        self.keep_type = keep_type
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        since = self.bookmark(context)
+        for endpoint, params in self.sources:
+            query = dict(params)
+            if since and self.filter_operator:
+                query["filter"] = _and(
+                    query.get("filter"),
+                    f"{self.filter_operator}({self.replication_key},{filter_time(since)})",
+                )
+            for resource in self.fetch(endpoint, query):
+                record = flatten(resource)
+                if self.keep_type:
+                    record["type"] = resource["type"]
+                yield record
+
+
+class EmailCampaignsStream(EntityStream):
+    """Email campaigns; hands each campaign's audiences to the two campaign-vs-lists streams."""
+
+    def get_child_context(self, record: dict[str, Any], context: Context | None) -> Context:
+        audiences = record.get("audiences") or {}
+        return {
+            "campaign_id": record["id"],
+            "included": audiences.get("included") or [],
+            "excluded": audiences.get("excluded") or [],
+        }
+
+
+class CampaignAudienceStream(KlaviyoStream):
+    """One row per (email campaign, list or segment) on one side of its audience. No requests of its own."""
+
+    parent_stream_type = EmailCampaignsStream
+
+    def __init__(self, tap: Tap, client: KlaviyoClient, *, side: str, **kwargs: Any) -> None:
+        super().__init__(tap, client, schema="campaign_audiences", primary_keys=("campaign_id", "list_id"), **kwargs)
+        self.side = side
+        # One bookmark-free state entry for the stream, not one per campaign.
+        self.state_partitioning_keys = []
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        assert context is not None, "campaign audiences are read from their campaign"
+        for list_id in dict.fromkeys(context[self.side]):
+            yield {"campaign_id": context["campaign_id"], "list_id": list_id}
+
+    def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
+        # The SDK copies the parent's context into child records; keep the rows to their two columns.
+        return {"campaign_id": row["campaign_id"], "list_id": row["list_id"]}
+
+
+class MetricDirectory:
+    """The account's metrics, fetched once per run for the metrics stream and the event streams alike."""
+
+    def __init__(self, client: KlaviyoClient) -> None:
+        self.client = client
+        self._metrics: list[Resource] | None = None
+
+    def all(self, stream: str) -> list[Resource]:
+        if self._metrics is None:
+            self._metrics = [
+                resource
+                for page in self.client.pages(endpoints.METRICS, {}, stream=stream)
+                for resource in page
+            ]
+        return self._metrics
+
+    def find(self, name: str, stream: str) -> list[Resource]:
+        """Metrics of that name (any case), Klaviyo's own first, then oldest first."""
+        wanted = name.casefold()
+        matches = [m for m in self.all(stream) if str(m["attributes"].get("name") or "").casefold() == wanted]
+        return sorted(matches, key=lambda m: (not _is_klaviyo_metric(m), m["attributes"].get("created") or "", m["id"]))
+
+
+def _is_klaviyo_metric(metric: Resource) -> bool:
+    integration = metric["attributes"].get("integration") or {}
+    return KLAVIYO_INTEGRATION in (str(integration.get("key", "")).lower(), str(integration.get("name", "")).lower())
+
+
+class MetricsStream(KlaviyoStream):
+    def __init__(self, tap: Tap, client: KlaviyoClient, *, directory: MetricDirectory, **kwargs: Any) -> None:
+        super().__init__(tap, client, **kwargs)
+        self.directory = directory
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        for metric in self.directory.all(self.name):
+            yield flatten(metric)
+
+
+class EmailEventStream(KlaviyoStream):
+    """The events of one Klaviyo metric, filtered on the server, oldest first."""
+
+    def __init__(
+        self, tap: Tap, client: KlaviyoClient, *, metric_name: str, directory: MetricDirectory, **kwargs: Any
+    ) -> None:
+        super().__init__(tap, client, schema="email_events", replication_key="datetime", **kwargs)
+        self.metric_name = metric_name
+        self.directory = directory
+
+    @property
+    def is_sorted(self) -> bool:
+        return True
+
+    def start(self, context: Context | None) -> datetime.datetime | None:
+        """The later of the bookmark and `start_date`."""
+        starts = [self.bookmark(context)]
+        if self.config.get("start_date"):
+            starts.append(_parse_datetime(self.config["start_date"]))
+        present = [s for s in starts if s is not None]
+        return max(present) if present else None
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        metrics = self.directory.find(self.metric_name, self.name)
+        if not metrics:
+            self.logger.warning(
+                "The account has no metric named '%s': stream '%s' is empty.", self.metric_name, self.name
+            )
+            return
+        metric = metrics[0]
+        if len(metrics) > 1:
+            self.logger.info(
+                "%d metrics are named '%s'; using %s (integration %s).",
+                len(metrics), self.metric_name, metric["id"],
+                (metric["attributes"].get("integration") or {}).get("name"),
+            )
+        conditions = [f'equals(metric_id,"{metric["id"]}")']
+        since = self.start(context)
+        if since:
+            conditions.append(f"greater-or-equal(datetime,{filter_time(since)})")
+        params = {"filter": _and(*conditions), "sort": "datetime"}
+        for resource in self.fetch(endpoints.EVENTS, params):
+            yield flatten(resource)
+
+
+def _and(*conditions: str | None) -> str:
+    present = [c for c in conditions if c]
+    return present[0] if len(present) == 1 else f"and({','.join(present)})"
+
+
+def _parse_datetime(value: str) -> datetime.datetime:
+    parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)
+
+
+def build_streams(tap: Tap, client: KlaviyoClient) -> list[Stream]:
+    """Every stream of the tap: name, source, primary key and replication key."""
+    directory = MetricDirectory(client)
+    email = {"filter": "equals(messages.channel,'email')"}
+    return [
+        EntityStream(
+            tap, client, name="lists_and_segments", schema="lists_and_segments", replication_key="updated",
+            sources=((endpoints.LISTS, {}), (endpoints.SEGMENTS, {})), filter_operator="greater-than",
+            keep_type=True,
+        ),
+        EmailCampaignsStream(
+            tap, client, name="email_campaigns", schema="email_campaigns", replication_key="updated_at",
+            sources=((endpoints.CAMPAIGNS, email),), filter_operator="greater-or-equal",
+        ),
+        CampaignAudienceStream(tap, client, name="email_campaigns_vs_lists_included", side="included"),
+        CampaignAudienceStream(tap, client, name="email_campaigns_vs_lists_excluded", side="excluded"),
+        EntityStream(
+            tap, client, name="flows", schema="flows", replication_key="updated",
+            sources=((endpoints.FLOWS, {}),), filter_operator="greater-or-equal",
+        ),
+        MetricsStream(tap, client, name="metrics", schema="metrics", directory=directory),
+        *(
+            EmailEventStream(tap, client, name=name, metric_name=metric, directory=directory)
+            for name, metric in EMAIL_EVENTS
+        ),
+    ]
