@@ -73,9 +73,7 @@ class KlaviyoClient:
         # The endpoints that refused their largest page size, and the size that worked instead.
         self._page_size: dict[str, int] = {}
 
-    def pages(
-        self, endpoint: Endpoint, params: Mapping[str, str], *, stream: str
-    ) -> Iterator[list[Resource]]:
+    def pages(self, endpoint: Endpoint, params: Mapping[str, str], *, stream: str) -> Iterator[list[Resource]]:
         """Each page's resources, following `links.next` exactly as Klaviyo gives it."""
         document = self._first_page(endpoint, params, stream=stream)
         while True:
@@ -98,17 +96,13 @@ class KlaviyoClient:
             except _PageSizeRefused:
                 if i + 1 == len(sizes):
                     raise
-                self.logger.warning(
-                    "Klaviyo refused page[size]=%d on %s; using %d", size, endpoint.path, sizes[i + 1]
-                )
+                self.logger.warning("Klaviyo refused page[size]=%d on %s; using %d", size, endpoint.path, sizes[i + 1])
                 continue
             self._page_size[endpoint.path] = size
             return document
         raise AssertionError("unreachable")
 
-    def get(
-        self, url: str, params: Mapping[str, str] | None, endpoint: Endpoint, *, stream: str
-    ) -> dict[str, Any]:
+    def get(self, url: str, params: Mapping[str, str] | None, endpoint: Endpoint, *, stream: str) -> dict[str, Any]:
         """One GET, retried on throttling, server errors, dropped connections and truncated bodies."""
         for attempt in range(self.max_retries + 1):
             try:
@@ -124,7 +118,12 @@ class KlaviyoClient:
                 wait = exc.wait if isinstance(exc, _Retry) and exc.wait is not None else _backoff(attempt)
                 self.logger.warning(
                     "GET %s for stream '%s': %s; retry %d of %d in %.1fs",
-                    endpoint.path, stream, reason, attempt + 1, self.max_retries, wait,
+                    endpoint.path,
+                    stream,
+                    reason,
+                    attempt + 1,
+                    self.max_retries,
+                    wait,
                 )
                 time.sleep(wait)
         raise AssertionError("unreachable")

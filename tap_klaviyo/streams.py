@@ -160,9 +160,7 @@ class MetricDirectory:
     def all(self, stream: str) -> list[Resource]:
         if self._metrics is None:
             self._metrics = [
-                resource
-                for page in self.client.pages(endpoints.METRICS, {}, stream=stream)
-                for resource in page
+                resource for page in self.client.pages(endpoints.METRICS, {}, stream=stream) for resource in page
             ]
         return self._metrics
 
@@ -221,7 +219,9 @@ class EmailEventStream(KlaviyoStream):
         if len(metrics) > 1:
             self.logger.info(
                 "%d metrics are named '%s'; using %s (integration %s).",
-                len(metrics), self.metric_name, metric["id"],
+                len(metrics),
+                self.metric_name,
+                metric["id"],
                 (metric["attributes"].get("integration") or {}).get("name"),
             )
         conditions = [f'equals(metric_id,"{metric["id"]}")']
@@ -249,19 +249,34 @@ def build_streams(tap: Tap, client: KlaviyoClient) -> list[Stream]:
     email = {"filter": "equals(messages.channel,'email')"}
     return [
         EntityStream(
-            tap, client, name="lists_and_segments", schema="lists_and_segments", replication_key="updated",
-            sources=((endpoints.LISTS, {}), (endpoints.SEGMENTS, {})), filter_operator="greater-than",
+            tap,
+            client,
+            name="lists_and_segments",
+            schema="lists_and_segments",
+            replication_key="updated",
+            sources=((endpoints.LISTS, {}), (endpoints.SEGMENTS, {})),
+            filter_operator="greater-than",
             keep_type=True,
         ),
         EmailCampaignsStream(
-            tap, client, name="email_campaigns", schema="email_campaigns", replication_key="updated_at",
-            sources=((endpoints.CAMPAIGNS, email),), filter_operator="greater-or-equal",
+            tap,
+            client,
+            name="email_campaigns",
+            schema="email_campaigns",
+            replication_key="updated_at",
+            sources=((endpoints.CAMPAIGNS, email),),
+            filter_operator="greater-or-equal",
         ),
         CampaignAudienceStream(tap, client, name="email_campaigns_vs_lists_included", side="included"),
         CampaignAudienceStream(tap, client, name="email_campaigns_vs_lists_excluded", side="excluded"),
         EntityStream(
-            tap, client, name="flows", schema="flows", replication_key="updated",
-            sources=((endpoints.FLOWS, {}),), filter_operator="greater-or-equal",
+            tap,
+            client,
+            name="flows",
+            schema="flows",
+            replication_key="updated",
+            sources=((endpoints.FLOWS, {}),),
+            filter_operator="greater-or-equal",
         ),
         MetricsStream(tap, client, name="metrics", schema="metrics", directory=directory),
         *(

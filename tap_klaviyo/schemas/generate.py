@@ -116,9 +116,7 @@ def build(spec: dict[str, Any]) -> dict[str, Schema]:
     """File name -> schema, for every schema file this folder holds."""
     c = Converter(spec)
     return {
-        "lists_and_segments": c.record_schema(
-            "/api/lists", "/api/segments", extra={"type": {"type": "string"}}
-        ),
+        "lists_and_segments": c.record_schema("/api/lists", "/api/segments", extra={"type": {"type": "string"}}),
         "email_campaigns": c.record_schema("/api/campaigns"),
         "campaign_audiences": {
             "type": "object",
