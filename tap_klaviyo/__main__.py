@@ -1,0 +1,3 @@
+from tap_klaviyo.tap import main
+
+main()
