@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import requests
 
 from tap_klaviyo.endpoints import Endpoint
+from tap_klaviyo.pacing import Pacer
 
 Resource = dict[str, Any]
 
@@ -72,6 +74,15 @@ class KlaviyoClient:
         )
         # The endpoints that refused their largest page size, and the size that worked instead.
         self._page_size: dict[str, int] = {}
+        self._pacers: dict[str, Pacer] = {}
+        self._pacers_lock = threading.Lock()
+
+    def pacer(self, endpoint: Endpoint) -> Pacer:
+        """The endpoint's one pacer, shared by every stream and thread that calls it."""
+        with self._pacers_lock:
+            if endpoint.path not in self._pacers:
+                self._pacers[endpoint.path] = Pacer(endpoint.burst_per_second, endpoint.steady_per_minute)
+            return self._pacers[endpoint.path]
 
     def pages(self, endpoint: Endpoint, params: Mapping[str, str], *, stream: str) -> Iterator[list[Resource]]:
         """Each page's resources, following `links.next` exactly as Klaviyo gives it."""
@@ -131,10 +142,16 @@ class KlaviyoClient:
     def _get_once(
         self, url: str, params: Mapping[str, str] | None, endpoint: Endpoint, *, stream: str
     ) -> dict[str, Any]:
+        pacer = self.pacer(endpoint)
+        pacer.acquire()
         response = self.session.get(url, params=params, timeout=self.timeout)
+        pacer.observe(response.headers)
         status = response.status_code
         if status == 429:
-            raise _Retry("429 throttled", _retry_after(response))
+            wait = _retry_after(response)
+            if wait is not None:
+                pacer.pause(wait)
+            raise _Retry("429 throttled", wait)
         if status >= 500:
             raise _Retry(f"{status} server error")
         if status >= 400:

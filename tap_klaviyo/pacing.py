@@ -1,0 +1,71 @@
+"""Request pacing, so that a normal run stays under Klaviyo's rate limits instead of bouncing off them.
+
+Klaviyo limits each endpoint per account with two fixed windows: a burst per second and a steady rate per
+minute. A pacer keeps at most that many requests in *any* sliding 1 s and 60 s window, which can never exceed
+a fixed window, whatever its alignment. Headroom leaves room for clock skew and for network jitter bunching
+requests together on their way.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+
+HEADROOM = 0.9
+
+
+class Pacer:
+    """One per endpoint, shared by every thread that calls it."""
+
+    def __init__(
+        self,
+        burst_per_second: int,
+        steady_per_minute: int,
+        *,
+        headroom: float = HEADROOM,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        self.burst = max(1, math.floor(burst_per_second * headroom))
+        self.steady = max(1, math.floor(steady_per_minute * headroom))
+        self._clock = clock or time.monotonic
+        self._sleep = sleep or time.sleep
+        self._lock = threading.Lock()
+        # Send times handed out so far (some may lie in the future): the last `steady` of them suffice.
+        self._sent: deque[float] = deque(maxlen=max(self.burst, self.steady))
+        self._paused_until = 0.0
+
+    def acquire(self) -> float:
+        """Wait until one more request may go; returns the seconds waited."""
+        with self._lock:
+            now = self._clock()
+            at = max(now, self._paused_until)
+            if self._sent:
+                at = max(at, self._sent[-1])
+            if len(self._sent) >= self.burst:
+                at = max(at, self._sent[-self.burst] + 1.0)
+            if len(self._sent) >= self.steady:
+                at = max(at, self._sent[-self.steady] + 60.0)
+            self._sent.append(at)
+        wait = at - now
+        if wait > 0:
+            self._sleep(wait)
+        return max(wait, 0.0)
+
+    def pause(self, seconds: float) -> None:
+        """Nobody sends for `seconds` (after a 429's `Retry-After`, or an exhausted window)."""
+        with self._lock:
+            self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+    def observe(self, headers: Mapping[str, str]) -> None:
+        """Klaviyo's `RateLimit-Remaining`/`-Reset` headers: when the window is spent, wait for its reset."""
+        try:
+            remaining = int(headers["RateLimit-Remaining"])
+            reset = float(headers["RateLimit-Reset"])
+        except (KeyError, ValueError):
+            return
+        if remaining <= 0:
+            self.pause(reset)
