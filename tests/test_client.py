@@ -9,20 +9,39 @@ import pytest
 import requests
 
 from tap_klaviyo import client as client_module
-from tap_klaviyo import endpoints
+from tap_klaviyo import endpoints, pacing
 from tap_klaviyo.client import KlaviyoClient, KlaviyoError
 
 API = "https://klaviyo.test"
 KEY = "pk_secret_unit_test_key"
 
 
+class FakeTime:
+    """Stands in for the `time` module of the client and the pacer: sleeping moves the clock, instantly."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
 @pytest.fixture
-def client(monkeypatch: pytest.MonkeyPatch) -> KlaviyoClient:
-    waits: list[float] = []
-    monkeypatch.setattr(client_module.time, "sleep", waits.append)
-    c = KlaviyoClient(api_key=KEY, api_url=API, revision="2026-07-15", user_agent="t/1", max_retries=3)
-    c.waits = waits  # type: ignore[attr-defined]
-    return c
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
+    fake = FakeTime()
+    monkeypatch.setattr(client_module, "time", fake)
+    monkeypatch.setattr(pacing, "time", fake)
+    return fake
+
+
+@pytest.fixture
+def client(clock: FakeTime) -> KlaviyoClient:
+    return KlaviyoClient(api_key=KEY, api_url=API, revision="2026-07-15", user_agent="t/1", max_retries=3)
 
 
 def page(ids: list[str], next_url: str | None = None) -> dict:
@@ -57,13 +76,21 @@ def test_metrics_send_no_page_size(client, requests_mock):
     assert "page" not in requests_mock.last_request.url
 
 
-def test_retry_after_is_honoured_on_429(client, requests_mock):
+def test_retry_after_is_honoured_on_429(client, clock, requests_mock):
     requests_mock.get(
         f"{API}/api/flows",
         [{"status_code": 429, "headers": {"Retry-After": "7"}, "json": error(429, "throttled")}, {"json": page(["a"])}],
     )
     assert [r["id"] for p in client.pages(endpoints.FLOWS, {}, stream="flows") for r in p] == ["a"]
-    assert client.waits == [7.0]
+    assert clock.sleeps == [7.0]
+
+
+def test_requests_are_paced_to_the_endpoint_tier(client, clock, requests_mock):
+    requests_mock.get(f"{API}/api/flows", json=page(["a"]))
+    for _ in range(10):
+        list(client.pages(endpoints.FLOWS, {}, stream="flows"))
+    # Flows allow 3/s: with headroom, two a second, so ten requests span four seconds.
+    assert clock.now - 100.0 == pytest.approx(4.0)
 
 
 @pytest.mark.parametrize(
@@ -77,11 +104,11 @@ def test_retry_after_is_honoured_on_429(client, requests_mock):
     ],
     ids=["503", "500", "dropped", "timeout", "truncated"],
 )
-def test_transient_faults_are_retried_with_backoff(client, requests_mock, fault):
-    requests_mock.get(f"{API}/api/flows", [fault, fault, {"json": page(["a"])}])
-    assert [r["id"] for p in client.pages(endpoints.FLOWS, {}, stream="flows") for r in p] == ["a"]
-    assert len(client.waits) == 2
-    assert 0.5 <= client.waits[0] <= 1.0 and 1.0 <= client.waits[1] <= 2.0
+def test_transient_faults_are_retried_with_backoff(client, clock, requests_mock, fault):
+    requests_mock.get(f"{API}/api/events", [fault, fault, {"json": page(["a"])}])
+    assert [r["id"] for p in client.pages(endpoints.EVENTS, {}, stream="x") for r in p] == ["a"]
+    assert len(clock.sleeps) == 2
+    assert 0.5 <= clock.sleeps[0] <= 1.0 and 1.0 <= clock.sleeps[1] <= 2.0
 
 
 def test_gives_up_after_the_retry_budget_with_one_line(client, requests_mock):
