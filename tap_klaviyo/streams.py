@@ -7,6 +7,7 @@ Records are flat: `id`, the JSON:API attributes at the top level, each to-one re
 from __future__ import annotations
 
 import datetime
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -63,7 +64,7 @@ class KlaviyoStream(Stream):
         primary_keys: tuple[str, ...] = ("id",),
         replication_key: str | None = None,
     ) -> None:
-        super().__init__(tap, schema=SCHEMAS / f"{schema}.json", name=name)
+        super().__init__(tap, schema=json.loads((SCHEMAS / f"{schema}.json").read_text(encoding="utf-8")), name=name)
         self.client = client
         self.primary_keys = primary_keys
         self.replication_key = replication_key

@@ -17,10 +17,10 @@ DEFAULT_MAX_RETRIES = 8
 
 
 class TapKlaviyo(Tap):
-    """Singer tap for Klaviyo: lists and segments, email campaigns and their audiences, flows, metrics and
-    six email-event streams."""
+    """Singer tap for Klaviyo: lists and segments, email campaigns, flows, metrics and email events."""
 
     name = "tap-klaviyo"
+    package_name = "tap-klaviyo-singer"
 
     config_jsonschema = th.PropertiesList(
         th.Property(
