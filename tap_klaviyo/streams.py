@@ -79,6 +79,15 @@ class KlaviyoStream(Stream):
             return None
         return _parse_datetime(value)
 
+    def _increment_stream_state(self, latest_record: dict[str, Any], *, context: Context | None = None) -> None:
+        # The SDK lets a sorted stream's bookmark run past the sync's start when Klaviyo returns records
+        # stamped in the future; the next run would then skip everything until that date. Cap it.
+        value = latest_record.get(self.replication_key) if self.replication_key else None
+        signpost = self.get_replication_key_signpost(context)
+        if value and isinstance(signpost, datetime.datetime) and _parse_datetime(value) > signpost:
+            latest_record = {**latest_record, self.replication_key: signpost.isoformat()}
+        super()._increment_stream_state(latest_record, context=context)
+
     def fetch(self, endpoint: Endpoint, params: Mapping[str, str]) -> Iterator[Resource]:
         for page in self.client.pages(endpoint, params, stream=self.name):
             yield from page
@@ -104,6 +113,10 @@ class EntityStream(KlaviyoStream):
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         since = self.bookmark(context)
+        if since and self.filter_operator == "greater-than":
+            # Lists and segments only offer greater-than: step back a second so records that share the
+            # bookmark's timestamp are read again rather than lost.
+            since -= datetime.timedelta(seconds=1)
         for endpoint, params in self.sources:
             query = dict(params)
             if since and self.filter_operator:
@@ -190,24 +203,33 @@ class MetricsStream(KlaviyoStream):
 class EmailEventStream(KlaviyoStream):
     """The events of one Klaviyo metric, filtered on the server, oldest first."""
 
+    # Save progress at least once a page, so a killed run re-reads at most about a page.
+    STATE_MSG_FREQUENCY = 1000
+
     def __init__(
         self, tap: Tap, client: KlaviyoClient, *, metric_name: str, directory: MetricDirectory, **kwargs: Any
     ) -> None:
         super().__init__(tap, client, schema="email_events", replication_key="datetime", **kwargs)
         self.metric_name = metric_name
         self.directory = directory
+        # Records strictly after the bookmark this run started from: `fail_on_no_new_data` reads it.
+        self.new_records = 0
+        self.started_from_bookmark = False
 
     @property
     def is_sorted(self) -> bool:
         return True
 
-    def start(self, context: Context | None) -> datetime.datetime | None:
-        """The later of the bookmark and `start_date`."""
-        starts = [self.bookmark(context)]
+    def window(self, context: Context | None) -> tuple[datetime.datetime | None, datetime.datetime | None]:
+        """[start, end) of this run: from the bookmark (less the lookback) or `start_date`, to `end_date`."""
+        starts = []
+        bookmark = self.bookmark(context)
+        if bookmark:
+            starts.append(bookmark - datetime.timedelta(minutes=self.config.get("lookback_minutes") or 0))
         if self.config.get("start_date"):
             starts.append(_parse_datetime(self.config["start_date"]))
-        present = [s for s in starts if s is not None]
-        return max(present) if present else None
+        end = self.config.get("end_date")
+        return (max(starts) if starts else None), (_parse_datetime(end) if end else None)
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         metrics = self.directory.find(self.metric_name, self.name)
@@ -226,12 +248,20 @@ class EmailEventStream(KlaviyoStream):
                 (metric["attributes"].get("integration") or {}).get("name"),
             )
         conditions = [f'equals(metric_id,"{metric["id"]}")']
-        since = self.start(context)
-        if since:
-            conditions.append(f"greater-or-equal(datetime,{filter_time(since)})")
+        start, end = self.window(context)
+        if start:
+            # greater-or-equal: events sharing the bookmark's second are read again, never lost.
+            conditions.append(f"greater-or-equal(datetime,{filter_time(start)})")
+        if end:
+            conditions.append(f"less-than(datetime,{filter_time(end)})")
+        bookmark = self.bookmark(context)
+        self.started_from_bookmark = bookmark is not None
         params = {"filter": _and(*conditions), "sort": "datetime"}
         for resource in self.fetch(endpoints.EVENTS, params):
-            yield flatten(resource)
+            record = flatten(resource)
+            if bookmark is None or (record.get("datetime") and _parse_datetime(record["datetime"]) > bookmark):
+                self.new_records += 1
+            yield record
 
 
 def _and(*conditions: str | None) -> str:

@@ -9,7 +9,7 @@ from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
 
 from tap_klaviyo.client import KlaviyoClient, KlaviyoError
-from tap_klaviyo.streams import build_streams
+from tap_klaviyo.streams import EmailEventStream, build_streams
 
 DEFAULT_API_URL = "https://a.klaviyo.com"
 DEFAULT_REVISION = "2026-07-15"
@@ -38,6 +38,35 @@ class TapKlaviyo(Tap):
             description=(
                 "Import email events from this date-time on (ISO 8601). Lists, segments, campaigns, flows "
                 "and metrics are always imported whole. Default: all history."
+            ),
+        ),
+        th.Property(
+            "end_date",
+            th.DateTimeType,
+            title="To date",
+            description=(
+                "Import email events before this date-time (exclusive), for backfills of a fixed range. "
+                "Default: up to now."
+            ),
+        ),
+        th.Property(
+            "lookback_minutes",
+            th.IntegerType,
+            default=0,
+            title="Lookback (minutes)",
+            description=(
+                "On incremental runs, also re-read this many minutes before each event stream's bookmark, "
+                "for events that reach Klaviyo late. Re-read events are sent again (dedupe on `id`)."
+            ),
+        ),
+        th.Property(
+            "fail_on_no_new_data",
+            th.BooleanType,
+            default=False,
+            title="Fail when no new data",
+            description=(
+                "When an incremental run finds no new events for a selected event stream, exit non-zero "
+                "naming those streams (state is still saved)."
             ),
         ),
         th.Property(
@@ -79,6 +108,23 @@ class TapKlaviyo(Tap):
 
     def discover_streams(self) -> list[Stream]:
         return build_streams(self, self.client)
+
+    def sync_all(self) -> None:
+        super().sync_all()
+        if self.config.get("fail_on_no_new_data"):
+            idle = [
+                stream.name
+                for stream in self.streams.values()
+                if isinstance(stream, EmailEventStream)
+                and stream.selected
+                and stream.started_from_bookmark
+                and stream.new_records == 0
+            ]
+            if idle:
+                raise KlaviyoError(
+                    f"No new data for {', '.join(sorted(idle))} since the last run "
+                    "(fail_on_no_new_data is on; the state was saved)."
+                )
 
 
 def main() -> None:

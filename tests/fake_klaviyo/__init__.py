@@ -1,0 +1,24 @@
+"""A fake Klaviyo REST API on loopback, written from Klaviyo's OpenAPI spec (stdlib only).
+
+Usage: ``with FakeKlaviyo(generate_account(seed=7), api_key="pk_test_123") as fake:`` then point
+the client at ``fake.url``; ``python -m tests.fake_klaviyo`` serves one from the command line.
+"""
+
+from .data import EMAIL_METRICS, GENERATOR_NOW, Account, EventStore, EventView, generate_account
+from .server import FAULT_KINDS, FakeKlaviyo, Faults, RequestRecord
+from .spec import ENDPOINTS, REVISION
+
+__all__ = [
+    "EMAIL_METRICS",
+    "ENDPOINTS",
+    "FAULT_KINDS",
+    "GENERATOR_NOW",
+    "REVISION",
+    "Account",
+    "EventStore",
+    "EventView",
+    "FakeKlaviyo",
+    "Faults",
+    "RequestRecord",
+    "generate_account",
+]

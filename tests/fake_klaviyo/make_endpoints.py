@@ -1,0 +1,182 @@
+"""Extract what the fake Klaviyo server needs from Klaviyo's OpenAPI spec.
+
+The 3 MB spec is not part of the repo, so this script distils it once into
+``endpoints.json`` (checked in beside this file), which the server loads at import.
+
+    python tests/fake_klaviyo/make_endpoints.py [SPEC] [--out PATH]
+
+SPEC defaults to ``../shared/klaviyo-openapi/stable.json`` relative to the repo root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parents[1]
+DEFAULT_SPEC = REPO_ROOT / ".." / "shared" / "klaviyo-openapi" / "stable.json"
+DEFAULT_OUT = HERE / "endpoints.json"
+
+# Short endpoint name -> path. Only the GET collection endpoints the tap reads.
+PATHS = {
+    "accounts": "/api/accounts",
+    "lists": "/api/lists",
+    "segments": "/api/segments",
+    "campaigns": "/api/campaigns",
+    "flows": "/api/flows",
+    "metrics": "/api/metrics",
+    "events": "/api/events",
+}
+
+# Nested enums the data generator draws from (component schema, property).
+COMPONENT_ENUMS = [
+    ("ThrottledSendStrategy", "throttle_percentage"),
+    ("DynamicTrackingParam", "value"),
+    ("RelativeDateOperatorBaseRelativeDateFilter", "operator"),
+    ("RelativeDateOperatorBaseRelativeDateFilter", "unit"),
+    ("NumericOperatorNumericFilter", "operator"),
+    ("StringOperatorStringFilter", "operator"),
+    ("StaticDateFilter", "operator"),
+]
+
+Json = dict[str, Any]
+
+
+class Spec:
+    def __init__(self, doc: Json) -> None:
+        self.doc = doc
+        self.schemas: Json = doc["components"]["schemas"]
+
+    def deref(self, node: Json) -> Json:
+        while "$ref" in node:
+            node = self.schemas[node["$ref"].rsplit("/", 1)[-1]]
+        return node
+
+
+def _rate(text: str) -> int:
+    # "75/s" or "750/m" -> 75 / 750; the window is implied by burst/steady.
+    return int(text.split("/", 1)[0])
+
+
+def _prose_max(description: str) -> int | None:
+    # e.g. "Returns a maximum of 200 events per page." (differs from the schema for events)
+    m = re.search(r"maximum of (\d+) \w+ per (?:page|request)", description)
+    return int(m.group(1)) if m else None
+
+
+def _attributes(spec: Spec, item: Json) -> Json:
+    attrs = spec.deref(item["properties"]["attributes"])
+    required = set(attrs.get("required", []))
+    out: Json = {}
+    for name, raw in attrs.get("properties", {}).items():
+        # nullable can sit beside a $ref, so read it before dereferencing
+        nullable = bool(raw.get("nullable")) or bool(spec.deref(raw).get("nullable"))
+        node = spec.deref(raw)
+        info: Json = {"nullable": nullable, "required": name in required}
+        if "type" in node:
+            info["type"] = node["type"]
+        if "format" in node:
+            info["format"] = node["format"]
+        if "enum" in node:
+            info["enum"] = node["enum"]
+        out[name] = info
+    return out
+
+
+def _relationships(spec: Spec, item: Json) -> Json:
+    rel = item["properties"].get("relationships")
+    if not rel:
+        return {}
+    out: Json = {}
+    for name, raw in spec.deref(rel).get("properties", {}).items():
+        data = spec.deref(spec.deref(raw)["properties"]["data"])
+        many = data.get("type") == "array"
+        target = spec.deref(data["items"]) if many else data
+        rtype = spec.deref(target["properties"]["type"])["enum"][0]
+        out[name] = {"kind": "many" if many else "one", "type": rtype}
+    return out
+
+
+def _endpoint(spec: Spec, name: str, path: str) -> Json:
+    op = spec.doc["paths"][path]["get"]
+    params = {p["name"]: p for p in op["parameters"]}
+    query = {k: v for k, v in params.items() if v["in"] == "query"}
+
+    doc = spec.deref(op["responses"]["200"]["content"]["application/vnd.api+json"]["schema"])
+    data = spec.deref(doc["properties"]["data"])
+    item = spec.deref(data["items"]) if data.get("type") == "array" else data
+    rtype = spec.deref(item["properties"]["type"])["enum"][0]
+
+    page_size = None
+    if "page[size]" in query:
+        s = query["page[size]"]["schema"]
+        page_size = {"default": s["default"], "min": s["minimum"], "max": s["maximum"]}
+
+    filt = None
+    if "filter" in query:
+        filt = {
+            "required": bool(query["filter"].get("required")),
+            "fields": op.get("x-klaviyo-filters", {}),
+        }
+
+    description: str = op.get("description", "")
+    custom_unsupported = re.findall(
+        r"[Cc]ustom metrics\]?(?:\([^)]*\))? are not supported in the `(\w+)` filter", description
+    )
+
+    return {
+        "path": path,
+        "operation_id": op["operationId"],
+        "resource_type": rtype,
+        "scopes": op.get("x-klaviyo-scopes", []),
+        "rate_limit": {
+            "burst": _rate(op["x-klaviyo-ratelimit"]["burst"]),
+            "steady": _rate(op["x-klaviyo-ratelimit"]["steady"]),
+        },
+        "revision_header_required": bool(params.get("revision", {}).get("required")),
+        "query_params": sorted(query),
+        "page_size": page_size,
+        "paginated": "page[cursor]" in query,
+        "prose_max_page_size": _prose_max(description),
+        "sort": query["sort"]["schema"]["enum"] if "sort" in query else None,
+        "include": query["include"]["schema"]["items"]["enum"] if "include" in query else None,
+        "fields": {
+            k[len("fields[") : -1]: v["schema"]["items"]["enum"] for k, v in query.items() if k.startswith("fields[")
+        },
+        "filter": filt,
+        "custom_metrics_unsupported_in": custom_unsupported,
+        "attributes": _attributes(spec, item),
+        "relationships": _relationships(spec, item),
+    }
+
+
+def build(doc: Json) -> Json:
+    spec = Spec(doc)
+    enums: Json = {}
+    for comp, prop in COMPONENT_ENUMS:
+        enums[f"{comp}.{prop}"] = spec.deref(spec.schemas[comp]["properties"][prop])["enum"]
+    return {
+        "source": "Klaviyo OpenAPI stable.json, generated by make_endpoints.py; do not edit",
+        "revision": doc["info"]["version"],
+        "endpoints": {name: _endpoint(spec, name, path) for name, path in PATHS.items()},
+        "enums": enums,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("spec", nargs="?", type=Path, default=DEFAULT_SPEC)
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args(argv)
+    doc = json.loads(args.spec.read_text(encoding="utf-8"))
+    text = json.dumps(build(doc), indent=1, ensure_ascii=False) + "\n"
+    args.out.write_text(text, encoding="utf-8")
+    print(f"wrote {args.out} ({len(text)} bytes) from revision {doc['info']['version']}")
+
+
+if __name__ == "__main__":
+    main()

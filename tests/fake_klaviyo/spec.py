@@ -1,0 +1,74 @@
+"""Per-endpoint rules distilled from Klaviyo's OpenAPI spec (see make_endpoints.py)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+_DATA = json.loads((Path(__file__).with_name("endpoints.json")).read_text(encoding="utf-8"))
+
+REVISION: str = _DATA["revision"]
+ENUMS: dict[str, list[Any]] = _DATA["enums"]
+
+
+@dataclass(frozen=True)
+class PageSize:
+    default: int
+    min: int
+    max: int
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    path: str
+    resource_type: str
+    scopes: tuple[str, ...]
+    burst: int
+    steady: int
+    query_params: frozenset[str]
+    page_size: PageSize | None
+    paginated: bool
+    prose_max_page_size: int | None
+    sort: tuple[str, ...] | None
+    include: tuple[str, ...] | None
+    fields: dict[str, tuple[str, ...]]
+    filter_required: bool
+    # field -> {"operators": {"single"|"list"|"none": [ops]}, "value": {"type", "format"?, "enum"?}}
+    filter_fields: dict[str, Any] | None
+    custom_metrics_unsupported_in: tuple[str, ...]
+    attributes: dict[str, Any]
+    # relationship name -> {"kind": "one"|"many", "type": resource type}
+    relationships: dict[str, Any]
+
+
+def _endpoint(name: str, raw: dict[str, Any]) -> Endpoint:
+    ps = raw["page_size"]
+    filt = raw["filter"]
+    return Endpoint(
+        name=name,
+        path=raw["path"],
+        resource_type=raw["resource_type"],
+        scopes=tuple(raw["scopes"]),
+        burst=raw["rate_limit"]["burst"],
+        steady=raw["rate_limit"]["steady"],
+        query_params=frozenset(raw["query_params"]),
+        page_size=PageSize(**ps) if ps else None,
+        paginated=raw["paginated"],
+        prose_max_page_size=raw["prose_max_page_size"],
+        sort=tuple(raw["sort"]) if raw["sort"] else None,
+        include=tuple(raw["include"]) if raw["include"] else None,
+        fields={k: tuple(v) for k, v in raw["fields"].items()},
+        filter_required=bool(filt and filt["required"]),
+        filter_fields=filt["fields"] if filt else None,
+        custom_metrics_unsupported_in=tuple(raw["custom_metrics_unsupported_in"]),
+        attributes=raw["attributes"],
+        relationships=raw["relationships"],
+    )
+
+
+ENDPOINTS: dict[str, Endpoint] = {n: _endpoint(n, r) for n, r in _DATA["endpoints"].items()}
+BY_PATH: dict[str, Endpoint] = {e.path: e for e in ENDPOINTS.values()}
+ALL_READ_SCOPES: frozenset[str] = frozenset(s for e in ENDPOINTS.values() for s in e.scopes)

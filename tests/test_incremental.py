@@ -1,0 +1,206 @@
+"""From-date, incremental and resumable syncs against the fake Klaviyo: nothing lost, little repeated."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import tempfile
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import API_KEY, TAP, run_tap
+from tests.fake_klaviyo import FakeKlaviyo, generate_account
+from tests.test_e2e import EVENT_METRICS, STREAM_KEYS, expected_streams, klaviyo_metric
+
+
+def parse(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def bookmark(state: dict[str, Any], stream: str) -> str | None:
+    return state["bookmarks"].get(stream, {}).get("replication_key_value")
+
+
+def event_requests(fake: FakeKlaviyo) -> list:
+    return [r for r in fake.requests if r.path == "/api/events"]
+
+
+def test_a_rerun_from_the_final_state_fetches_next_to_nothing(account, fake, config):
+    first = run_tap(config)
+    assert first.returncode == 0, first.stderr
+    state = first.states[-1]
+    for stream in EVENT_METRICS:
+        assert bookmark(state, stream), f"{stream} has no bookmark after a full run"
+    fake.clear_requests()
+
+    second = run_tap(config, state=state)
+    assert second.returncode == 0, second.stderr
+    # One request per event stream, and only records sharing the bookmark's second come back.
+    assert len(event_requests(fake)) == len(EVENT_METRICS)
+    for stream in EVENT_METRICS:
+        rows = second.records(stream)
+        assert rows, f"{stream}: the bookmark's own second is read again"
+        assert {r["datetime"] for r in rows} == {bookmark(state, stream)}
+    repeated = sum(len(second.records(s)) for s in EVENT_METRICS)
+    assert repeated <= 10 * len(EVENT_METRICS)
+    for stream in ("lists_and_segments", "email_campaigns", "flows"):
+        assert len(second.records(stream)) < len(first.records(stream)) / 4
+    assert second.states[-1]["bookmarks"].keys() == state["bookmarks"].keys()
+
+
+def test_a_state_in_the_middle_delivers_exactly_from_there(account, fake, config):
+    metric = klaviyo_metric(account, "Opened Email")
+    events = account.events_for_metric(metric["id"])
+    # A second that several events share, so the boundary is tested where it is hardest.
+    seconds = [e["attributes"]["datetime"] for e in events]
+    shared = next(d for d in seconds[len(seconds) // 2 :] if seconds.count(d) > 1)
+    state = {"bookmarks": {"opened_email": {"replication_key": "datetime", "replication_key_value": shared}}}
+    catalog = select(run_tap(config, "--discover"), {"opened_email"})
+    result = run_tap(config, state=state, catalog=catalog)
+    assert result.returncode == 0, result.stderr
+    expected = {e["id"] for e in events if parse(e["attributes"]["datetime"]) >= parse(shared)}
+    got = [r["id"] for r in result.records("opened_email")]
+    assert sorted(got) == sorted(expected)
+    assert seconds.count(shared) > 1 and sum(1 for r in result.records("opened_email") if r["datetime"] == shared) > 1
+
+
+def test_future_events_are_emitted_but_the_bookmark_stays_at_the_sync_start():
+    account = generate_account(seed=11, events_per_metric=40, future_events=12)
+    with FakeKlaviyo(account, api_key=API_KEY) as fake:
+        before = datetime.now(timezone.utc)
+        result = run_tap({"api_key": API_KEY, "api_url": fake.url})
+        after = datetime.now(timezone.utc)
+    assert result.returncode == 0, result.stderr
+    emitted = [r for s in EVENT_METRICS for r in result.records(s)]
+    future = [r for r in emitted if parse(r["datetime"]) > after]
+    assert future, "the fake account should hold future-dated email events"
+    final = result.states[-1]
+    for stream in EVENT_METRICS:
+        value = bookmark(final, stream)
+        if value:
+            assert parse(value) <= after, f"{stream} bookmark {value} is past the sync start"
+    capped = [s for s in EVENT_METRICS if any(parse(r["datetime"]) > after for r in result.records(s))]
+    assert all(before - timedelta(minutes=5) <= parse(bookmark(final, s)) <= after for s in capped)
+
+
+def test_start_date_is_inclusive_and_end_date_exclusive(account, fake, config):
+    metric = klaviyo_metric(account, "Clicked Email")
+    events = sorted(account.events_for_metric(metric["id"]), key=lambda e: e["attributes"]["datetime"])
+    start = events[len(events) // 4]["attributes"]["datetime"]
+    end = events[3 * len(events) // 4]["attributes"]["datetime"]
+    catalog = select(run_tap(config, "--discover"), {"clicked_email"})
+    result = run_tap({**config, "start_date": start, "end_date": end}, catalog=catalog)
+    assert result.returncode == 0, result.stderr
+    expected = {e["id"] for e in events if parse(start) <= parse(e["attributes"]["datetime"]) < parse(end)}
+    got = [r["id"] for r in result.records("clicked_email")]
+    assert sorted(got) == sorted(expected)
+    assert any(r["datetime"] == start for r in result.records("clicked_email"))
+    assert not any(r["datetime"] == end for r in result.records("clicked_email"))
+
+
+def test_full_table_in_the_catalog_ignores_the_bookmark(account, fake, config):
+    first = run_tap(config)
+    catalog = select(run_tap(config, "--discover"), {"opened_email"}, method="FULL_TABLE")
+    result = run_tap(config, state=first.states[-1], catalog=catalog)
+    assert result.returncode == 0, result.stderr
+    metric = klaviyo_metric(account, "Opened Email")
+    assert sorted(r["id"] for r in result.records("opened_email")) == sorted(
+        e["id"] for e in account.events_for_metric(metric["id"])
+    )
+
+
+def test_lookback_reads_a_window_before_the_bookmark(account, fake, config):
+    first = run_tap(config)
+    state = first.states[-1]
+    fake.clear_requests()
+    result = run_tap({**config, "lookback_minutes": 90}, state=state)
+    assert result.returncode == 0, result.stderr
+    for stream, metric_name in EVENT_METRICS.items():
+        start = parse(bookmark(state, stream)) - timedelta(minutes=90)
+        metric = klaviyo_metric(account, metric_name)
+        expected = {
+            e["id"] for e in account.events_for_metric(metric["id"]) if parse(e["attributes"]["datetime"]) >= start
+        }
+        assert {r["id"] for r in result.records(stream)} == expected
+
+
+@pytest.mark.parametrize("fail", [True, False])
+def test_fail_on_no_new_data(account, fake, config, fail):
+    first = run_tap(config)
+    result = run_tap({**config, "fail_on_no_new_data": fail}, state=first.states[-1])
+    assert result.states, "state is still emitted"
+    if not fail:
+        assert result.returncode == 0, result.stderr
+        return
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("tap-klaviyo: error:")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr
+    for stream in EVENT_METRICS:
+        assert stream in errors[0]
+
+
+def test_a_killed_sync_resumes_from_its_last_state_losing_nothing():
+    account = generate_account(seed=21, events_per_metric=2500)
+    with FakeKlaviyo(account, api_key=API_KEY, latency=0.002, page_size_max={"events": 200}) as fake:
+        config = {"api_key": API_KEY, "api_url": fake.url}
+        delivered, last_state = run_and_kill(config, kill_after_states=4)
+        assert last_state is not None
+        partly = [s for s in EVENT_METRICS if bookmark(last_state, s)]
+        assert partly, "the kill should land inside the event streams"
+        resumed = run_tap(config, state=last_state)
+        assert resumed.returncode == 0, resumed.stderr
+    expected = expected_streams(account)
+    for stream in EVENT_METRICS:
+        ids = [r["id"] for r in delivered.get(stream, [])] + [r["id"] for r in resumed.records(stream)]
+        want = {r["id"] for r in expected[stream]}
+        assert set(ids) == want, f"{stream}: {len(want - set(ids))} events lost across the kill"
+        assert len(ids) - len(want) <= 1000 + 10, f"{stream}: {len(ids) - len(want)} events re-sent"
+    for stream in set(STREAM_KEYS) - set(EVENT_METRICS):
+        assert resumed.records(stream) or delivered.get(stream), stream
+
+
+def run_and_kill(config: dict[str, Any], kill_after_states: int) -> tuple[dict[str, list], dict | None]:
+    """Run the tap and SIGKILL it after it has emitted some STATE messages; return what it had sent."""
+    delivered: dict[str, list] = {}
+    last_state = None
+    seen = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "config.json"
+        path.write_text(json.dumps(config))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_KLAVIYO_")}
+        proc = subprocess.Popen(
+            [str(TAP), "--config", str(path)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
+        )
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            message = json.loads(line)
+            if message["type"] == "RECORD":
+                delivered.setdefault(message["stream"], []).append(message["record"])
+            elif message["type"] == "STATE":
+                last_state = message["value"]
+                if any(bookmark(last_state, s) for s in EVENT_METRICS):
+                    seen += 1
+                if seen >= kill_after_states:
+                    proc.send_signal(signal.SIGKILL)
+                    break
+        proc.wait()
+    return delivered, last_state
+
+
+def select(discovery, streams: set[str], method: str | None = None) -> dict[str, Any]:
+    """The discovered catalog with only `streams` selected (and their replication method forced)."""
+    catalog = json.loads(discovery.stdout)
+    for entry in catalog["streams"]:
+        for item in entry["metadata"]:
+            if item["breadcrumb"] == []:
+                item["metadata"]["selected"] = entry["tap_stream_id"] in streams
+                if method and entry["tap_stream_id"] in streams:
+                    item["metadata"]["forced-replication-method"] = method
+        if method and entry["tap_stream_id"] in streams:
+            entry["replication_method"] = method
+    return catalog
