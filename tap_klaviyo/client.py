@@ -104,10 +104,14 @@ class KlaviyoClient:
         for i, size in enumerate(sizes):
             try:
                 document = self.get(url, {**params, "page[size]": str(size)}, endpoint, stream=stream)
-            except _PageSizeRefused:
+            except _BadRequest as exc:
+                # The spec and its prose disagree on some maximums, and a 400 may not say which parameter
+                # it minds: any 400 on a first page is worth one try at the next smaller size.
                 if i + 1 == len(sizes):
                     raise
-                self.logger.warning("Klaviyo refused page[size]=%d on %s; using %d", size, endpoint.path, sizes[i + 1])
+                self.logger.warning(
+                    "Klaviyo refused page[size]=%d on %s (%s); trying %d", size, endpoint.path, exc, sizes[i + 1]
+                )
                 continue
             self._page_size[endpoint.path] = size
             return document
@@ -165,8 +169,8 @@ class KlaviyoClient:
         return document
 
 
-class _PageSizeRefused(KlaviyoError):
-    pass
+class _BadRequest(KlaviyoError):
+    """A 400: Klaviyo's detail, for the user or for a smaller page size."""
 
 
 def _backoff(attempt: int) -> float:
@@ -187,18 +191,18 @@ def _describe(exc: Exception) -> str:
     return f"connection error: {type(exc).__name__}"
 
 
-def _error_detail(response: requests.Response) -> tuple[str, str | None]:
-    """Klaviyo's own `detail` and the parameter it names. Never the whole body: it can hold profile data."""
+def _error_detail(response: requests.Response) -> str:
+    """Klaviyo's own `detail`, never the whole body: bodies can hold profile data."""
     try:
         error = response.json()["errors"][0]
-        return str(error.get("detail") or error.get("title")), (error.get("source") or {}).get("parameter")
+        return " ".join(str(error.get("detail") or error.get("title")).split())
     except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-        return response.reason or "no detail given", None
+        return response.reason or "no detail given"
 
 
 def _client_error(response: requests.Response, endpoint: Endpoint, stream: str) -> KlaviyoError:
     status = response.status_code
-    detail, parameter = _error_detail(response)
+    detail = _error_detail(response)
     if status == 401:
         return KlaviyoError(
             "Klaviyo rejected the API key (401): set `api_key` to a valid private API key "
@@ -209,6 +213,6 @@ def _client_error(response: requests.Response, endpoint: Endpoint, stream: str) 
             f"The API key lacks the '{endpoint.scope}' scope that stream '{stream}' needs ({endpoint.path}): "
             f"give the key read access to it in Klaviyo, or deselect the stream. Klaviyo said: {detail}"
         )
-    if status == 400 and parameter == "page[size]":
-        return _PageSizeRefused(f"Klaviyo refused page[size] on {endpoint.path}: {detail}")
+    if status == 400:
+        return _BadRequest(f"Klaviyo refused GET {endpoint.path} for stream '{stream}' ({status}): {detail}")
     return KlaviyoError(f"Klaviyo refused GET {endpoint.path} for stream '{stream}' ({status}): {detail}")

@@ -47,8 +47,8 @@ def flatten(resource: Resource) -> dict[str, Any]:
 
 
 def filter_time(value: datetime.datetime) -> str:
-    """A datetime as Klaviyo's filters want it: ISO 8601, unquoted, in UTC."""
-    return value.astimezone(datetime.timezone.utc).isoformat()
+    """A datetime as Klaviyo's filters want it: ISO 8601, unquoted, in UTC (`Z`, no `+` to mis-encode)."""
+    return value.astimezone(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 class KlaviyoStream(Stream):
@@ -247,7 +247,7 @@ class EmailEventStream(KlaviyoStream):
                 metric["id"],
                 (metric["attributes"].get("integration") or {}).get("name"),
             )
-        conditions = [f'equals(metric_id,"{metric["id"]}")']
+        conditions = [f"equals(metric_id,'{metric['id']}')"]
         start, end = self.window(context)
         if start:
             # greater-or-equal: events sharing the bookmark's second are read again, never lost.

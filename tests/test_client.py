@@ -136,14 +136,15 @@ def test_client_errors_name_the_fix_and_never_the_key(client, requests_mock, sta
     message = str(caught.value)
     assert expected in message
     assert KEY not in message and "someone@example.com" not in message and "\n" not in message
-    assert len(requests_mock.request_history) == 1
+    # A 400 on a first events page is tried once more at the prose's page size before it is reported.
+    assert len(requests_mock.request_history) == (2 if status == 400 else 1)
 
 
 def test_event_page_size_falls_back_to_200_once(client, requests_mock, caplog):
     def respond(request, context):
         if parse_qs(urlsplit(request.url).query)["page[size]"] == ["1000"]:
             context.status_code = 400
-            return error(400, "Page size must be between 1 and 200.", "page[size]")
+            return error(400, "Page size must be between 1 and 200.")
         return page(["e"])
 
     requests_mock.get(f"{API}/api/events", json=respond)

@@ -7,6 +7,7 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from jsonschema import Draft7Validator
 
 from tests.conftest import API_KEY, run_tap
 from tests.fake_klaviyo import FakeKlaviyo, generate_account
@@ -111,8 +112,7 @@ def test_discover_lists_exactly_the_twelve_streams(config):
     assert {s["tap_stream_id"]: s["key_properties"] for s in catalog["streams"]} == STREAM_KEYS
 
 
-def test_full_sync_returns_every_record_once_and_intact(account, fake, config):
-    result = run_tap(config)
+def assert_full_sync_exact(account, fake, result, refused: int = 0) -> None:
     assert result.returncode == 0, result.stderr
     streams = result.by_stream()
     expected = expected_streams(account)
@@ -123,7 +123,28 @@ def test_full_sync_returns_every_record_once_and_intact(account, fake, config):
     for stream in EVENT_METRICS:
         datetimes = [r["datetime"] for r in streams[stream]]
         assert datetimes == sorted(datetimes), f"{stream} is not in datetime order"
-    assert not [r for r in fake.requests if r.status >= 400], "every request must be valid for the fake Klaviyo"
+    assert len([r for r in fake.requests if r.status >= 400]) == refused, "requests must be valid for the fake"
+
+
+def test_full_sync_returns_every_record_once_and_intact(account, fake, config):
+    result = run_tap(config)
+    assert_full_sync_exact(account, fake, result)
+    schemas = {m["stream"]: m["schema"] for m in result.messages if m["type"] == "SCHEMA"}
+    checker = Draft7Validator.FORMAT_CHECKER
+    for stream, rows in result.by_stream().items():
+        validator = Draft7Validator(schemas[stream], format_checker=checker)
+        for row in rows:
+            errors = list(validator.iter_errors(row))
+            assert not errors, f"{stream} record {row.get('id')} breaks its schema: {errors[0].message}"
+
+
+def test_full_sync_is_exact_when_events_pages_are_capped_at_200(account):
+    with FakeKlaviyo(account, api_key=API_KEY, page_size_max={"events": 200}) as fake:
+        result = run_tap({"api_key": API_KEY, "api_url": fake.url})
+        # One refusal of page[size]=1000, then every events page at 200.
+        assert_full_sync_exact(account, fake, result, refused=1)
+        sizes = {r.query["page[size]"][0] for r in fake.requests if r.path == "/api/events" and r.status == 200}
+        assert sizes == {"200"}
 
 
 def test_campaign_audiences_cost_no_requests(fake, config):
@@ -155,7 +176,7 @@ def test_event_streams_are_filtered_on_the_server_by_metric(account, fake, confi
     assert result.returncode == 0, result.stderr
     event_requests = [r for r in fake.requests if r.path == "/api/events" and "page[cursor]" not in r.query]
     filters = sorted(r.query["filter"][0] for r in event_requests)
-    expected = sorted(f'equals(metric_id,"{klaviyo_metric(account, m)["id"]}")' for m in EVENT_METRICS.values())
+    expected = sorted(f"equals(metric_id,'{klaviyo_metric(account, m)['id']}')" for m in EVENT_METRICS.values())
     assert filters == expected
     assert all(r.query["sort"] == ["datetime"] for r in event_requests)
 
