@@ -132,36 +132,37 @@ class EntityStream(KlaviyoStream):
 
 
 class EmailCampaignsStream(EntityStream):
-    """Email campaigns; hands each campaign's audiences to the two campaign-vs-lists streams."""
+    """Email campaigns, fetched once per run: the two campaign-vs-lists streams read the same records."""
 
-    def get_child_context(self, record: dict[str, Any], context: Context | None) -> Context:
-        audiences = record.get("audiences") or {}
-        return {
-            "campaign_id": record["id"],
-            "included": audiences.get("included") or [],
-            "excluded": audiences.get("excluded") or [],
-        }
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._fetched: list[dict[str, Any]] | None = None
+
+    def campaigns(self) -> list[dict[str, Any]]:
+        if self._fetched is None:
+            self._fetched = list(super().get_records(None))
+        return self._fetched
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        # Copies, so that nothing done to an emitted record changes what the audience streams read.
+        return (dict(campaign) for campaign in self.campaigns())
 
 
 class CampaignAudienceStream(KlaviyoStream):
     """One row per (email campaign, list or segment) on one side of its audience. No requests of its own."""
 
-    parent_stream_type = EmailCampaignsStream
-
-    def __init__(self, tap: Tap, client: KlaviyoClient, *, side: str, **kwargs: Any) -> None:
-        super().__init__(tap, client, schema="campaign_audiences", primary_keys=("campaign_id", "list_id"), **kwargs)
+    def __init__(
+        self, tap: Tap, client: KlaviyoClient, *, campaigns: EmailCampaignsStream, side: str, name: str
+    ) -> None:
+        super().__init__(tap, client, name=name, schema="campaign_audiences", primary_keys=("campaign_id", "list_id"))
+        self.campaigns = campaigns
         self.side = side
-        # One bookmark-free state entry for the stream, not one per campaign.
-        self.state_partitioning_keys = []
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        assert context is not None, "campaign audiences are read from their campaign"
-        for list_id in dict.fromkeys(context[self.side]):
-            yield {"campaign_id": context["campaign_id"], "list_id": list_id}
-
-    def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
-        # The SDK copies the parent's context into child records; keep the rows to their two columns.
-        return {"campaign_id": row["campaign_id"], "list_id": row["list_id"]}
+        for campaign in self.campaigns.campaigns():
+            audiences = campaign.get("audiences") or {}
+            for list_id in dict.fromkeys(audiences.get(self.side) or []):
+                yield {"campaign_id": campaign["id"], "list_id": list_id}
 
 
 class MetricDirectory:
@@ -277,7 +278,15 @@ def _parse_datetime(value: str) -> datetime.datetime:
 def build_streams(tap: Tap, client: KlaviyoClient) -> list[Stream]:
     """Every stream of the tap: name, source, primary key and replication key."""
     directory = MetricDirectory(client)
-    email = {"filter": "equals(messages.channel,'email')"}
+    campaigns = EmailCampaignsStream(
+        tap,
+        client,
+        name="email_campaigns",
+        schema="email_campaigns",
+        replication_key="updated_at",
+        sources=((endpoints.CAMPAIGNS, {"filter": "equals(messages.channel,'email')"}),),
+        filter_operator="greater-or-equal",
+    )
     return [
         EntityStream(
             tap,
@@ -289,17 +298,13 @@ def build_streams(tap: Tap, client: KlaviyoClient) -> list[Stream]:
             filter_operator="greater-than",
             keep_type=True,
         ),
-        EmailCampaignsStream(
-            tap,
-            client,
-            name="email_campaigns",
-            schema="email_campaigns",
-            replication_key="updated_at",
-            sources=((endpoints.CAMPAIGNS, email),),
-            filter_operator="greater-or-equal",
+        campaigns,
+        CampaignAudienceStream(
+            tap, client, name="email_campaigns_vs_lists_included", campaigns=campaigns, side="included"
         ),
-        CampaignAudienceStream(tap, client, name="email_campaigns_vs_lists_included", side="included"),
-        CampaignAudienceStream(tap, client, name="email_campaigns_vs_lists_excluded", side="excluded"),
+        CampaignAudienceStream(
+            tap, client, name="email_campaigns_vs_lists_excluded", campaigns=campaigns, side="excluded"
+        ),
         EntityStream(
             tap,
             client,

@@ -69,6 +69,20 @@ def run_tap(
     return TapRun(proc.returncode, proc.stdout, proc.stderr, messages)
 
 
+def select(discovery: TapRun, streams: set[str], method: str | None = None) -> dict[str, Any]:
+    """The discovered catalog with only `streams` selected (and their replication method forced)."""
+    catalog = json.loads(discovery.stdout)
+    for entry in catalog["streams"]:
+        for item in entry["metadata"]:
+            if item["breadcrumb"] == []:
+                item["metadata"]["selected"] = entry["tap_stream_id"] in streams
+                if method and entry["tap_stream_id"] in streams:
+                    item["metadata"]["forced-replication-method"] = method
+        if method and entry["tap_stream_id"] in streams:
+            entry["replication_method"] = method
+    return catalog
+
+
 @pytest.fixture(scope="session")
 def account():
     return generate_account(seed=20261128)

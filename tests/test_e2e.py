@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft7Validator
 
-from tests.conftest import API_KEY, run_tap
+from tests.conftest import API_KEY, run_tap, select
 from tests.fake_klaviyo import FakeKlaviyo, generate_account
 
 STREAM_KEYS = {
@@ -157,6 +157,18 @@ def test_campaign_audiences_cost_no_requests(fake, config):
     assert {r.path.rstrip("/") for r in fake.requests} == endpoints, "no request beyond the six list endpoints"
     metric_first_pages = [r for r in fake.requests if r.path == "/api/metrics" and "page[cursor]" not in r.query]
     assert len(metric_first_pages) == 1, "metrics are fetched once for the metrics stream and all event streams"
+
+
+def test_audience_streams_alone_still_read_every_email_campaign(account, fake, config):
+    catalog = select(run_tap(config, "--discover"), {"email_campaigns_vs_lists_excluded"})
+    result = run_tap(config, catalog=catalog)
+    assert result.returncode == 0, result.stderr
+    assert set(result.by_stream()) == {"email_campaigns_vs_lists_excluded"}
+    stream = "email_campaigns_vs_lists_excluded"
+    assert_exact(result.records(stream), expected_streams(account)[stream], STREAM_KEYS[stream], stream)
+    assert {r.path.rstrip("/") for r in fake.requests} == {"/api/campaigns"}
+    schemas = [m for m in result.messages if m["type"] == "SCHEMA"]
+    assert [m["stream"] for m in schemas] == [stream]
 
 
 def test_start_date_bounds_event_streams_only(account, fake, config):

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import API_KEY, TAP, run_tap
+from tests.conftest import API_KEY, TAP, run_tap, select
 from tests.fake_klaviyo import FakeKlaviyo, generate_account
 from tests.test_e2e import EVENT_METRICS, STREAM_KEYS, expected_streams, klaviyo_metric
 
@@ -190,17 +190,3 @@ def run_and_kill(config: dict[str, Any], kill_after_states: int) -> tuple[dict[s
                     break
         proc.wait()
     return delivered, last_state
-
-
-def select(discovery, streams: set[str], method: str | None = None) -> dict[str, Any]:
-    """The discovered catalog with only `streams` selected (and their replication method forced)."""
-    catalog = json.loads(discovery.stdout)
-    for entry in catalog["streams"]:
-        for item in entry["metadata"]:
-            if item["breadcrumb"] == []:
-                item["metadata"]["selected"] = entry["tap_stream_id"] in streams
-                if method and entry["tap_stream_id"] in streams:
-                    item["metadata"]["forced-replication-method"] = method
-        if method and entry["tap_stream_id"] in streams:
-            entry["replication_method"] = method
-    return catalog
