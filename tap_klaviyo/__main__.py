@@ -1,3 +1,3 @@
-from tap_klaviyo.tap import main
+from tap_klaviyo.cli import main
 
 main()

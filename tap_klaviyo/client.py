@@ -19,8 +19,7 @@ import requests
 
 from tap_klaviyo.endpoints import Endpoint
 from tap_klaviyo.pacing import Pacer
-
-Resource = dict[str, Any]
+from tap_klaviyo.records import Resource
 
 # Connection-level failures worth another try; a truncated body shows up as a JSON error instead.
 TRANSIENT_ERRORS = (

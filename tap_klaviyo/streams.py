@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 from singer_sdk import Stream
 
 from tap_klaviyo import endpoints
-from tap_klaviyo.client import KlaviyoClient, Resource
+from tap_klaviyo.client import KlaviyoClient, KlaviyoError
 from tap_klaviyo.endpoints import Endpoint
+from tap_klaviyo.records import Resource, compile_schema, flatten, parse_datetime
 
 if TYPE_CHECKING:
     from singer_sdk import Tap
@@ -34,16 +35,6 @@ EMAIL_EVENTS = (
     ("marked_email_as_spam", "Marked Email as Spam"),
 )
 KLAVIYO_INTEGRATION = "klaviyo"
-
-
-def flatten(resource: Resource) -> dict[str, Any]:
-    """A JSON:API resource as a flat record."""
-    record = {"id": resource["id"], **(resource.get("attributes") or {})}
-    for name, relationship in (resource.get("relationships") or {}).items():
-        data = relationship.get("data") if isinstance(relationship, dict) else None
-        if isinstance(data, dict):
-            record[f"{name.replace('-', '_')}_id"] = data.get("id")
-    return record
 
 
 def filter_time(value: datetime.datetime) -> str:
@@ -68,6 +59,28 @@ class KlaviyoStream(Stream):
         self.client = client
         self.primary_keys = primary_keys
         self.replication_key = replication_key
+        self._check = compile_schema(self.schema)
+        self._warned_invalid = False
+
+    def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
+        problem = self._check(row)
+        if problem:
+            key = ", ".join(str(row.get(k)) for k in self.primary_keys)
+            if self.config.get("validate_records"):
+                raise KlaviyoError(
+                    f"Record {key} of stream '{self.name}' does not match its schema: {problem} "
+                    "(validate_records is on: the run stopped)."
+                )
+            if not self._warned_invalid:
+                self._warned_invalid = True
+                self.logger.warning(
+                    "Record %s of stream '%s' does not match its schema: %s; passed on as it is "
+                    "(further ones in this stream are not logged; set validate_records to stop instead).",
+                    key,
+                    self.name,
+                    problem,
+                )
+        return row
 
     def bookmark(self, context: Context | None) -> datetime.datetime | None:
         """Where the last run's state says this stream got to; None for a full import."""
@@ -77,14 +90,14 @@ class KlaviyoStream(Stream):
         value = state.get("replication_key_value")
         if not value or state.get("replication_key") != self.replication_key:
             return None
-        return _parse_datetime(value)
+        return parse_datetime(value)
 
     def _increment_stream_state(self, latest_record: dict[str, Any], *, context: Context | None = None) -> None:
         # The SDK lets a sorted stream's bookmark run past the sync's start when Klaviyo returns records
         # stamped in the future; the next run would then skip everything until that date. Cap it.
         value = latest_record.get(self.replication_key) if self.replication_key else None
         signpost = self.get_replication_key_signpost(context)
-        if value and isinstance(signpost, datetime.datetime) and _parse_datetime(value) > signpost:
+        if value and isinstance(signpost, datetime.datetime) and parse_datetime(value) > signpost:
             latest_record = {**latest_record, self.replication_key: signpost.isoformat()}
         super()._increment_stream_state(latest_record, context=context)
 
@@ -228,9 +241,9 @@ class EmailEventStream(KlaviyoStream):
         if bookmark:
             starts.append(bookmark - datetime.timedelta(minutes=self.config.get("lookback_minutes") or 0))
         if self.config.get("start_date"):
-            starts.append(_parse_datetime(self.config["start_date"]))
+            starts.append(parse_datetime(self.config["start_date"]))
         end = self.config.get("end_date")
-        return (max(starts) if starts else None), (_parse_datetime(end) if end else None)
+        return (max(starts) if starts else None), (parse_datetime(end) if end else None)
 
     def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         metrics = self.directory.find(self.metric_name, self.name)
@@ -260,7 +273,7 @@ class EmailEventStream(KlaviyoStream):
         params = {"filter": _and(*conditions), "sort": "datetime"}
         for resource in self.fetch(endpoints.EVENTS, params):
             record = flatten(resource)
-            if bookmark is None or (record.get("datetime") and _parse_datetime(record["datetime"]) > bookmark):
+            if bookmark is None or (record.get("datetime") and parse_datetime(record["datetime"]) > bookmark):
                 self.new_records += 1
             yield record
 
@@ -268,11 +281,6 @@ class EmailEventStream(KlaviyoStream):
 def _and(*conditions: str | None) -> str:
     present = [c for c in conditions if c]
     return present[0] if len(present) == 1 else f"and({','.join(present)})"
-
-
-def _parse_datetime(value: str) -> datetime.datetime:
-    parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=datetime.timezone.utc)
 
 
 def build_streams(tap: Tap, client: KlaviyoClient) -> list[Stream]:

@@ -1,14 +1,21 @@
-"""tap-klaviyo: its settings and its streams."""
+"""tap-klaviyo: its settings, their validation, and its streams."""
 
 from __future__ import annotations
 
-import sys
+import copy
+import difflib
+import re
+from collections.abc import Mapping
 from functools import cached_property
+from typing import Any
+from urllib.parse import urlsplit
 
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
+from singer_sdk.exceptions import ConfigValidationError
 
 from tap_klaviyo.client import KlaviyoClient, KlaviyoError
+from tap_klaviyo.records import parse_datetime
 from tap_klaviyo.streams import EmailEventStream, build_streams
 
 DEFAULT_API_URL = "https://a.klaviyo.com"
@@ -70,6 +77,17 @@ class TapKlaviyo(Tap):
             ),
         ),
         th.Property(
+            "validate_records",
+            th.BooleanType,
+            default=False,
+            title="Stop on invalid records",
+            description=(
+                "Stop the run at the first record that does not match its stream's schema, naming the stream, "
+                "the record and the field. When off, the first such record per stream is logged and all are "
+                "passed on."
+            ),
+        ),
+        th.Property(
             "revision",
             th.StringType,
             default=DEFAULT_REVISION,
@@ -94,6 +112,43 @@ class TapKlaviyo(Tap):
             ),
         ),
     ).to_dict()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._check_catalog_and_state()
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        # The SDK's own validation logs several lines per problem; a user gets one line, naming the fix.
+        if not raise_errors:
+            return super()._validate_config(raise_errors=False)
+        problems = settings_problems(self.config, known_settings())
+        if not problems:
+            try:
+                return super()._validate_config(raise_errors=True)
+            except ConfigValidationError as exc:
+                problems = [f"Invalid setting: {error}" for error in exc.errors]
+        raise KlaviyoError("; ".join(problems))
+
+    def _check_catalog_and_state(self) -> None:
+        if self.input_catalog is not None:
+            unknown = sorted(set(self.input_catalog) - set(self.streams))
+            if unknown:
+                raise KlaviyoError(
+                    f"The catalog names stream(s) {', '.join(unknown)} that tap-klaviyo does not have: "
+                    "run `tap-klaviyo --discover` for a fresh catalog."
+                )
+        for name, bookmark in (self.state.get("bookmarks") or {}).items():
+            stream = self.streams.get(name)
+            value = bookmark.get("replication_key_value")
+            if stream is None or not stream.replication_key or value is None:
+                continue
+            try:
+                parse_datetime(str(value))
+            except ValueError:
+                raise KlaviyoError(
+                    f"The state's bookmark for stream '{name}' is not a date-time: {str(value)[:40]!r}: "
+                    "fix it or remove that stream's bookmark to import it again."
+                ) from None
 
     @cached_property
     def client(self) -> KlaviyoClient:
@@ -127,10 +182,59 @@ class TapKlaviyo(Tap):
                 )
 
 
-def main() -> None:
-    """The `tap-klaviyo` command: the SDK's CLI, with a user's mistake reported as one line, not a traceback."""
+def known_settings() -> set[str]:
+    """The tap's settings and the SDK's built-in ones (stream maps, flattening, batches)."""
+    schema = copy.deepcopy(TapKlaviyo.config_jsonschema)
+    TapKlaviyo.append_builtin_config(schema)
+    return set(schema["properties"]) | {"batch_config", "faker_config"}
+
+
+def settings_problems(config: Mapping[str, Any], known: set[str]) -> list[str]:
+    """Every mistake in the settings, each as a sentence naming the setting and the fix."""
+    problems = []
+    if not config.get("api_key"):
+        problems.append("Missing setting `api_key`: set it to a Klaviyo private API key (or TAP_KLAVIYO_API_KEY)")
+    dates = {}
+    for name in ("start_date", "end_date"):
+        value = config.get(name)
+        if value is None:
+            continue
+        try:
+            dates[name] = parse_datetime(str(value))
+        except ValueError:
+            problems.append(
+                f"Setting `{name}` is not an ISO 8601 date-time: {str(value)[:40]!r} (e.g. 2025-01-31T00:00:00Z)"
+            )
+    if len(dates) == 2 and dates["end_date"] <= dates["start_date"]:
+        problems.append("Setting `end_date` must be after `start_date`")
+    revision = str(config.get("revision", DEFAULT_REVISION))
+    if not _is_revision(revision):
+        problems.append(
+            f"Setting `revision` is not a Klaviyo API revision: {revision[:40]!r} (e.g. {DEFAULT_REVISION})"
+        )
+    url = urlsplit(str(config.get("api_url", DEFAULT_API_URL)))
+    if url.scheme not in ("http", "https") or not url.netloc:
+        problems.append(f"Setting `api_url` is not an http(s) URL: {url.geturl()[:60]!r} (default {DEFAULT_API_URL})")
+    for name in ("max_retries", "lookback_minutes"):
+        value = config.get(name, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            problems.append(f"Setting `{name}` must be a whole number, 0 or more, not {value!r}")
+    for name in ("fail_on_no_new_data", "validate_records"):
+        if not isinstance(config.get(name, False), bool):
+            problems.append(f"Setting `{name}` must be true or false, not {config[name]!r}")
+    for name in sorted(set(config) - known):
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f": did you mean `{close[0]}`?" if close else f": remove it (settings: {', '.join(sorted(known))})"
+        problems.append(f"Unknown setting `{name}`{hint}")
+    return problems
+
+
+def _is_revision(value: str) -> bool:
+    match = re.fullmatch(r"(\d{4}-\d{2}-\d{2})(\.[a-z0-9]+)?", value)
+    if not match:
+        return False
     try:
-        TapKlaviyo.cli()
-    except KlaviyoError as exc:
-        print(f"tap-klaviyo: error: {exc}", file=sys.stderr)
-        sys.exit(1)
+        parse_datetime(match.group(1))
+    except ValueError:
+        return False
+    return True

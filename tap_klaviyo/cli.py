@@ -1,0 +1,93 @@
+"""The `tap-klaviyo` command: the SDK's CLI, with a user's mistake reported as one line, never a traceback.
+
+The SDK reads the files named by `--config`, `--state` and `--catalog` itself and fails on a bad one with a
+traceback that does not name the file, so each is read here first.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from tap_klaviyo.client import KlaviyoError
+from tap_klaviyo.tap import TapKlaviyo
+
+FILE_OPTIONS = {"--config": "config", "--state": "state", "--catalog": "catalog"}
+
+
+def main() -> None:
+    try:
+        check_files(sys.argv[1:])
+        TapKlaviyo.cli()
+    except KlaviyoError as exc:
+        print(f"tap-klaviyo: error: {exc}", file=sys.stderr)
+        sys.exit(1)
+
+
+def file_arguments(argv: list[str]) -> list[tuple[str, str]]:
+    """(kind, path) for every file option on the command line, in both `--opt path` and `--opt=path` forms."""
+    found = []
+    for i, arg in enumerate(argv):
+        option, _, value = arg.partition("=")
+        if option in FILE_OPTIONS:
+            path = value if value else (argv[i + 1] if i + 1 < len(argv) else "")
+            if path and not (option == "--config" and path == "ENV"):
+                found.append((FILE_OPTIONS[option], path))
+    return found
+
+
+def check_files(argv: list[str]) -> None:
+    for kind, path in file_arguments(argv):
+        document = read_json(kind, path)
+        shape_problem = {"config": _config_shape, "state": _state_shape, "catalog": _catalog_shape}[kind](document)
+        if shape_problem:
+            raise KlaviyoError(f"The {kind} file {path} {shape_problem}.")
+
+
+def read_json(kind: str, path: str) -> Any:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise KlaviyoError(f"Cannot read the {kind} file {path}: {exc.strerror}.") from None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise KlaviyoError(f"The {kind} file {path} is not valid JSON ({exc}): fix or replace it.") from None
+
+
+def _config_shape(document: Any) -> str | None:
+    return None if isinstance(document, dict) else "must hold a JSON object of settings"
+
+
+def _state_shape(document: Any) -> str | None:
+    if not isinstance(document, dict):
+        return "must hold a JSON object (a Singer STATE value, with `bookmarks`)"
+    bookmarks = document.get("bookmarks", {})
+    if not isinstance(bookmarks, dict) or not all(isinstance(v, dict) for v in bookmarks.values()):
+        return "must map each stream name to an object under `bookmarks`"
+    return None
+
+
+def _catalog_shape(document: Any) -> str | None:
+    streams = document.get("streams") if isinstance(document, dict) else None
+    if not isinstance(streams, list) or not all(_is_catalog_entry(s) for s in streams):
+        return (
+            "is not a Singer catalog: it needs a `streams` list whose entries have a `tap_stream_id`, a `schema` "
+            "object and a `metadata` list of {breadcrumb, metadata} (run `tap-klaviyo --discover` for one)"
+        )
+    return None
+
+
+def _is_catalog_entry(entry: Any) -> bool:
+    return (
+        isinstance(entry, dict)
+        and isinstance(entry.get("tap_stream_id") or entry.get("stream"), str)
+        and isinstance(entry.get("schema"), dict)
+        and isinstance(entry.get("metadata", []), list)
+        and all(
+            isinstance(m, dict) and isinstance(m.get("breadcrumb"), list) and isinstance(m.get("metadata"), dict)
+            for m in entry.get("metadata", [])
+        )
+    )
