@@ -27,6 +27,7 @@ class TapRun:
     stdout: str
     stderr: str
     messages: list[dict[str, Any]] = field(default_factory=list)
+    state_file_after: str | None = None
 
     def records(self, stream: str) -> list[dict[str, Any]]:
         return [m["record"] for m in self.messages if m["type"] == "RECORD" and m["stream"] == stream]
@@ -44,29 +45,39 @@ class TapRun:
 
 
 def run_tap(
-    config: dict[str, Any],
+    config: dict[str, Any] | str,
     *args: str,
-    state: dict[str, Any] | None = None,
-    catalog: dict[str, Any] | None = None,
+    state: dict[str, Any] | str | None = None,
+    catalog: dict[str, Any] | str | None = None,
     timeout: float = 300,
+    env: dict[str, str] | None = None,
 ) -> TapRun:
-    """Run the installed `tap-klaviyo` command as a user would, with files for config, state and catalog."""
+    """Run the installed `tap-klaviyo` command as a user would, with files for config, state and catalog
+    (dicts are written as JSON, strings as they are)."""
     with tempfile.TemporaryDirectory() as tmp:
         files = {"config": config, "state": state, "catalog": catalog}
         argv = [str(TAP)]
         for name, content in files.items():
             if content is not None:
                 path = Path(tmp) / f"{name}.json"
-                path.write_text(json.dumps(content))
+                path.write_text(content if isinstance(content, str) else json.dumps(content))
                 argv += [f"--{name}", str(path)]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_KLAVIYO_")}
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("TAP_KLAVIYO_")}
         proc = subprocess.run(
-            [*argv, *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=tmp, check=False
+            [*argv, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**environment, **(env or {})},
+            cwd=tmp,
+            check=False,
         )
+        state_path = Path(tmp) / "state.json"
+        state_after = state_path.read_text() if state_path.exists() else None
     messages = []
     if proc.stdout.lstrip().startswith("{") and "--discover" not in args and "--about" not in args:
         messages = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
-    return TapRun(proc.returncode, proc.stdout, proc.stderr, messages)
+    return TapRun(proc.returncode, proc.stdout, proc.stderr, messages, state_after)
 
 
 def select(discovery: TapRun, streams: set[str], method: str | None = None) -> dict[str, Any]:

@@ -198,6 +198,23 @@ def test_sparse_fieldsets_return_only_the_asked_attributes(account, api):
         assert row["attributes"] == {"name": want["name"], "audiences": {"included": want["audiences"]["included"]}}
 
 
+def test_include_metric_on_events_and_unmodelled_includes(account, api):
+    metric = account.metric_by_name("Bounced Email")
+    body = api(
+        "/api/events",
+        filter=f"equals(metric_id,'{metric['id']}')",
+        include="metric,attributions",
+        **{"fields[metric]": "name", "fields[event]": "datetime", "page[size]": 5},
+    ).json()
+    assert [(i["type"], i["id"], i["attributes"]) for i in body["included"]] == [
+        ("metric", metric["id"], {"name": metric["attributes"]["name"]})
+    ]
+    assert all(set(e["attributes"]) == {"datetime"} for e in body["data"])
+    assert all(e["relationships"]["attributions"]["data"] == [] for e in body["data"])
+    resp = api("/api/campaigns", filter="equals(messages.channel,'email')", include="campaign-messages")
+    assert resp.status_code == 501 and error(resp)["code"] == "not_implemented"
+
+
 # --- filters -------------------------------------------------------------------------------------
 
 
@@ -340,9 +357,10 @@ def test_simple_filters_match_the_data(account, api, path, filter_, predicate):
 
 
 def test_sort_breaks_ties_by_id_and_puts_nulls_last(account, api):
-    rows = follow(api, "/api/lists", sort="name")
-    names = [(r["attributes"]["name"], r["id"]) for r in rows]
-    assert names == sorted(names)
+    for sort, reverse in (("name", False), ("-name", True)):  # storage order cannot pass both
+        rows = follow(api, "/api/lists", sort=sort)
+        names = [(r["attributes"]["name"], r["id"]) for r in rows]
+        assert names == sorted(names, reverse=reverse)
     assert len({n for n, _ in names}) < len(names), "duplicate names exercise the tie-break"
     flows = follow(api, "/api/flows", sort="trigger_type")
     triggers = [f["attributes"]["trigger_type"] for f in flows]

@@ -209,7 +209,7 @@ class FakeKlaviyo:
         faults: Faults | None = None,
         scopes: Iterable[str] | None = None,
         page_size_max: Mapping[str, int] | None = None,
-        metrics_page_size: int | None = None,
+        metrics_page_size: int = 200,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -222,7 +222,9 @@ class FakeKlaviyo:
         unknown = set(self.page_size_max) - {n for n, e in ENDPOINTS.items() if e.page_size}
         if unknown:
             raise ValueError(f"page_size_max: no page[size] on {sorted(unknown)}")
-        self.metrics_page_size = metrics_page_size or ENDPOINTS["metrics"].prose_max_page_size or 200
+        if metrics_page_size < 1:
+            raise ValueError("metrics_page_size must be at least 1")
+        self.metrics_page_size = metrics_page_size  # the spec: "a maximum of 200 results per page"
         self.host, self.port = host, port
 
         self._limiter: _RateLimiter | None = None
