@@ -139,11 +139,11 @@ def exact_despite_faults(account, result: TapRun) -> None:
         assert_exact(streams.get(stream, []), rows, STREAM_KEYS[stream], stream)
 
 
-def test_a_full_sync_is_exact_through_faults():
+def test_a_full_sync_is_exact_through_faults_under_real_rate_limits():
     account = generate_account(seed=17, events_per_metric=1500)
     faults = Faults(rate=0.15, seed=4)
     pages = {"metrics_page_size": 7, "page_size_max": {"events": 200}}
-    with FakeKlaviyo(account, api_key=API_KEY, faults=faults, **pages) as fake:
+    with FakeKlaviyo(account, api_key=API_KEY, faults=faults, rate_limits=True, **pages) as fake:
         result = run_tap({"api_key": API_KEY, "api_url": fake.url, "max_retries": 10}, timeout=600)
         stats = fake.stats()
     exact_despite_faults(account, result)
