@@ -1,0 +1,651 @@
+"""`tap-klaviyo` piped into real Singer targets from PyPI, each in its own venv, against the fake Klaviyo.
+
+The targets (target-jsonl, meltanolabs-target-csv, meltanolabs-target-postgres) and a PostgreSQL server come
+from `scripts/ci-services`, which exports TAP_KLAVIYO_TARGETS_BIN and TAP_KLAVIYO_TEST_PG_DSN. Without them
+these tests skip, unless TAP_KLAVIYO_INTEGRATION_REQUIRED=1 (set by `.ci/run`), where they fail instead.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import csv
+import gzip
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+import pytest
+
+from tests.conftest import API_KEY, TAP, run_tap
+from tests.fake_klaviyo import FakeKlaviyo
+
+STREAM_KEYS = {
+    "lists_and_segments": ("id",),
+    "email_campaigns": ("id",),
+    "email_campaigns_vs_lists_included": ("campaign_id", "list_id"),
+    "email_campaigns_vs_lists_excluded": ("campaign_id", "list_id"),
+    "flows": ("id",),
+    "metrics": ("id",),
+    "bounced_email": ("id",),
+    "clicked_email": ("id",),
+    "opened_email": ("id",),
+    "received_email": ("id",),
+    "dropped_email": ("id",),
+    "marked_email_as_spam": ("id",),
+}
+EVENT_STREAMS = {
+    "bounced_email": "Bounced Email",
+    "clicked_email": "Clicked Email",
+    "opened_email": "Opened Email",
+    "received_email": "Received Email",
+    "dropped_email": "Dropped Email",
+    "marked_email_as_spam": "Marked Email as Spam",
+}
+
+
+# --- what is available ------------------------------------------------------------------------------------
+
+
+def unavailable(reason: str) -> None:
+    """Skip, or fail where CI promised the integration services (TAP_KLAVIYO_INTEGRATION_REQUIRED=1)."""
+    if os.environ.get("TAP_KLAVIYO_INTEGRATION_REQUIRED") == "1":
+        pytest.fail(f"{reason}, but TAP_KLAVIYO_INTEGRATION_REQUIRED=1: run scripts/ci-services first")
+    pytest.skip(f'{reason}: run `eval "$(scripts/ci-services)"` to install and start it')
+
+
+def target_exe(name: str) -> Path:
+    folder = os.environ.get("TAP_KLAVIYO_TARGETS_BIN")
+    found = Path(folder) / name if folder else None
+    if found is None or not os.access(found, os.X_OK):
+        found = Path(shutil.which(name)) if shutil.which(name) else None
+        # A target on PATH inside the tap's own venv does not count: targets need their own venvs.
+        if found is not None and found.parent == TAP.parent:
+            found = None
+    if found is None:
+        unavailable(f"{name} is not installed (TAP_KLAVIYO_TARGETS_BIN is {folder!r})")
+    return found
+
+
+def clean_env() -> dict[str, str]:
+    """The environment for tap and targets: no TAP_KLAVIYO_* / TARGET_* settings leaking in."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("TAP_KLAVIYO_", "TARGET_"))}
+
+
+# --- what the fake holds ----------------------------------------------------------------------------------
+
+
+def event_metric_id(account, stream: str) -> str:
+    metric = account.metric_by_name(EVENT_STREAMS[stream])
+    assert metric is not None, f"the fake account has no Klaviyo metric for {stream}"
+    return metric["id"]
+
+
+def expected_keys(account) -> dict[str, list[tuple]]:
+    """Every stream's primary keys as the fake serves them (one entry per record the tap should send)."""
+    campaigns = account.email_campaigns()
+    out: dict[str, list[tuple]] = {
+        "lists_and_segments": [(r["id"],) for r in [*account.lists, *account.segments]],
+        "email_campaigns": [(c["id"],) for c in campaigns],
+        "email_campaigns_vs_lists_included": [
+            (c["id"], i) for c in campaigns for i in dict.fromkeys(c["attributes"]["audiences"]["included"] or [])
+        ],
+        "email_campaigns_vs_lists_excluded": [
+            (c["id"], i) for c in campaigns for i in dict.fromkeys(c["attributes"]["audiences"].get("excluded") or [])
+        ],
+        "flows": [(f["id"],) for f in account.flows],
+        "metrics": [(m["id"],) for m in account.metrics],
+    }
+    for stream in EVENT_STREAMS:
+        out[stream] = [(e["id"],) for e in account.events_for_metric(event_metric_id(account, stream))]
+    return out
+
+
+def fake_events(account, stream: str) -> dict[str, dict[str, Any]]:
+    return {e["id"]: e for e in account.events_for_metric(event_metric_id(account, stream))}
+
+
+def utc(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+
+
+def split_date(account) -> str:
+    """A date-time in the middle of the email events, to split a history into two incremental runs."""
+    stamps = sorted(e["attributes"]["datetime"] for s in EVENT_STREAMS for e in fake_events(account, s).values())
+    return utc(stamps[len(stamps) // 2]).isoformat()
+
+
+def keys_of(rows: list[dict[str, Any]], stream: str) -> list[tuple]:
+    return [tuple(str(r[k]) for k in STREAM_KEYS[stream]) for r in rows]
+
+
+def assert_keys_equal(actual: list[tuple], expected: list[tuple], what: str) -> None:
+    duplicates = [k for k, n in Counter(actual).items() if n > 1]
+    assert not duplicates, f"{what}: {len(duplicates)} keys loaded more than once, e.g. {duplicates[:3]}"
+    missing, extra = set(expected) - set(actual), set(actual) - set(expected)
+    assert not missing and not extra, f"{what}: {len(missing)} missing (e.g. {sorted(missing)[:3]}), {len(extra)} extra"
+    assert len(actual) == len(expected), what
+
+
+# --- running tap | target ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Pipe:
+    tap_messages: list[dict[str, Any]]
+    tap_returncode: int
+    tap_stderr: str
+    target_returncode: int
+    target_stdout: str
+    target_stderr: str
+    workdir: Path
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def check(self) -> Pipe:
+        assert self.tap_returncode == 0, f"tap failed:\n{self.tap_stderr[-3000:]}"
+        assert self.target_returncode == 0, f"target failed:\n{self.target_stderr[-3000:]}"
+        return self
+
+    @property
+    def final_state(self) -> dict[str, Any]:
+        states = [m["value"] for m in self.tap_messages if m["type"] == "STATE"]
+        assert states, "the tap sent no STATE"
+        return states[-1]
+
+    def records(self, stream: str) -> list[dict[str, Any]]:
+        return [m["record"] for m in self.tap_messages if m["type"] == "RECORD" and m["stream"] == stream]
+
+    def schema(self, stream: str) -> dict[str, Any]:
+        return next(m["schema"] for m in self.tap_messages if m["type"] == "SCHEMA" and m["stream"] == stream)
+
+
+def pipe(
+    tap_config: dict[str, Any],
+    target: list[str],
+    target_config: dict[str, Any] | None,
+    workdir: Path,
+    state: dict[str, Any] | None = None,
+    timeout: float = 300,
+) -> Pipe:
+    """`tap-klaviyo --config c.json [--state s.json] | target --config t.json`, keeping the tap's messages."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    tap_argv = [str(TAP), "--config", str(workdir / "tap-config.json")]
+    (workdir / "tap-config.json").write_text(json.dumps(tap_config))
+    if state is not None:
+        (workdir / "state.json").write_text(json.dumps(state))
+        tap_argv += ["--state", str(workdir / "state.json")]
+    target_argv = list(target)
+    if target_config is not None:
+        (workdir / "target-config.json").write_text(json.dumps(target_config))
+        target_argv += ["--config", str(workdir / "target-config.json")]
+
+    env = clean_env()
+    with (
+        open(workdir / "tap.stderr", "w+") as tap_err,
+        open(workdir / "target.stderr", "w+") as target_err,
+        open(workdir / "target.stdout", "w+") as target_out,
+    ):
+        tap = subprocess.Popen(tap_argv, stdout=subprocess.PIPE, stderr=tap_err, env=env, cwd=workdir)
+        sink = subprocess.Popen(
+            target_argv, stdin=subprocess.PIPE, stdout=target_out, stderr=target_err, env=env, cwd=workdir
+        )
+        lines: list[bytes] = []
+
+        def tee() -> None:
+            assert tap.stdout is not None and sink.stdin is not None
+            try:
+                for line in tap.stdout:
+                    lines.append(line)
+                    sink.stdin.write(line)
+            except BrokenPipeError:
+                pass  # the target died; its exit code tells
+            finally:
+                with contextlib.suppress(BrokenPipeError):
+                    sink.stdin.close()
+
+        thread = threading.Thread(target=tee, daemon=True)
+        thread.start()
+        try:
+            tap_rc = tap.wait(timeout=timeout)
+            thread.join(timeout=timeout)
+            target_rc = sink.wait(timeout=timeout)
+        finally:
+            for proc in (tap, sink):
+                if proc.poll() is None:
+                    proc.kill()
+        tap_err.seek(0)
+        target_err.seek(0)
+        target_out.seek(0)
+        return Pipe(
+            tap_messages=[json.loads(x) for x in lines if x.strip()],
+            tap_returncode=tap_rc,
+            tap_stderr=tap_err.read(),
+            target_returncode=target_rc,
+            target_stdout=target_out.read(),
+            target_stderr=target_err.read(),
+            workdir=workdir,
+        )
+
+
+# --- fixtures ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server(account) -> Iterator[FakeKlaviyo]:
+    with FakeKlaviyo(account, api_key=API_KEY) as fake:
+        yield fake
+
+
+@pytest.fixture
+def tap_config(server) -> dict[str, Any]:
+    return {"api_key": API_KEY, "api_url": server.url}
+
+
+@pytest.fixture
+def workdir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="tap-klaviyo-targets-") as tmp:
+        yield Path(tmp)
+
+
+def two_runs(account, tap_config, target, target_config, workdir) -> tuple[Pipe, Pipe]:
+    """History up to the middle of the events, then an incremental run from the first run's final STATE."""
+    first = pipe({**tap_config, "end_date": split_date(account)}, target, target_config(1), workdir / "run1").check()
+    second = pipe(tap_config, target, target_config(2), workdir / "run2", state=first.final_state).check()
+    return first, second
+
+
+def assert_split_runs(account, first_rows: dict[str, list[tuple]], second_rows: dict[str, list[tuple]]) -> None:
+    """Run 1 and run 2 together hold exactly the fake's keys; run 1 alone holds only events before the split."""
+    expected = expected_keys(account)
+    assert set(first_rows) == set(STREAM_KEYS), f"run 1 loaded {sorted(first_rows)}"
+    for stream, keys in expected.items():
+        both = set(first_rows.get(stream, [])) | set(second_rows.get(stream, []))
+        assert both == set(keys), f"{stream}: runs 1 and 2 together miss {len(set(keys) - both)} keys"
+        assert len(set(first_rows[stream])) == len(first_rows[stream]), f"{stream}: duplicates in run 1"
+    split = utc(split_date(account))
+    for stream in EVENT_STREAMS:
+        events = fake_events(account, stream)
+        early = {(i,) for i, e in events.items() if utc(e["attributes"]["datetime"]) < split}
+        assert set(first_rows[stream]) == early, f"{stream}: run 1 should hold exactly the events before the split"
+        # Run 2 repeats at most the bookmark's own second.
+        assert len(set(first_rows[stream]) & set(second_rows[stream])) <= 10, stream
+
+
+# --- target-jsonl -----------------------------------------------------------------------------------------
+
+
+def read_jsonl_dir(folder: Path) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(folder.glob("*.jsonl")):
+        stream = path.name.rsplit("-", 1)[0] if "-" in path.stem else path.stem
+        with path.open(encoding="utf-8") as f:
+            out.setdefault(stream, []).extend(json.loads(line) for line in f if line.strip())
+    return out
+
+
+def test_target_jsonl_loads_every_stream_and_an_incremental_run(account, tap_config, workdir):
+    exe = target_exe("target-jsonl")
+    first, second = two_runs(
+        account, tap_config, [str(exe)], lambda n: {"destination_path": str(workdir / f"out{n}")}, workdir
+    )
+    files1, files2 = read_jsonl_dir(workdir / "out1"), read_jsonl_dir(workdir / "out2")
+    # The target writes exactly what the tap sent: no record lost, changed or added.
+    for stream in STREAM_KEYS:
+        assert files1.get(stream, []) == first.records(stream), f"{stream}: target-jsonl changed run 1's records"
+        assert files2.get(stream, []) == second.records(stream), f"{stream}: target-jsonl changed run 2's records"
+    assert_split_runs(
+        account,
+        {s: keys_of(rows, s) for s, rows in files1.items()},
+        {s: keys_of(rows, s) for s, rows in files2.items()},
+    )
+    # target-jsonl echoes the last STATE it read: the tap's final one.
+    assert json.loads(second.target_stdout.strip().splitlines()[-1]) == second.final_state
+
+
+# --- meltanolabs-target-csv -------------------------------------------------------------------------------
+
+
+def read_csv_dir(folder: Path) -> dict[str, list[dict[str, str]]]:
+    csv.field_size_limit(sys.maxsize)  # event_properties can be long
+    out: dict[str, list[dict[str, str]]] = {}
+    for path in sorted(folder.glob("*.csv")):
+        with path.open(encoding="utf-8", newline="") as f:
+            out[path.stem] = list(csv.DictReader(f))
+    return out
+
+
+def parse_object(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return ast.literal_eval(text)
+
+
+def test_target_csv_loads_every_stream_and_an_incremental_run(account, tap_config, workdir):
+    exe = target_exe("target-csv")
+    first, second = two_runs(
+        account,
+        tap_config,
+        [str(exe)],
+        lambda n: {"output_path": str(workdir / f"out{n}"), "file_naming_scheme": "{stream_name}.csv"},
+        workdir,
+    )
+    files1, files2 = read_csv_dir(workdir / "out1"), read_csv_dir(workdir / "out2")
+    for stream in STREAM_KEYS:
+        assert len(files1.get(stream, [])) == len(first.records(stream)), f"{stream}: rows lost in run 1"
+        assert len(files2.get(stream, [])) == len(second.records(stream)), f"{stream}: rows lost in run 2"
+    assert_split_runs(
+        account,
+        {s: keys_of(rows, s) for s, rows in files1.items()},
+        {s: keys_of(rows, s) for s, rows in files2.items()},
+    )
+    # Values survive the trip: objects as JSON, date-times as sent.
+    opened = fake_events(account, "opened_email")
+    for row in files1["opened_email"]:
+        event = opened[row["id"]]
+        # target-csv 0.5.0 writes an object as Python's repr, not JSON: read either.
+        assert parse_object(row["event_properties"]) == event["attributes"]["event_properties"], row["id"]
+        assert utc(row["datetime"]) == utc(event["attributes"]["datetime"]), row["id"]
+        assert int(row["timestamp"]) == event["attributes"]["timestamp"], row["id"]
+
+
+# --- meltanolabs-target-postgres --------------------------------------------------------------------------
+
+
+def pg_dsn() -> str:
+    dsn = os.environ.get("TAP_KLAVIYO_TEST_PG_DSN")
+    if not dsn:
+        unavailable("PostgreSQL is not available (TAP_KLAVIYO_TEST_PG_DSN is not set)")
+    if not shutil.which("psql"):
+        unavailable("psql is not installed")
+    return dsn
+
+
+def psql(dsn: str, sql: str) -> Any:
+    """Run one query and return its rows as JSON (json_agg), through the psql client."""
+    proc = subprocess.run(
+        ["psql", dsn, "-qAtX", "-v", "ON_ERROR_STOP=1", "-c", f"SELECT coalesce(json_agg(q), '[]') FROM ({sql}) q"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def postgres_config(dsn: str, schema: str) -> dict[str, Any]:
+    url = urlparse(dsn)
+    return {
+        "host": url.hostname,
+        "port": url.port or 5432,
+        "user": unquote(url.username or ""),
+        "password": unquote(url.password or ""),
+        "database": url.path.lstrip("/"),
+        "default_target_schema": schema,
+        "load_method": "upsert",
+    }
+
+
+def drop_schema(dsn: str, schema: str) -> None:
+    subprocess.run(
+        ["psql", dsn, "-qX", "-c", f"DROP SCHEMA IF EXISTS {schema} CASCADE"], capture_output=True, check=False
+    )
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[tuple[str, str]]:
+    dsn = pg_dsn()
+    schema = f"klaviyo_test_{uuid.uuid4().hex[:10]}"
+    try:
+        yield dsn, schema
+    finally:
+        drop_schema(dsn, schema)
+
+
+def pg_tables(dsn: str, schema: str) -> set[str]:
+    rows = psql(dsn, f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{schema}'")
+    return {r["table_name"] for r in rows}
+
+
+def pg_keys(dsn: str, schema: str, stream: str) -> list[tuple]:
+    cols = ", ".join(STREAM_KEYS[stream])
+    return [tuple(str(r[k]) for k in STREAM_KEYS[stream]) for r in psql(dsn, f"SELECT {cols} FROM {schema}.{stream}")]
+
+
+def pg_columns(dsn: str, schema: str) -> dict[tuple[str, str], str]:
+    rows = psql(
+        dsn,
+        f"SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema = '{schema}'",
+    )
+    return {(r["table_name"], r["column_name"]): r["data_type"] for r in rows}
+
+
+@pytest.fixture(scope="module")
+def postgres_loaded(account, server, tmp_path_factory):
+    """Two runs into PostgreSQL (history up to the split, then incremental from the final STATE), upserting."""
+    dsn = pg_dsn()
+    exe = target_exe("target-postgres")
+    schema = f"klaviyo_test_{uuid.uuid4().hex[:10]}"
+    workdir = tmp_path_factory.mktemp("postgres")
+    tap_config = {"api_key": API_KEY, "api_url": server.url}
+    try:
+        first = pipe(
+            {**tap_config, "end_date": split_date(account)}, [str(exe)], postgres_config(dsn, schema), workdir / "run1"
+        )
+        first.check()
+        after_first = {s: pg_keys(dsn, schema, s) for s in STREAM_KEYS}
+        second = pipe(tap_config, [str(exe)], postgres_config(dsn, schema), workdir / "run2", state=first.final_state)
+        second.check()
+        yield dsn, schema, first, second, after_first
+    finally:
+        drop_schema(dsn, schema)
+
+
+def test_target_postgres_loads_every_stream_and_an_incremental_run(account, postgres_loaded):
+    dsn, schema, _first, second, after_first = postgres_loaded
+    assert pg_tables(dsn, schema) == set(STREAM_KEYS)
+    assert_split_runs(account, after_first, {s: keys_of(second.records(s), s) for s in STREAM_KEYS})
+    # Upserting on the primary keys, the tables now equal the fake's data: no row twice, none missing.
+    for stream, keys in expected_keys(account).items():
+        assert_keys_equal(pg_keys(dsn, schema, stream), keys, f"postgres {stream} after two runs")
+    # Values survive: an event's time, its object of properties.
+    opened = fake_events(account, "opened_email")
+    rows = psql(dsn, f"SELECT id, datetime, timestamp, event_properties FROM {schema}.opened_email")
+    for row in rows:
+        event = opened[row["id"]]["attributes"]
+        assert datetime.fromisoformat(row["datetime"]) == utc(event["datetime"]).replace(tzinfo=None), row["id"]
+        assert row["timestamp"] == event["timestamp"]
+        assert row["event_properties"] == event["event_properties"], row["id"]
+
+
+# A time Klaviyo sends as a plain string (no `format: date-time` in its spec) lands as text, not a timestamp.
+# Known: the metrics resource's `created` and `updated` (see the report in README's Meltano section).
+KNOWN_UNTYPED_TIMES = {("metrics", "created"), ("metrics", "updated")}
+
+
+def test_postgres_column_types_follow_the_schemas(postgres_loaded):
+    dsn, schema, first, _second, _ = postgres_loaded
+    columns = pg_columns(dsn, schema)
+    wrong = []
+    for stream in STREAM_KEYS:
+        for name, prop in first.schema(stream)["properties"].items():
+            types = set(prop.get("type") if isinstance(prop.get("type"), list) else [prop.get("type")]) - {"null"}
+            if prop.get("format") == "date-time":
+                allowed = {"timestamp without time zone", "timestamp with time zone"}
+            elif types == {"integer"}:
+                allowed = {"bigint", "integer", "smallint"}
+            elif types == {"number"}:
+                allowed = {"numeric", "double precision", "real"}
+            elif types == {"boolean"}:
+                allowed = {"boolean"}
+            elif types == {"object"} or types == {"array"}:
+                allowed = {"jsonb", "json"}
+            elif types == {"string"}:
+                allowed = {"text", "character varying"}
+            else:
+                continue
+            actual = columns.get((stream, name))
+            if actual not in allowed:
+                wrong.append(f"{stream}.{name}: {actual} (schema {prop.get('type')}, {prop.get('format')})")
+    assert not wrong, "columns of the wrong type:\n" + "\n".join(wrong)
+    # The checks that matter for a warehouse, spelled out.
+    for stream in EVENT_STREAMS:
+        assert columns[(stream, "datetime")].startswith("timestamp"), stream
+        assert columns[(stream, "timestamp")] == "bigint", stream
+        assert columns[(stream, "event_properties")] == "jsonb", stream
+    assert columns[("email_campaigns", "audiences")] == "jsonb"
+    assert columns[("lists_and_segments", "updated")].startswith("timestamp")
+    # Any time-like column beyond the known ones that lands as text is a schema regression.
+    untyped = {
+        (table, col)
+        for (table, col), kind in columns.items()
+        if kind == "text" and (col in {"created", "updated", "datetime"} or col.endswith("_at"))
+    }
+    assert untyped <= KNOWN_UNTYPED_TIMES, f"time columns landing as text: {sorted(untyped - KNOWN_UNTYPED_TIMES)}"
+
+
+# --- BATCH messages ---------------------------------------------------------------------------------------
+
+
+def batch_config(folder: Path) -> dict[str, Any]:
+    return {
+        "encoding": {"format": "jsonl", "compression": "gzip"},
+        "storage": {"root": folder.as_uri(), "prefix": "klaviyo-"},
+        "batch_size": 100,
+    }
+
+
+def test_batch_files_hold_every_record(account, tap_config, workdir):
+    exe = target_exe("target-csv")
+    batches = workdir / "batches"
+    batches.mkdir()
+    run = pipe(
+        {**tap_config, "batch_config": batch_config(batches)},
+        [str(exe)],
+        {"output_path": str(workdir / "csv")},
+        workdir / "run",
+    ).check()
+    assert not [m for m in run.tap_messages if m["type"] == "RECORD"], "with batch_config the tap sends no RECORD"
+    manifests: dict[str, list[str]] = {}
+    for m in run.tap_messages:
+        if m["type"] == "BATCH":
+            assert m["encoding"] == {"format": "jsonl", "compression": "gzip"}
+            manifests.setdefault(m["stream"], []).extend(m["manifest"])
+    assert set(manifests) == set(STREAM_KEYS)
+    assert len(manifests["opened_email"]) >= 3, "300 events in batches of 100 make several files"
+    plain = run_tap(tap_config)
+    assert plain.returncode == 0, plain.stderr
+    for stream, keys in expected_keys(account).items():
+        rows = []
+        for uri in manifests[stream]:
+            path = Path(unquote(urlparse(uri).path))
+            assert path.parent == batches, f"{uri} is not under the configured storage root"
+            with gzip.open(path, "rt", encoding="utf-8") as f:
+                rows.extend(json.loads(line) for line in f if line.strip())
+        assert_keys_equal(keys_of(rows, stream), keys, f"batch files of {stream}")
+        by_key = dict(zip(keys_of(rows, stream), rows, strict=True))
+        for record in plain.records(stream):
+            assert by_key[keys_of([record], stream)[0]] == record, f"{stream}: a batch row differs from its RECORD"
+    # target-csv reads the BATCH messages: every row lands.
+    loaded = read_csv_dir(workdir / "csv")
+    for stream, keys in expected_keys(account).items():
+        assert_keys_equal(keys_of(loaded.get(stream, []), stream), keys, f"target-csv from BATCH, {stream}")
+
+
+def test_batch_messages_load_into_postgres(account, tap_config, workdir, pg_schema):
+    dsn, schema = pg_schema
+    exe = target_exe("target-postgres")
+    batches = workdir / "batches"
+    batches.mkdir()
+    pipe(
+        {**tap_config, "batch_config": batch_config(batches)}, [str(exe)], postgres_config(dsn, schema), workdir / "run"
+    ).check()
+    for stream, keys in expected_keys(account).items():
+        assert_keys_equal(pg_keys(dsn, schema, stream), keys, f"postgres from BATCH, {stream}")
+
+
+# --- stream maps and flattening ---------------------------------------------------------------------------
+
+
+def test_stream_map_columns_from_event_properties_land_in_postgres(account, tap_config, workdir, pg_schema):
+    dsn, schema = pg_schema
+    exe = target_exe("target-postgres")
+    maps = {
+        "opened_email": {
+            "subject": "event_properties.get('Subject')",
+            "client_name": "event_properties.get('Client Name')",
+            "event_properties": "__NULL__",
+        },
+        "received_email": "__NULL__",
+    }
+    run = pipe({**tap_config, "stream_maps": maps}, [str(exe)], postgres_config(dsn, schema), workdir / "run").check()
+    assert "received_email" not in {m.get("stream") for m in run.tap_messages}
+    assert "received_email" not in pg_tables(dsn, schema)
+    columns = pg_columns(dsn, schema)
+    assert columns[("opened_email", "subject")] == "text"
+    assert columns[("opened_email", "client_name")] == "text"
+    assert ("opened_email", "event_properties") not in columns
+    opened = fake_events(account, "opened_email")
+    rows = psql(dsn, f"SELECT id, subject, client_name FROM {schema}.opened_email")
+    assert {r["id"] for r in rows} == set(opened)
+    for row in rows:
+        props = opened[row["id"]]["attributes"]["event_properties"]
+        assert row["subject"] == props.get("Subject"), row["id"]
+        assert row["client_name"] == props.get("Client Name"), row["id"]
+
+
+def test_flattening_expands_nested_objects_into_columns(account, tap_config, workdir, pg_schema):
+    dsn, schema = pg_schema
+    exe = target_exe("target-postgres")
+    flat = {**tap_config, "flattening_enabled": True, "flattening_max_depth": 1}
+    pipe(flat, [str(exe)], postgres_config(dsn, schema), workdir / "run").check()
+    columns = pg_columns(dsn, schema)
+    assert columns[("email_campaigns", "send_options__use_smart_sending")] == "boolean"
+    assert columns[("email_campaigns", "send_strategy__method")] == "text"
+    # Depth 1: the object one level further down stays one JSON value.
+    assert ("email_campaigns", "send_strategy__options") in columns
+    assert not any(c.startswith("send_strategy__options__") for t, c in columns if t == "email_campaigns")
+    assert ("email_campaigns", "send_options") not in columns
+    campaigns = {c["id"]: c["attributes"] for c in account.email_campaigns()}
+    rows = psql(
+        dsn,
+        f"SELECT id, send_options__use_smart_sending AS s, send_strategy__method AS m FROM {schema}.email_campaigns",
+    )
+    assert {r["id"] for r in rows} == set(campaigns)
+    for row in rows:
+        assert row["s"] == campaigns[row["id"]]["send_options"].get("use_smart_sending"), row["id"]
+        assert row["m"] == (campaigns[row["id"]]["send_strategy"] or {}).get("method"), row["id"]
+
+
+def test_flattening_expands_event_properties(tap_config):
+    """SDK flattening can only expand the keys a schema declares: each declared key becomes a column."""
+    discovery = run_tap(tap_config, "--discover")
+    assert discovery.returncode == 0, discovery.stderr
+    opened_schema = next(s for s in json.loads(discovery.stdout)["streams"] if s["tap_stream_id"] == "opened_email")
+    declared = opened_schema["schema"]["properties"]["event_properties"].get("properties") or {}
+    run = run_tap({**tap_config, "flattening_enabled": True, "flattening_max_depth": 1})
+    assert run.returncode == 0, run.stderr
+    schema = next(m["schema"] for m in run.messages if m["type"] == "SCHEMA" and m["stream"] == "opened_email")
+    flattened = {name for name in schema["properties"] if name.startswith("event_properties__")}
+    if not declared:
+        assert schema["properties"]["event_properties"]["type"] in ("string", ["string", "null"]), schema
+        record = next(m["record"] for m in run.messages if m["type"] == "RECORD" and m["stream"] == "opened_email")
+        assert isinstance(record["event_properties"], str), "an undeclared object is flattened to one JSON string"
+        pytest.xfail(
+            "the tap declares opened_email.event_properties as a bare object (no properties), so SDK flattening "
+            "leaves it one JSON string column; a stream map (test above) extracts keys until the schema declares them"
+        )
+    assert {f"event_properties__{k}" for k in declared} <= flattened, "declared event_properties keys not flattened"
