@@ -56,6 +56,7 @@ class KlaviyoClient:
         user_agent: str,
         max_retries: int = 8,
         timeout: float = 60.0,
+        connections: int = 10,
         logger: logging.Logger | None = None,
     ) -> None:
         self.api_url = api_url.rstrip("/")
@@ -63,6 +64,9 @@ class KlaviyoClient:
         self.timeout = timeout
         self.logger = logger or logging.getLogger("tap-klaviyo")
         self.session = requests.Session()
+        # One kept-alive connection per request in flight, or concurrent requests would each open their own.
+        self.session.mount("http://", requests.adapters.HTTPAdapter(pool_maxsize=connections))
+        self.session.mount("https://", requests.adapters.HTTPAdapter(pool_maxsize=connections))
         self.session.headers.update(
             {
                 "Authorization": f"Klaviyo-API-Key {api_key}",
@@ -73,6 +77,7 @@ class KlaviyoClient:
         )
         # The endpoints that refused their largest page size, and the size that worked instead.
         self._page_size: dict[str, int] = {}
+        self._page_size_lock = threading.Lock()
         self._pacers: dict[str, Pacer] = {}
         self._pacers_lock = threading.Lock()
 
@@ -85,7 +90,7 @@ class KlaviyoClient:
 
     def pages(self, endpoint: Endpoint, params: Mapping[str, str], *, stream: str) -> Iterator[list[Resource]]:
         """Each page's resources, following `links.next` exactly as Klaviyo gives it."""
-        document = self._first_page(endpoint, params, stream=stream)
+        document = self.first_page(endpoint, params, stream=stream)
         while True:
             yield document["data"]
             next_url = (document.get("links") or {}).get("next")
@@ -93,13 +98,21 @@ class KlaviyoClient:
                 return
             document = self.get(next_url, None, endpoint, stream=stream)
 
-    def _first_page(self, endpoint: Endpoint, params: Mapping[str, str], *, stream: str) -> dict[str, Any]:
+    def first_page(self, endpoint: Endpoint, params: Mapping[str, str], *, stream: str) -> dict[str, Any]:
+        """The first page of a query, at the largest page size the endpoint accepts."""
         url = self.api_url + endpoint.path
-        sizes = endpoint.page_sizes
-        if endpoint.path in self._page_size:
-            sizes = (self._page_size[endpoint.path],)
-        if not sizes:
+        if not endpoint.page_sizes:
             return self.get(url, params, endpoint, stream=stream)
+        if endpoint.path not in self._page_size:
+            # Until one request has found the size that works, concurrent callers wait for it.
+            with self._page_size_lock:
+                if endpoint.path not in self._page_size:
+                    return self._probe_page_size(url, endpoint, params, stream=stream)
+        size = self._page_size[endpoint.path]
+        return self.get(url, {**params, "page[size]": str(size)}, endpoint, stream=stream)
+
+    def _probe_page_size(self, url: str, endpoint: Endpoint, params: Mapping[str, str], *, stream: str) -> dict:
+        sizes = endpoint.page_sizes
         for i, size in enumerate(sizes):
             try:
                 document = self.get(url, {**params, "page[size]": str(size)}, endpoint, stream=stream)

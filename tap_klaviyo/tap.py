@@ -16,7 +16,7 @@ from singer_sdk.exceptions import ConfigValidationError
 
 from tap_klaviyo.client import KlaviyoClient, KlaviyoError
 from tap_klaviyo.records import parse_datetime
-from tap_klaviyo.streams import EmailEventStream, build_streams
+from tap_klaviyo.streams import DEFAULT_CONCURRENCY, EmailEventStream, build_streams
 
 DEFAULT_API_URL = "https://a.klaviyo.com"
 DEFAULT_REVISION = "2026-07-15"
@@ -74,6 +74,17 @@ class TapKlaviyo(Tap):
             description=(
                 "When an incremental run finds no new events for a selected event stream, exit non-zero "
                 "naming those streams (state is still saved)."
+            ),
+        ),
+        th.Property(
+            "concurrency",
+            th.IntegerType,
+            default=DEFAULT_CONCURRENCY,
+            title="Requests in flight per event stream",
+            description=(
+                "How many /api/events requests an event stream keeps in flight, each over its own time "
+                "window; records are still emitted in time order. 1 reads one page at a time (slowest, least "
+                "memory). More helps against a distant API; all are paced under Klaviyo's rate limits."
             ),
         ),
         th.Property(
@@ -157,6 +168,7 @@ class TapKlaviyo(Tap):
             api_url=self.config.get("api_url", DEFAULT_API_URL),
             revision=self.config.get("revision", DEFAULT_REVISION),
             max_retries=self.config.get("max_retries", DEFAULT_MAX_RETRIES),
+            connections=max(10, self.config.get("concurrency", DEFAULT_CONCURRENCY)),
             user_agent=f"{self.name}/{self.plugin_version}",
             logger=self.logger,
         )
@@ -215,10 +227,10 @@ def settings_problems(config: Mapping[str, Any], known: set[str]) -> list[str]:
     url = urlsplit(str(config.get("api_url", DEFAULT_API_URL)))
     if url.scheme not in ("http", "https") or not url.netloc:
         problems.append(f"Setting `api_url` is not an http(s) URL: {url.geturl()[:60]!r} (default {DEFAULT_API_URL})")
-    for name in ("max_retries", "lookback_minutes"):
-        value = config.get(name, 0)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            problems.append(f"Setting `{name}` must be a whole number, 0 or more, not {value!r}")
+    for name, least in (("max_retries", 0), ("lookback_minutes", 0), ("concurrency", 1)):
+        value = config.get(name, least)
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            problems.append(f"Setting `{name}` must be a whole number, {least} or more, not {value!r}")
     for name in ("fail_on_no_new_data", "validate_records"):
         if not isinstance(config.get(name, False), bool):
             problems.append(f"Setting `{name}` must be true or false, not {config[name]!r}")
