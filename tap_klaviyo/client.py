@@ -12,6 +12,7 @@ import logging
 import random
 import threading
 import time
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -80,6 +81,17 @@ class KlaviyoClient:
         self._page_size_lock = threading.Lock()
         self._pacers: dict[str, Pacer] = {}
         self._pacers_lock = threading.Lock()
+        # Per stream: requests sent, retries, 429s; read by progress logs.
+        self._counts: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self._counts_lock = threading.Lock()
+
+    def counts(self, stream: str) -> Counter[str]:
+        with self._counts_lock:
+            return Counter(self._counts[stream])
+
+    def _count(self, stream: str, what: str) -> None:
+        with self._counts_lock:
+            self._counts[stream][what] += 1
 
     def pacer(self, endpoint: Endpoint) -> Pacer:
         """The endpoint's one pacer, shared by every stream and thread that calls it."""
@@ -136,6 +148,7 @@ class KlaviyoClient:
                 return self._get_once(url, params, endpoint, stream=stream)
             except (_Retry, *TRANSIENT_ERRORS) as exc:
                 reason = _describe(exc)
+                self._count(stream, "retries")
                 if attempt == self.max_retries:
                     raise KlaviyoError(
                         f"Klaviyo kept failing on GET {endpoint.path} for stream '{stream}' "
@@ -160,10 +173,12 @@ class KlaviyoClient:
     ) -> dict[str, Any]:
         pacer = self.pacer(endpoint)
         pacer.acquire()
+        self._count(stream, "requests")
         response = self.session.get(url, params=params, timeout=self.timeout)
         pacer.observe(response.headers)
         status = response.status_code
         if status == 429:
+            self._count(stream, "throttled")
             wait = _retry_after(response)
             if wait is not None:
                 pacer.pause(wait)

@@ -17,6 +17,7 @@ from singer_sdk import Stream
 from tap_klaviyo import endpoints
 from tap_klaviyo.client import KlaviyoClient, KlaviyoError
 from tap_klaviyo.endpoints import Endpoint
+from tap_klaviyo.progress import Progress
 from tap_klaviyo.records import Resource, compile_schema, flatten, parse_datetime
 from tap_klaviyo.windows import Window, WindowedFetch
 
@@ -85,6 +86,19 @@ class KlaviyoStream(Stream):
                 )
         return row
 
+    def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        raise NotImplementedError
+
+    def progress(self, context: Context | None) -> Progress:
+        return Progress(self.logger, self.name, self.client)
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        progress = self.progress(context)
+        for record in self.records(context):
+            progress.record(record)
+            yield record
+        progress.done()
+
     def bookmark(self, context: Context | None) -> datetime.datetime | None:
         """Where the last run's state says this stream got to; None for a full import."""
         if not self.replication_key or self.replication_method != "INCREMENTAL":
@@ -127,7 +141,7 @@ class EntityStream(KlaviyoStream):
         self.filter_operator = filter_operator
         self.keep_type = keep_type
 
-    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+    def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         since = self.bookmark(context)
         if since and self.filter_operator == "greater-than":
             # Lists and segments only offer greater-than: step back a second so records that share the
@@ -156,10 +170,10 @@ class EmailCampaignsStream(EntityStream):
 
     def campaigns(self) -> list[dict[str, Any]]:
         if self._fetched is None:
-            self._fetched = list(super().get_records(None))
+            self._fetched = list(super().records(None))
         return self._fetched
 
-    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+    def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         # Copies, so that nothing done to an emitted record changes what the audience streams read.
         return (dict(campaign) for campaign in self.campaigns())
 
@@ -174,7 +188,7 @@ class CampaignAudienceStream(KlaviyoStream):
         self.campaigns = campaigns
         self.side = side
 
-    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+    def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         for campaign in self.campaigns.campaigns():
             audiences = campaign.get("audiences") or {}
             for list_id in dict.fromkeys(audiences.get(self.side) or []):
@@ -212,7 +226,7 @@ class MetricsStream(KlaviyoStream):
         super().__init__(tap, client, **kwargs)
         self.directory = directory
 
-    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+    def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         for metric in self.directory.all(self.name):
             yield flatten(metric)
 
@@ -237,6 +251,10 @@ class EmailEventStream(KlaviyoStream):
     def is_sorted(self) -> bool:
         return True
 
+    def progress(self, context: Context | None) -> Progress:
+        start, end = self.time_range(context)
+        return Progress(self.logger, self.name, self.client, time_field="datetime", start=start, end=end)
+
     def time_range(self, context: Context | None) -> tuple[datetime.datetime | None, datetime.datetime | None]:
         """[start, end) of this run: from the bookmark (less the lookback) or `start_date`, to `end_date`."""
         starts = []
@@ -248,7 +266,7 @@ class EmailEventStream(KlaviyoStream):
         end = self.config.get("end_date")
         return (max(starts) if starts else None), (parse_datetime(end) if end else None)
 
-    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+    def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         metrics = self.directory.find(self.metric_name, self.name)
         if not metrics:
             self.logger.warning(
