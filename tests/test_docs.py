@@ -1,0 +1,47 @@
+"""The README and sample config stay true to the tap's settings and streams."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+from tap_klaviyo.tap import TapKlaviyo, known_settings, settings_problems
+from tests.conftest import TAP
+from tests.test_e2e import STREAM_KEYS
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+SETTINGS = TapKlaviyo.config_jsonschema["properties"]
+
+
+def readme_table(heading: str) -> list[list[str]]:
+    section = README.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line for line in section.splitlines() if line.startswith("| ")][1:]
+    return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
+
+
+def test_readme_settings_table_matches_the_tap_and_about():
+    rows = {row[0].strip("`"): row[1] for row in readme_table("Settings")}
+    assert list(rows) == list(SETTINGS), "the README lists every setting, in the tap's order"
+    for name, schema in SETTINGS.items():
+        default = schema.get("default")
+        if default is not None:
+            shown = json.dumps(default) if not isinstance(default, str) else default
+            assert f"`{shown}`" in rows[name], f"README default of {name} should be {shown}"
+    about = subprocess.run([str(TAP), "--about", "--format=markdown"], capture_output=True, text=True, check=True)
+    about_rows = re.findall(r"^\| (\w+) \| (True|False) \| ([^|]*) \|", about.stdout, re.MULTILINE)
+    assert [name for name, _, _ in about_rows][: len(SETTINGS)] == list(SETTINGS)
+
+
+def test_readme_streams_table_matches_discovery():
+    rows = readme_table("Streams")
+    keys = {row[0].strip("`"): [k.strip().strip("`") for k in row[3].split(",")] for row in rows}
+    assert keys == STREAM_KEYS
+
+
+def test_sample_config_shows_every_setting_and_is_valid():
+    sample = json.loads((ROOT / "sample_config.json").read_text(encoding="utf-8"))
+    assert set(sample) == set(SETTINGS)
+    assert settings_problems(sample, known_settings()) == []
