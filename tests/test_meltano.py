@@ -57,12 +57,13 @@ def test_meltano_yml_declares_every_tap_setting_as_the_tap_describes_it():
     declared = {s["name"]: s for s in plugin("extractors", "tap-klaviyo")["settings"]}
     properties = about["settings"]["properties"]
     assert set(properties) <= set(declared), f"settings missing in meltano.yml: {set(properties) - set(declared)}"
-    kinds = {"string": "string", "integer": "integer", "boolean": "boolean", "object": "object", "number": "integer"}
+    kinds = {"string": "string", "integer": "integer", "boolean": "boolean", "object": "object", "array": "array"}
     for name, prop in properties.items():
         setting = declared[name]
         assert setting.get("label") and setting.get("description"), f"{name}: label and description"
         types = [t for t in (prop["type"] if isinstance(prop["type"], list) else [prop["type"]]) if t != "null"]
-        expected_kind = "date_iso8601" if prop.get("format") == "date-time" else kinds[types[0]]
+        expected_kind = "date_iso8601" if prop.get("format") == "date-time" else kinds.get(types[0])
+        assert expected_kind, f"{name}: no Meltano kind for JSON type {types}"
         assert setting["kind"] == expected_kind, f"{name}: kind {setting['kind']}, the tap says {expected_kind}"
         assert bool(setting.get("sensitive")) == bool(prop.get("secret")), f"{name}: sensitive must match secret"
         if "default" in prop:
