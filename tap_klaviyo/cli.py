@@ -40,6 +40,8 @@ def file_arguments(argv: list[str]) -> list[tuple[str, str]]:
 
 def check_files(argv: list[str]) -> None:
     for kind, path in file_arguments(argv):
+        if Path(path).exists() and not Path(path).is_file():
+            continue  # A pipe (`--config <(...)`) can be read once only: the SDK's read must be that one.
         document = read_json(kind, path)
         shape_problem = {"config": _config_shape, "state": _state_shape, "catalog": _catalog_shape}[kind](document)
         if shape_problem:

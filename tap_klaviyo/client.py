@@ -7,15 +7,15 @@ concurrently, which the SDK's request loop cannot do.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TypeVar
 
+import msgspec
 import requests
 
 from tap_klaviyo.endpoints import Endpoint
@@ -29,8 +29,17 @@ TRANSIENT_ERRORS = (
     requests.exceptions.ChunkedEncodingError,
     requests.exceptions.ContentDecodingError,
 )
+T = TypeVar("T")
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 60.0
+
+
+def decode_document(body: bytes) -> dict[str, Any]:
+    """A JSON:API document; raises ValueError (msgspec's DecodeError is one) for a truncated or foreign body."""
+    document = msgspec.json.decode(body)
+    if not isinstance(document, dict) or not isinstance(document.get("data"), list):
+        raise ValueError("response without a JSON:API data list")
+    return document
 
 
 class KlaviyoError(Exception):
@@ -110,24 +119,33 @@ class KlaviyoClient:
                 return
             document = self.get(next_url, None, endpoint, stream=stream)
 
-    def first_page(self, endpoint: Endpoint, params: Mapping[str, str], *, stream: str) -> dict[str, Any]:
+    def first_page(
+        self,
+        endpoint: Endpoint,
+        params: Mapping[str, str],
+        *,
+        stream: str,
+        decode: Callable[[bytes], T] = decode_document,  # type: ignore[assignment]
+    ) -> T:
         """The first page of a query, at the largest page size the endpoint accepts."""
         url = self.api_url + endpoint.path
         if not endpoint.page_sizes:
-            return self.get(url, params, endpoint, stream=stream)
+            return self.get(url, params, endpoint, stream=stream, decode=decode)
         if endpoint.path not in self._page_size:
             # Until one request has found the size that works, concurrent callers wait for it.
             with self._page_size_lock:
                 if endpoint.path not in self._page_size:
-                    return self._probe_page_size(url, endpoint, params, stream=stream)
+                    return self._probe_page_size(url, endpoint, params, stream=stream, decode=decode)
         size = self._page_size[endpoint.path]
-        return self.get(url, {**params, "page[size]": str(size)}, endpoint, stream=stream)
+        return self.get(url, {**params, "page[size]": str(size)}, endpoint, stream=stream, decode=decode)
 
-    def _probe_page_size(self, url: str, endpoint: Endpoint, params: Mapping[str, str], *, stream: str) -> dict:
+    def _probe_page_size(
+        self, url: str, endpoint: Endpoint, params: Mapping[str, str], *, stream: str, decode: Callable[[bytes], T]
+    ) -> T:
         sizes = endpoint.page_sizes
         for i, size in enumerate(sizes):
             try:
-                document = self.get(url, {**params, "page[size]": str(size)}, endpoint, stream=stream)
+                document = self.get(url, {**params, "page[size]": str(size)}, endpoint, stream=stream, decode=decode)
             except _BadRequest as exc:
                 # The spec and its prose disagree on some maximums, and a 400 may not say which parameter
                 # it minds: any 400 on a first page is worth one try at the next smaller size.
@@ -141,11 +159,20 @@ class KlaviyoClient:
             return document
         raise AssertionError("unreachable")
 
-    def get(self, url: str, params: Mapping[str, str] | None, endpoint: Endpoint, *, stream: str) -> dict[str, Any]:
-        """One GET, retried on throttling, server errors, dropped connections and truncated bodies."""
+    def get(
+        self,
+        url: str,
+        params: Mapping[str, str] | None,
+        endpoint: Endpoint,
+        *,
+        stream: str,
+        decode: Callable[[bytes], T] = decode_document,  # type: ignore[assignment]
+    ) -> T:
+        """One GET, retried on throttling, server errors, dropped connections and truncated bodies; `decode`
+        turns the body into the result and raises ValueError for one that is cut short."""
         for attempt in range(self.max_retries + 1):
             try:
-                return self._get_once(url, params, endpoint, stream=stream)
+                return self._get_once(url, params, endpoint, stream=stream, decode=decode)
             except (_Retry, *TRANSIENT_ERRORS) as exc:
                 reason = _describe(exc)
                 self._count(stream, "retries")
@@ -169,8 +196,14 @@ class KlaviyoClient:
         raise AssertionError("unreachable")
 
     def _get_once(
-        self, url: str, params: Mapping[str, str] | None, endpoint: Endpoint, *, stream: str
-    ) -> dict[str, Any]:
+        self,
+        url: str,
+        params: Mapping[str, str] | None,
+        endpoint: Endpoint,
+        *,
+        stream: str,
+        decode: Callable[[bytes], T],
+    ) -> T:
         pacer = self.pacer(endpoint)
         pacer.acquire()
         self._count(stream, "requests")
@@ -188,12 +221,9 @@ class KlaviyoClient:
         if status >= 400:
             raise _client_error(response, endpoint, stream)
         try:
-            document = json.loads(response.content)
+            return decode(response.content)
         except ValueError:
             raise _Retry("unparsable or truncated response body") from None
-        if not isinstance(document, dict) or not isinstance(document.get("data"), list):
-            raise _Retry("response without a JSON:API data list")
-        return document
 
 
 class _BadRequest(KlaviyoError):

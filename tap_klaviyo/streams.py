@@ -19,7 +19,7 @@ from tap_klaviyo.client import KlaviyoClient, KlaviyoError
 from tap_klaviyo.endpoints import Endpoint
 from tap_klaviyo.progress import Progress
 from tap_klaviyo.records import Resource, compile_schema, flatten, parse_datetime
-from tap_klaviyo.windows import Window, WindowedFetch
+from tap_klaviyo.windows import Window, WindowedFetch, skim
 
 if TYPE_CHECKING:
     from singer_sdk import Tap
@@ -314,8 +314,8 @@ class EmailEventStream(KlaviyoStream):
             yield from self.fetch(endpoints.EVENTS, query(Window(start, end)))
             return
         fetcher = WindowedFetch(
-            lambda window: self.client.first_page(endpoints.EVENTS, query(window), stream=self.name),
-            lambda url: self.client.get(url, None, endpoints.EVENTS, stream=self.name),
+            lambda window: self.client.first_page(endpoints.EVENTS, query(window), stream=self.name, decode=skim),
+            lambda url: self.client.get(url, None, endpoints.EVENTS, stream=self.name, decode=skim),
             concurrency=concurrency,
             now=self.get_replication_key_signpost(context),
         )

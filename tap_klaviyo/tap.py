@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
+from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
 
 from tap_klaviyo.client import KlaviyoClient, KlaviyoError
@@ -23,106 +24,111 @@ DEFAULT_REVISION = "2026-07-15"
 DEFAULT_MAX_RETRIES = 8
 
 
+# The tap's own settings (the SDK appends its built-in ones to `config_jsonschema`).
+SETTINGS = th.PropertiesList(
+    th.Property(
+        "api_key",
+        th.StringType,
+        required=True,
+        secret=True,
+        title="API key",
+        description="A Klaviyo private API key with read scopes, sent as `Authorization: Klaviyo-API-Key ...`.",
+    ),
+    th.Property(
+        "start_date",
+        th.DateTimeType,
+        title="From date",
+        description=(
+            "Import email events from this date-time on (ISO 8601). Lists, segments, campaigns, flows "
+            "and metrics are always imported whole. Default: all history."
+        ),
+    ),
+    th.Property(
+        "end_date",
+        th.DateTimeType,
+        title="To date",
+        description=(
+            "Import email events before this date-time (exclusive), for backfills of a fixed range. Default: up to now."
+        ),
+    ),
+    th.Property(
+        "lookback_minutes",
+        th.IntegerType,
+        default=0,
+        title="Lookback (minutes)",
+        description=(
+            "On incremental runs, also re-read this many minutes before each event stream's bookmark, "
+            "for events that reach Klaviyo late. Re-read events are sent again (dedupe on `id`)."
+        ),
+    ),
+    th.Property(
+        "fail_on_no_new_data",
+        th.BooleanType,
+        default=False,
+        title="Fail when no new data",
+        description=(
+            "When an incremental run finds no new events for a selected event stream, exit non-zero "
+            "naming those streams (state is still saved)."
+        ),
+    ),
+    th.Property(
+        "concurrency",
+        th.IntegerType,
+        default=DEFAULT_CONCURRENCY,
+        title="Requests in flight per event stream",
+        description=(
+            "How many /api/events requests an event stream keeps in flight, each over its own time "
+            "window; records are still emitted in time order. 1 reads one page at a time (slowest, least "
+            "memory). More helps against a distant API; all are paced under Klaviyo's rate limits."
+        ),
+    ),
+    th.Property(
+        "validate_records",
+        th.BooleanType,
+        default=False,
+        title="Stop on invalid records",
+        description=(
+            "Stop the run at the first record that does not match its stream's schema, naming the stream, "
+            "the record and the field. When off, the first such record per stream is logged and all are "
+            "passed on."
+        ),
+    ),
+    th.Property(
+        "revision",
+        th.StringType,
+        default=DEFAULT_REVISION,
+        title="API revision",
+        description="The Klaviyo API revision sent in the `revision` header.",
+    ),
+    th.Property(
+        "api_url",
+        th.StringType,
+        default=DEFAULT_API_URL,
+        title="API URL",
+        description="Base URL of the Klaviyo API; change it only for a proxy or a test server.",
+    ),
+    th.Property(
+        "max_retries",
+        th.IntegerType,
+        default=DEFAULT_MAX_RETRIES,
+        title="Retries per request",
+        description=(
+            "How often one request is retried after throttling (429), server errors, dropped "
+            "connections or truncated bodies, with capped exponential backoff, before the run fails."
+        ),
+    ),
+)
+
+
 class TapKlaviyo(Tap):
     """Singer tap for Klaviyo: lists and segments, email campaigns, flows, metrics and email events."""
 
     name = "tap-klaviyo"
     package_name = "tap-klaviyo-singer"
+    # About half again as fast as the SDK's default writer (see benchmarks/), same output.
+    message_writer_class = MsgSpecWriter
 
-    config_jsonschema = th.PropertiesList(
-        th.Property(
-            "api_key",
-            th.StringType,
-            required=True,
-            secret=True,
-            title="API key",
-            description="A Klaviyo private API key with read scopes, sent as `Authorization: Klaviyo-API-Key ...`.",
-        ),
-        th.Property(
-            "start_date",
-            th.DateTimeType,
-            title="From date",
-            description=(
-                "Import email events from this date-time on (ISO 8601). Lists, segments, campaigns, flows "
-                "and metrics are always imported whole. Default: all history."
-            ),
-        ),
-        th.Property(
-            "end_date",
-            th.DateTimeType,
-            title="To date",
-            description=(
-                "Import email events before this date-time (exclusive), for backfills of a fixed range. "
-                "Default: up to now."
-            ),
-        ),
-        th.Property(
-            "lookback_minutes",
-            th.IntegerType,
-            default=0,
-            title="Lookback (minutes)",
-            description=(
-                "On incremental runs, also re-read this many minutes before each event stream's bookmark, "
-                "for events that reach Klaviyo late. Re-read events are sent again (dedupe on `id`)."
-            ),
-        ),
-        th.Property(
-            "fail_on_no_new_data",
-            th.BooleanType,
-            default=False,
-            title="Fail when no new data",
-            description=(
-                "When an incremental run finds no new events for a selected event stream, exit non-zero "
-                "naming those streams (state is still saved)."
-            ),
-        ),
-        th.Property(
-            "concurrency",
-            th.IntegerType,
-            default=DEFAULT_CONCURRENCY,
-            title="Requests in flight per event stream",
-            description=(
-                "How many /api/events requests an event stream keeps in flight, each over its own time "
-                "window; records are still emitted in time order. 1 reads one page at a time (slowest, least "
-                "memory). More helps against a distant API; all are paced under Klaviyo's rate limits."
-            ),
-        ),
-        th.Property(
-            "validate_records",
-            th.BooleanType,
-            default=False,
-            title="Stop on invalid records",
-            description=(
-                "Stop the run at the first record that does not match its stream's schema, naming the stream, "
-                "the record and the field. When off, the first such record per stream is logged and all are "
-                "passed on."
-            ),
-        ),
-        th.Property(
-            "revision",
-            th.StringType,
-            default=DEFAULT_REVISION,
-            title="API revision",
-            description="The Klaviyo API revision sent in the `revision` header.",
-        ),
-        th.Property(
-            "api_url",
-            th.StringType,
-            default=DEFAULT_API_URL,
-            title="API URL",
-            description="Base URL of the Klaviyo API; change it only for a proxy or a test server.",
-        ),
-        th.Property(
-            "max_retries",
-            th.IntegerType,
-            default=DEFAULT_MAX_RETRIES,
-            title="Retries per request",
-            description=(
-                "How often one request is retried after throttling (429), server errors, dropped "
-                "connections or truncated bodies, with capped exponential backoff, before the run fails."
-            ),
-        ),
-    ).to_dict()
+    config_jsonschema = SETTINGS.to_dict()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

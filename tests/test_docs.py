@@ -7,13 +7,14 @@ import re
 import subprocess
 from pathlib import Path
 
-from tap_klaviyo.tap import TapKlaviyo, known_settings, settings_problems
+from tap_klaviyo.tap import SETTINGS as TAP_SETTINGS
+from tap_klaviyo.tap import known_settings, settings_problems
 from tests.conftest import TAP
 from tests.test_e2e import STREAM_KEYS
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
-SETTINGS = TapKlaviyo.config_jsonschema["properties"]
+SETTINGS = TAP_SETTINGS.to_dict()["properties"]
 
 
 def readme_table(heading: str) -> list[list[str]]:

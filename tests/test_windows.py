@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import datetime
 import itertools
+import json
 import random
 import threading
 import time
 
 import pytest
 
-from tap_klaviyo.windows import Window, WindowedFetch, split
+from tap_klaviyo.windows import RawPage, Window, WindowedFetch, skim, split
 
 UTC = datetime.timezone.utc
 NOW = datetime.datetime(2026, 6, 1, tzinfo=UTC)
@@ -32,7 +33,7 @@ class FakeEvents:
         self.requests = 0
         self.cursors: dict[int, list[dict]] = {}
 
-    def _serve(self, matching: list[dict], offset: int) -> dict:
+    def _serve(self, matching: list[dict], offset: int) -> RawPage:
         with self.lock:
             self.in_flight += 1
             self.requests += 1
@@ -42,9 +43,10 @@ class FakeEvents:
             self.in_flight -= 1
         page = matching[offset : offset + self.page_size]
         more = offset + self.page_size < len(matching)
-        return {"data": page, "links": {"next": f"{id(matching)}:{offset + self.page_size}" if more else None}}
+        links = {"next": f"{id(matching)}:{offset + self.page_size}" if more else None}
+        return skim(json.dumps({"data": page, "links": links}).encode())
 
-    def first(self, window: Window) -> dict:
+    def first(self, window: Window) -> RawPage:
         matching = [
             e
             for e in self.events
@@ -54,7 +56,7 @@ class FakeEvents:
         self.cursors[id(matching)] = matching
         return self._serve(matching, 0)
 
-    def next(self, url: str) -> dict:
+    def next(self, url: str) -> RawPage:
         key, offset = url.split(":")
         return self._serve(self.cursors[int(key)], int(offset))
 
