@@ -42,8 +42,9 @@ DEFAULT_CONCURRENCY = 16
 
 
 def filter_time(value: datetime.datetime) -> str:
-    """A datetime as Klaviyo's filters want it: ISO 8601, unquoted, in UTC (`Z`, no `+` to mis-encode)."""
-    return value.astimezone(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+    """A datetime as Klaviyo's filters want it: ISO 8601, unquoted, UTC as `Z` (no `+` to mis-encode), in whole
+    seconds, as Klaviyo stamps events (every bound is floored alike, so adjacent windows still meet)."""
+    return value.astimezone(datetime.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
 
 class KlaviyoStream(Stream):
