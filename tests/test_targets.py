@@ -205,15 +205,16 @@ def pipe(
 
         def tee() -> None:
             assert tap.stdout is not None and sink.stdin is not None
-            try:
-                for line in tap.stdout:
-                    lines.append(line)
-                    sink.stdin.write(line)
-            except BrokenPipeError:
-                pass  # the target died; its exit code tells
-            finally:
-                with contextlib.suppress(BrokenPipeError):
-                    sink.stdin.close()
+            sink_open = True
+            for line in tap.stdout:  # read to the end even if the target died, so the tap never blocks
+                lines.append(line)
+                if sink_open:
+                    try:
+                        sink.stdin.write(line)
+                    except (BrokenPipeError, ValueError):
+                        sink_open = False  # the target died; its exit code tells
+            with contextlib.suppress(BrokenPipeError):
+                sink.stdin.close()
 
         thread = threading.Thread(target=tee, daemon=True)
         thread.start()
