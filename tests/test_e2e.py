@@ -254,3 +254,20 @@ def test_concurrent_windows_deliver_what_one_page_at_a_time_does():
             assert datetimes == sorted(datetimes)
     # Splitting by density costs few requests beyond the 20 pages each stream needs.
     assert windowed_requests <= 6 * (20 + 16)
+
+
+def test_flattening_and_stream_maps_see_event_properties_as_objects(account, fake, config):
+    settings = {
+        "flattening_enabled": True,
+        "flattening_max_depth": 1,
+        "stream_maps": {"clicked_email": {"url": "event_properties.get('URL')"}},
+    }
+    result = run_tap({**config, **settings}, catalog=select(run_tap(config, "--discover"), {"clicked_email"}))
+    assert result.returncode == 0, result.stderr
+    expected = {r["id"]: r for r in expected_streams(account)["clicked_email"]}
+    rows = result.records("clicked_email")
+    assert len(rows) == len(expected)
+    for row in rows:
+        want = expected[row["id"]]
+        assert row["url"] == (want["event_properties"] or {}).get("URL")
+        assert json.loads(row["event_properties"]) == want["event_properties"]
