@@ -472,9 +472,6 @@ def test_target_postgres_loads_every_stream_and_an_incremental_run(account, post
         assert row["event_properties"] == event["event_properties"], row["id"]
 
 
-# A time Klaviyo sends as a plain string (no `format: date-time` in its spec) lands as text, not a timestamp.
-# Known: the metrics resource's `created` and `updated` (see the report in README's Meltano section).
-KNOWN_UNTYPED_TIMES = {("metrics", "created"), ("metrics", "updated")}
 
 
 def test_postgres_column_types_follow_the_schemas(postgres_loaded):
@@ -515,7 +512,7 @@ def test_postgres_column_types_follow_the_schemas(postgres_loaded):
         for (table, col), kind in columns.items()
         if kind == "text" and (col in {"created", "updated", "datetime"} or col.endswith("_at"))
     }
-    assert untyped <= KNOWN_UNTYPED_TIMES, f"time columns landing as text: {sorted(untyped - KNOWN_UNTYPED_TIMES)}"
+    assert not untyped, f"time columns landing as text: {sorted(untyped)}"
 
 
 # --- BATCH messages ---------------------------------------------------------------------------------------

@@ -22,6 +22,9 @@ DEFAULT_SPEC = Path("../shared/klaviyo-openapi/stable.json")
 MAX_DEPTH = 4
 
 Schema = dict[str, Any]
+# Fields whose spec description promises ISO 8601 but whose schema omits `format: date-time`: without it, typed
+# targets load them as text.
+DATE_TIME_BY_DESCRIPTION = {"metrics": ("created", "updated")}
 
 
 class Converter:
@@ -115,7 +118,7 @@ def _nullable(schema: Schema) -> Schema:
 def build(spec: dict[str, Any]) -> dict[str, Schema]:
     """File name -> schema, for every schema file this folder holds."""
     c = Converter(spec)
-    return {
+    schemas = {
         "lists_and_segments": c.record_schema("/api/lists", "/api/segments", extra={"type": {"type": "string"}}),
         "email_campaigns": c.record_schema("/api/campaigns"),
         "campaign_audiences": {
@@ -126,6 +129,11 @@ def build(spec: dict[str, Any]) -> dict[str, Schema]:
         "metrics": c.record_schema("/api/metrics"),
         "email_events": c.record_schema("/api/events"),
     }
+    for name, fields in DATE_TIME_BY_DESCRIPTION.items():
+        for field in fields:
+            assert "ISO 8601" in schemas[name]["properties"][field].get("description", ""), (name, field)
+            schemas[name]["properties"][field]["format"] = "date-time"
+    return schemas
 
 
 def render(schema: Schema) -> str:
