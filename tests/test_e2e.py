@@ -271,3 +271,12 @@ def test_flattening_and_stream_maps_see_event_properties_as_objects(account, fak
         want = expected[row["id"]]
         assert row["url"] == (want["event_properties"] or {}).get("URL")
         assert json.loads(row["event_properties"]) == want["event_properties"]
+
+
+def test_settings_from_the_environment(account, fake):
+    env = {"TAP_KLAVIYO_API_KEY": API_KEY, "TAP_KLAVIYO_API_URL": fake.url, "TAP_KLAVIYO_START_DATE": "2025-06-01"}
+    result = run_tap("{}", "--config", "ENV", env=env)
+    assert result.returncode == 0, result.stderr
+    expected = expected_streams(account, start_date="2025-06-01T00:00:00+00:00")
+    for stream in EVENT_METRICS:
+        assert_exact(result.records(stream), expected[stream], ["id"], stream)
