@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import http.client
 import json
+import random
 import re
+import signal
+import subprocess
+import sys
 import threading
 import time
+import uuid
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
@@ -16,7 +21,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import pytest
 import requests
 
-from tests.fake_klaviyo import EMAIL_METRICS, FakeKlaviyo, Faults, generate_account
+from tests.fake_klaviyo import EMAIL_METRICS, ENDPOINTS, FakeKlaviyo, Faults, generate_account
+from tests.fake_klaviyo.data import _CROCKFORD, _ulid
 from tests.fake_klaviyo.filters import parse_datetime
 from tests.fake_klaviyo.make_endpoints import DEFAULT_SPEC, build
 
@@ -441,6 +447,54 @@ def test_following_a_next_link_with_the_filter_reapplied_fails(api):
     assert resp.status_code == 400
 
 
+def _nasty(value: Any) -> bool:
+    """Whether a decoded value holds a null, a non-ASCII or control character, a quote or a backslash."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.isascii() or any(c in value for c in '"\\\t\n')
+    if isinstance(value, dict):
+        return any(_nasty(k) or _nasty(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_nasty(v) for v in value)
+    return False
+
+
+def test_events_fast_path_serves_what_the_slow_path_would(account, fake, api):
+    # Plain events pages are spliced from once-encoded events; a sparse fieldset naming every
+    # attribute still takes the slow path (render, then json.dumps), so the two must agree.
+    every = ",".join(sorted(ENDPOINTS["events"].attributes))
+    fast = api("/api/events", sort="datetime", **{"page[size]": 1000}).json()["data"]
+    slow = api("/api/events", sort="datetime", **{"page[size]": 1000, "fields[event]": every}).json()["data"]
+    assert len(fast) == 1000 and fast == slow
+    assert [e["id"] for e in fast] == [e["id"] for e in account.events[:1000]]
+    props = [e["attributes"]["event_properties"] for e in fast]
+    assert sum(map(_nasty, props)) > 500 and any("Ünïcode Key 🔑" in p for p in props)
+    assert any("Note\tTab" in p and p["Note\tTab"] is None for p in props)
+
+    # Byte for byte, in process: across filters, orders, page ends and base URLs that need escaping
+    # (a backslash sends the last to the slow path).
+    ep = ENDPOINTS["events"]
+    opened, clicked = (account.metric_by_name(n)["id"] for n in ("Opened Email", "Clicked Email"))
+    queries = [
+        [("page[size]", "1000")],
+        [("sort", "datetime"), ("page[size]", "1000")],
+        [("filter", f"equals(metric_id,'{opened}')"), ("sort", "-datetime"), ("page[size]", "137")],
+        [("filter", f"equals(metric_id,['{opened}','{clicked}'])"), ("sort", "timestamp")],
+        [("filter", f"equals(profile_id,'{account.events[5]['relationships']['profile']['data']['id']}')")],
+        [("filter", "greater-than(datetime,2030-01-01T00:00:00Z)")],
+    ]
+    for pairs in queries:
+        q = fake._parse_query(ep, pairs)
+        for base in (fake.url, 'http://ex"am%sple.ü\t:1', "http://back\\slash\\u0000i:1"):
+            for offset in (0, 137, 2900):
+                q.offset = offset
+                want = fake._document(ep, q, base)
+                got = fake._body(ep, q, base)
+                assert json.loads(got) == want
+                assert got == json.dumps(want, ensure_ascii=False, separators=(",", ":")).encode()
+
+
 # --- rate limits, faults, transport -------------------------------------------------------------
 
 
@@ -568,6 +622,26 @@ def test_connections_are_kept_alive(fake):
     conn.close()
 
 
+def test_the_command_line_sets_page_sizes():
+    argv = [sys.executable, "-m", "tests.fake_klaviyo", "--port", "0", "--api-key", KEY, "--events-per-metric", "20"]
+    argv += ["--events-page-size-max", "50", "--metrics-page-size", "9"]
+    root = Path(__file__).resolve().parent.parent
+    with subprocess.Popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        try:
+            assert proc.stdout is not None
+            url = re.search(r"http://\S+", proc.stdout.readline().decode()).group(0)
+            headers = {"Authorization": f"Klaviyo-API-Key {KEY}", "revision": REVISION}
+            get = lambda path, **p: requests.get(url + path, params=p, headers=headers, timeout=10)  # noqa: E731
+            assert get("/api/events", **{"page[size]": 50}).status_code == 200
+            assert get("/api/events", **{"page[size]": 51}).status_code == 400
+            assert len(get("/api/metrics").json()["data"]) == 9
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=10)
+        assert proc.stderr is not None
+        assert re.search(rb"encoded \d+ events", proc.stderr.read())
+
+
 # --- generated data ------------------------------------------------------------------------------
 
 
@@ -585,6 +659,21 @@ def test_ids_look_like_klaviyo_ids_and_are_unique(account):
     assert all(re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{26}", i) for i in long_)
     assert len(set(short + long_)) == len(short) + len(long_)
     assert len({e["attributes"]["uuid"] for e in account.events}) == len(account.events)
+
+
+def test_ids_and_uuids_are_formatted_as_the_plain_algorithms_would(account):
+    def plain_ulid(value: int) -> str:
+        return "".join(_CROCKFORD[(value >> (5 * i)) & 31] for i in reversed(range(26)))
+
+    rng = random.Random(3)
+    for bits in (1, 64, 128, 130, 140):
+        for _ in range(200):
+            v = rng.getrandbits(bits)
+            assert _ulid(v) == plain_ulid(v)
+    for e in account.events[::97]:
+        u = uuid.UUID(e["attributes"]["uuid"])
+        assert str(u) == e["attributes"]["uuid"] and u.version == 1
+        assert int(u.time) // 10_000_000 - 12_219_292_800 == e["attributes"]["timestamp"]
 
 
 def test_email_metrics_and_decoys(account):
@@ -625,8 +714,6 @@ def test_future_events_are_after_the_real_now():
 
 
 def test_resources_use_only_spec_attributes_and_nulls(account):
-    from tests.fake_klaviyo import ENDPOINTS
-
     for name in ("lists", "segments", "campaigns", "flows", "metrics"):
         allowed = set(ENDPOINTS[name].attributes)
         for r in getattr(account, name):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import sys
 import threading
+import time
 
 from .data import generate_account
 from .server import FakeKlaviyo, Faults
@@ -20,7 +22,27 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--latency", type=float, default=0.0, help="seconds slept per request")
     p.add_argument("--rate-limits", action="store_true", help="enforce the spec's per-endpoint limits")
     p.add_argument("--fault-rate", type=float, default=0.0, help="share of requests given a random fault")
+    p.add_argument(
+        "--events-page-size-max",
+        type=int,
+        metavar="N",
+        help="largest page[size] /api/events accepts (default: the spec's 1000)",
+    )
+    p.add_argument(
+        "--metrics-page-size", type=int, default=200, metavar="N", help="metrics per /api/metrics page (default: 200)"
+    )
+    p.add_argument(
+        "--no-prewarm",
+        dest="prewarm",
+        action="store_false",
+        help="serve at once and JSON-encode each event on first request, rather than all before serving "
+        "(about 20 s and 0.5 GB per million events)",
+    )
     args = p.parse_args(argv)
+    if args.events_page_size_max is not None and args.events_page_size_max < 1:
+        p.error("--events-page-size-max must be at least 1")
+    if args.metrics_page_size < 1:
+        p.error("--metrics-page-size must be at least 1")
 
     account = generate_account(args.seed, events_per_metric=args.events_per_metric)
     fake = FakeKlaviyo(
@@ -29,9 +51,19 @@ def main(argv: list[str] | None = None) -> None:
         latency=args.latency,
         rate_limits=args.rate_limits,
         faults=Faults(args.fault_rate) if args.fault_rate else None,
+        page_size_max={"events": args.events_page_size_max} if args.events_page_size_max else None,
+        metrics_page_size=args.metrics_page_size,
         host=args.host,
         port=args.port,
     )
+    if args.prewarm:
+        started = time.monotonic()
+        size = fake.encode_events()
+        print(
+            f"encoded {len(account.events)} events ({size / 1e6:.0f} MB) in {time.monotonic() - started:.1f}s",
+            file=sys.stderr,
+            flush=True,
+        )
     with fake:
         print(
             f"fake Klaviyo serving {fake.url} (seed {args.seed}, {len(account.events)} events); Ctrl-C stops",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import random
 import time
-import uuid
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
@@ -200,12 +199,24 @@ _MASK54 = (1 << 54) - 1
 _MULT = 0x9E3779B97F4A7C15 & _MASK54 | 1
 
 
+# Every 15-bit value as 3 Crockford digits: a ULID is 9 lookups rather than 26 shifts.
+_DIGITS3 = [a + b + c for a in _CROCKFORD for b in _CROCKFORD for c in _CROCKFORD]
+
+
 def _ulid(value: int) -> str:
-    out = []
-    for _ in range(26):
-        out.append(_CROCKFORD[value & 31])
-        value >>= 5
-    return "".join(reversed(out))
+    """The low 130 bits of ``value`` as 26 Crockford base-32 digits, most significant first."""
+    d = _DIGITS3
+    return (
+        d[(value >> 120) & 32767]
+        + d[(value >> 105) & 32767]
+        + d[(value >> 90) & 32767]
+        + d[(value >> 75) & 32767]
+        + d[(value >> 60) & 32767]
+        + d[(value >> 45) & 32767]
+        + d[(value >> 30) & 32767]
+        + d[(value >> 15) & 32767]
+        + d[value & 32767]
+    )[1:]  # 9 x 3 digits hold 135 bits: drop the top 5
 
 
 def _iso(dt: datetime, micro: bool = False) -> str:
@@ -321,17 +332,16 @@ class EventStore(Sequence[Resource]):
         sub = self.sub[pos]
         low = sub & _MASK54
         ms = sub >> 54
-        # A version-1 shaped UUID carrying the event time, unique via the low 54 bits.
+        # A version-1 shaped UUID carrying the event time, unique via the low 54 bits: the
+        # fields of uuid.UUID(fields=...), formatted as str() of it would.
         t100 = ts * 10_000_000 + ms * 10_000 + 0x01B21DD213814000
-        ev_uuid = uuid.UUID(
-            fields=(
-                t100 & 0xFFFFFFFF,
-                (t100 >> 32) & 0xFFFF,
-                ((t100 >> 48) & 0x0FFF) | 0x1000,
-                0x80 | (low >> 48),
-                ms & 0xFF,
-                low & 0xFFFFFFFFFFFF,
-            )
+        ev_uuid = "%08x-%04x-%04x-%02x%02x-%012x" % (  # noqa: UP031 (faster than str.format)
+            t100 & 0xFFFFFFFF,
+            (t100 >> 32) & 0xFFFF,
+            ((t100 >> 48) & 0x0FFF) | 0x1000,
+            0x80 | (low >> 48),
+            ms & 0xFF,
+            low & 0xFFFFFFFFFFFF,
         )
         m = self.metric[pos]
         return {
@@ -341,7 +351,7 @@ class EventStore(Sequence[Resource]):
                 "timestamp": ts,
                 "event_properties": self._properties(self.metric_kinds[m], low),
                 "datetime": datetime.fromtimestamp(ts, UTC).isoformat(),
-                "uuid": str(ev_uuid),
+                "uuid": ev_uuid,
             },
             "relationships": {
                 "profile": {"data": {"type": "profile", "id": self.profile_ids[self.profile[pos]]}},
