@@ -1,0 +1,1 @@
+"""Benchmarks of the tap against the project's fake Klaviyo: ``python -m benchmarks.events --help``."""
