@@ -63,10 +63,6 @@ class _EventPage(msgspec.Struct):
     data: list[_Event]
 
 
-def _related_id(relation: _ToOne | None) -> Any:
-    return relation.data.id if relation is not None and relation.data is not None else None
-
-
 def decode_events_raw(body: bytes) -> list[dict[str, Any]]:
     """An /api/events page as flat records, with `event_properties` kept as the raw JSON Klaviyo sent.
 
@@ -74,17 +70,24 @@ def decode_events_raw(body: bytes) -> list[dict[str, Any]]:
     JSON out as it is. Only for output nothing rewrites: stream maps, flattening and batch files need dicts.
     """
     records = []
+    append = records.append
     for event in msgspec.json.decode(body, type=_EventPage).data:
         attributes, relationships = event.attributes, event.relationships
-        records.append(
+        profile = metric = None
+        if relationships is not None:
+            if relationships.profile is not None and relationships.profile.data is not None:
+                profile = relationships.profile.data.id
+            if relationships.metric is not None and relationships.metric.data is not None:
+                metric = relationships.metric.data.id
+        append(
             {
                 "id": event.id,
                 "timestamp": attributes.timestamp,
                 "event_properties": attributes.event_properties,
                 "datetime": attributes.datetime,
                 "uuid": attributes.uuid,
-                "profile_id": _related_id(relationships.profile) if relationships else None,
-                "metric_id": _related_id(relationships.metric) if relationships else None,
+                "profile_id": profile,
+                "metric_id": metric,
             }
         )
     return records

@@ -273,6 +273,21 @@ class EmailEventStream(KlaviyoStream):
         # Records strictly after the bookmark this run started from: `fail_on_no_new_data` reads it.
         self.new_records = 0
         self.started_from_bookmark = False
+        self._unsaved: dict[str, Any] | None = None
+        self._since_saved = 0
+
+    def _increment_stream_state(self, latest_record: dict[str, Any], *, context: Context | None = None) -> None:
+        # The SDK moves the bookmark on every record but saves it only every STATE_MSG_FREQUENCY records and
+        # when the stream ends: move it just then (here, and at the end of `records`), not a thousand times.
+        self._since_saved += 1
+        self._unsaved = latest_record
+        if self._since_saved % self.STATE_MSG_FREQUENCY == 0:
+            self._save_bookmark(context)
+
+    def _save_bookmark(self, context: Context | None) -> None:
+        if self._unsaved is not None:
+            super()._increment_stream_state(self._unsaved, context=context)
+            self._unsaved = None
 
     @property
     def is_sorted(self) -> bool:
@@ -316,6 +331,7 @@ class EmailEventStream(KlaviyoStream):
             if bookmark is None or (record["datetime"] and parse_datetime(record["datetime"]) > bookmark):
                 self.new_records += 1
             yield record
+        self._save_bookmark(context)
 
     def decoder(self) -> Callable[[bytes], list[dict[str, Any]]]:
         """How a page of events becomes records: raw `event_properties` unless something rewrites records."""
