@@ -54,8 +54,9 @@ class _EventAttributes(msgspec.Struct):
 
 
 class _Event(msgspec.Struct):
-    id: str
-    attributes: _EventAttributes
+    # Loose on purpose: a value of an unexpected type reaches the schema check, not a decoding error.
+    id: Any = None
+    attributes: _EventAttributes = msgspec.field(default_factory=_EventAttributes)
     relationships: _EventRelationships | None = None
 
 

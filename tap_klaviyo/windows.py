@@ -146,12 +146,15 @@ class WindowedFetch:
             pages.append(page)
         if not page.next_url or not page.count:
             return Chunk(pages, [])
-        first, last = parse_datetime(pages[0].first or ""), parse_datetime(page.last or "")
+        cursor = Chunk(pages, [Window(next_url=page.next_url, pages=budget)])
+        if window.next_url or not pages[0].first or not page.last:
+            return cursor
+        first, last = parse_datetime(pages[0].first), parse_datetime(page.last)
         end, tail = window.end, []
         if end is None:
             end, tail = self.now, [Window(self.now, None, pages=budget)]
-        if window.next_url or last <= first or last >= end:
-            return Chunk(pages, [Window(next_url=page.next_url, pages=budget)])
+        if last <= first or last >= end:
+            return cursor
         # Records at `last` may go on past this page: emit those before it, and read [last, end) anew.
         start = window.start or first
         count = sum(p.count for p in pages)
