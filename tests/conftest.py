@@ -20,6 +20,30 @@ from tests.fake_klaviyo import FakeKlaviyo, generate_account
 API_KEY = "pk_test_0123456789abcdef0123456789abcdef"
 TAP = Path(sys.executable).with_name("tap-klaviyo")
 
+# The tap's streams and their keys: a contract with users' tables.
+STREAM_KEYS = {
+    "lists_and_segments": ["id"],
+    "email_campaigns": ["id"],
+    "email_campaigns_vs_lists_included": ["campaign_id", "list_id"],
+    "email_campaigns_vs_lists_excluded": ["campaign_id", "list_id"],
+    "flows": ["id"],
+    "metrics": ["id"],
+    "bounced_email": ["id"],
+    "clicked_email": ["id"],
+    "opened_email": ["id"],
+    "received_email": ["id"],
+    "dropped_email": ["id"],
+    "marked_email_as_spam": ["id"],
+}
+EVENT_METRICS = {
+    "bounced_email": "Bounced Email",
+    "clicked_email": "Clicked Email",
+    "opened_email": "Opened Email",
+    "received_email": "Received Email",
+    "dropped_email": "Dropped Email",
+    "marked_email_as_spam": "Marked Email as Spam",
+}
+
 
 @dataclass
 class TapRun:

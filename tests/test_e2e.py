@@ -9,31 +9,8 @@ from typing import Any
 import pytest
 from jsonschema import Draft7Validator
 
-from tests.conftest import API_KEY, run_tap, select
+from tests.conftest import API_KEY, EVENT_METRICS, STREAM_KEYS, run_tap, select
 from tests.fake_klaviyo import FakeKlaviyo, generate_account
-
-STREAM_KEYS = {
-    "lists_and_segments": ["id"],
-    "email_campaigns": ["id"],
-    "email_campaigns_vs_lists_included": ["campaign_id", "list_id"],
-    "email_campaigns_vs_lists_excluded": ["campaign_id", "list_id"],
-    "flows": ["id"],
-    "metrics": ["id"],
-    "bounced_email": ["id"],
-    "clicked_email": ["id"],
-    "opened_email": ["id"],
-    "received_email": ["id"],
-    "dropped_email": ["id"],
-    "marked_email_as_spam": ["id"],
-}
-EVENT_METRICS = {
-    "bounced_email": "Bounced Email",
-    "clicked_email": "Clicked Email",
-    "opened_email": "Opened Email",
-    "received_email": "Received Email",
-    "dropped_email": "Dropped Email",
-    "marked_email_as_spam": "Marked Email as Spam",
-}
 
 
 def expected_row(resource: dict[str, Any], **extra: Any) -> dict[str, Any]:

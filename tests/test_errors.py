@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import API_KEY, TapRun, run_tap
+from tests.conftest import API_KEY, EVENT_METRICS, STREAM_KEYS, TapRun, run_tap
 from tests.fake_klaviyo import FakeKlaviyo, Faults, generate_account
-from tests.test_e2e import EVENT_METRICS, STREAM_KEYS, assert_exact, expected_streams
+from tests.test_e2e import assert_exact, expected_streams
 
 GOOD_STATE = {"bookmarks": {"opened_email": {"replication_key": "datetime", "replication_key_value": "2025-01-01"}}}
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import API_KEY, TAP, run_tap, select
+from tests.conftest import API_KEY, EVENT_METRICS, STREAM_KEYS, TAP, run_tap, select
 from tests.fake_klaviyo import FakeKlaviyo, generate_account
-from tests.test_e2e import EVENT_METRICS, STREAM_KEYS, expected_streams, klaviyo_metric
+from tests.test_e2e import expected_streams, klaviyo_metric
 
 
 def parse(value: str) -> datetime:

@@ -29,32 +29,9 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from tests.conftest import API_KEY, TAP, run_tap
+from tests.conftest import API_KEY, STREAM_KEYS, TAP, run_tap
+from tests.conftest import EVENT_METRICS as EVENT_STREAMS
 from tests.fake_klaviyo import FakeKlaviyo
-
-STREAM_KEYS = {
-    "lists_and_segments": ("id",),
-    "email_campaigns": ("id",),
-    "email_campaigns_vs_lists_included": ("campaign_id", "list_id"),
-    "email_campaigns_vs_lists_excluded": ("campaign_id", "list_id"),
-    "flows": ("id",),
-    "metrics": ("id",),
-    "bounced_email": ("id",),
-    "clicked_email": ("id",),
-    "opened_email": ("id",),
-    "received_email": ("id",),
-    "dropped_email": ("id",),
-    "marked_email_as_spam": ("id",),
-}
-EVENT_STREAMS = {
-    "bounced_email": "Bounced Email",
-    "clicked_email": "Clicked Email",
-    "opened_email": "Opened Email",
-    "received_email": "Received Email",
-    "dropped_email": "Dropped Email",
-    "marked_email_as_spam": "Marked Email as Spam",
-}
-
 
 # --- what is available ------------------------------------------------------------------------------------
 
