@@ -25,5 +25,3 @@ FLOWS = Endpoint("/api/flows", "flows:read", (50,), 3, 60)
 METRICS = Endpoint("/api/metrics", "metrics:read", (), 10, 150)
 # The schema allows 1000 per page, the prose 200: the client falls back to 200 if Klaviyo refuses 1000.
 EVENTS = Endpoint("/api/events", "events:read", (1000, 200), 350, 3500)
-
-ALL = (LISTS, SEGMENTS, CAMPAIGNS, FLOWS, METRICS, EVENTS)
