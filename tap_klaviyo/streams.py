@@ -364,7 +364,8 @@ class EmailEventStream(KlaviyoStream):
             return self.client.get(url, None, endpoints.EVENTS, stream=self.name, decode=skim)
 
         decode = self.decoder()
-        if self.config.get("concurrency", DEFAULT_CONCURRENCY) == 1:
+        concurrency = self.config.get("concurrency", DEFAULT_CONCURRENCY)
+        if concurrency == 1:
             page: RawPage | None = first(Window(start, end))
             while page:
                 yield from decode(page.body)
@@ -374,7 +375,7 @@ class EmailEventStream(KlaviyoStream):
             first,
             following,
             decode,
-            concurrency=self.config.get("concurrency", DEFAULT_CONCURRENCY),
+            concurrency=concurrency,
             now=self.get_replication_key_signpost(context),
         )
         yield from fetcher.records([Window(start, end)])
