@@ -39,13 +39,18 @@ class Progress:
         self._latest: str | None = None
 
     def record(self, record: dict) -> None:
-        self.records += 1
-        if self.time_field:
-            self._latest = record.get(self.time_field) or self._latest
-            if self.start is None and self._latest:
-                self.start = parse_datetime(self._latest)
+        self.add(1, record.get(self.time_field) if self.time_field else None)
+
+    def add(self, count: int, latest: str | None) -> None:
+        """`count` more records, the last of them dated `latest`."""
+        before = self.records
+        self.records += count
+        if latest:
+            self._latest = latest
+            if self.start is None:
+                self.start = parse_datetime(latest)
         # Checking the clock every 256 records keeps this off the hot path.
-        if not self.records & 0xFF and time.monotonic() >= self._next_log:
+        if (before ^ self.records) & ~0xFF and time.monotonic() >= self._next_log:
             self._next_log = time.monotonic() + self.every
             self.logger.info("%s: %s", self.stream, self.status())
 

@@ -19,8 +19,17 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 from tap_klaviyo import endpoints
 from tap_klaviyo.client import KlaviyoClient, KlaviyoError, decode_document
 from tap_klaviyo.endpoints import Endpoint
+from tap_klaviyo.output import RecordBufferingWriter, encode_records
 from tap_klaviyo.progress import Progress
-from tap_klaviyo.records import Resource, compile_schema, decode_events_raw, flatten, parse_datetime
+from tap_klaviyo.records import (
+    NotInSchema,
+    Resource,
+    compile_schema,
+    decode_events_raw,
+    event_records,
+    flatten,
+    parse_datetime,
+)
 from tap_klaviyo.windows import RawPage, Window, WindowedFetch, skim
 
 if TYPE_CHECKING:
@@ -308,7 +317,9 @@ class EmailEventStream(KlaviyoStream):
         end = self.config.get("end_date")
         return (max(starts) if starts else None), (parse_datetime(end) if end else None)
 
-    def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+    def pages(self, context: Context | None) -> Iterator[tuple[RawPage, datetime.datetime | None]]:
+        """The metric's pages of events with start <= datetime < end, oldest first, each with the time its
+        events must be before to be emitted (None: all of them)."""
         metrics = self.directory.find(self.metric_name, self.name)
         if not metrics:
             self.logger.warning(
@@ -325,28 +336,114 @@ class EmailEventStream(KlaviyoStream):
                 (metric["attributes"].get("integration") or {}).get("name"),
             )
         start, end = self.time_range(context)
+        self.started_from_bookmark = self.bookmark(context) is not None
+        yield from self.event_pages(metric["id"], start, end, context)
+
+    def count_new(self, datetimes: list[str | None], context: Context | None) -> None:
+        """Count the records strictly after the bookmark this run started from (`fail_on_no_new_data`)."""
         bookmark = self.bookmark(context)
-        self.started_from_bookmark = bookmark is not None
-        for record in self.events(metric["id"], start, end, context):
-            if bookmark is None or (record["datetime"] and parse_datetime(record["datetime"]) > bookmark):
-                self.new_records += 1
-            yield record
+        if bookmark is None or (datetimes and datetimes[0] and parse_datetime(datetimes[0]) > bookmark):
+            self.new_records += len(datetimes)
+        else:
+            self.new_records += sum(1 for value in datetimes if value and parse_datetime(value) > bookmark)
+
+    def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        # Dicts for the SDK's record by record path, which stream maps, flattening and batch files need.
+        decode = self.decoder()
+        for page, before in self.pages(context):
+            records = decode(page.body)
+            if before is not None:
+                records = [r for r in records if parse_datetime(r["datetime"]) < before]
+            self.count_new([r["datetime"] for r in records], context)
+            yield from records
         self._save_bookmark(context)
 
     def decoder(self) -> Callable[[bytes], list[dict[str, Any]]]:
         """How a page of events becomes records: raw `event_properties` unless something rewrites records."""
-        if any(self.config.get(s) for s in ("stream_maps", "flattening_enabled", "batch_config")):
+        if self.rewrites_records():
             return lambda body: [flatten(resource) for resource in decode_document(body)["data"]]
         return decode_events_raw
 
-    def events(
+    def rewrites_records(self) -> bool:
+        return any(self.config.get(s) for s in ("stream_maps", "flattening_enabled", "batch_config"))
+
+    def writes_pages(self) -> bool:
+        """Whether records can be written a page at a time: the SDK's record by record path is only needed
+        for stream maps, flattening, batch files, deselected properties and `--test`'s record limit."""
+        return (
+            not self.rewrites_records()
+            and self.ABORT_AT_RECORD_COUNT is None
+            and all(self.mask[("properties", name)] for name in self.schema["properties"])
+            and isinstance(self._tap.message_writer, RecordBufferingWriter)
+        )
+
+    def _sync_records(
+        self, context: Context | None = None, *, write_messages: bool = True
+    ) -> Iterator[dict[str, Any] | None]:
+        # The SDK's loop, a page at a time: records are typed by the schema as they are decoded, so a page is
+        # encoded as RECORD messages in one go and the bookmark moves once a page. It keeps what the SDK's
+        # loop guarantees: record counts and timers, STATE every STATE_MSG_FREQUENCY records and at the end,
+        # a bookmark capped at the sync's start, records in datetime order.
+        if context is not None or not write_messages or not self.writes_pages():
+            yield from super()._sync_records(context, write_messages=write_messages)
+            return
+        counter, timer = self.get_record_counter(), self.get_sync_timer()
+        progress = self.progress(context)
+        with counter, timer:
+            counter.with_context({})
+            timer.with_context({})
+            self._write_starting_replication_value(None)
+            for page, before in self.pages(None):
+                records, datetimes = self.page_records(page.body, before)
+                if not records:
+                    continue
+                self._tap.write_message(
+                    encode_records(
+                        self.name,
+                        records,
+                        version=self._stream_version,
+                        time_extracted=datetime.datetime.now(datetime.timezone.utc),
+                    )
+                )
+                self.state_manager.is_flushed = False
+                self.count_new(datetimes, None)
+                latest = next((d for d in reversed(datetimes) if d), None)
+                progress.add(len(records), latest)
+                counter.increment(len(records))
+                if latest:
+                    self._unsaved = {self.replication_key: latest}
+                saved_before = self._since_saved // self.STATE_MSG_FREQUENCY
+                self._since_saved += len(records)
+                if self._since_saved // self.STATE_MSG_FREQUENCY > saved_before:
+                    self._save_bookmark(None)
+                    self._write_state_message()
+                yield None
+            self._save_bookmark(None)
+        progress.done()
+        self._finalize_state(self.stream_state)
+        self._write_state_message()
+
+    def page_records(self, body: bytes, before: datetime.datetime | None) -> tuple[list[Any], list[str | None]]:
+        """A page's records, typed as the schema says, and their datetimes. A page that breaks the schema is
+        decoded as dicts and checked record by record, as the SDK's path would (warn once, or stop with
+        `validate_records`)."""
+        try:
+            records = event_records(body, before)
+            return records, [record.datetime for record in records]
+        except NotInSchema:
+            rows = decode_events_raw(body)
+            if before is not None:
+                rows = [r for r in rows if parse_datetime(r["datetime"]) < before]
+            return [self.post_process(row) for row in rows], [row["datetime"] for row in rows]
+
+    def event_pages(
         self,
         metric_id: str,
         start: datetime.datetime | None,
         end: datetime.datetime | None,
         context: Context | None,
-    ) -> Iterator[dict[str, Any]]:
-        """The metric's events with start <= datetime < end, oldest first."""
+    ) -> Iterator[tuple[RawPage, datetime.datetime | None]]:
+        """The pages of the metric's events with start <= datetime < end, oldest first."""
 
         def query(window: Window) -> dict[str, str]:
             conditions = [f"equals(metric_id,'{metric_id}')"]
@@ -363,22 +460,16 @@ class EmailEventStream(KlaviyoStream):
         def following(url: str) -> RawPage:
             return self.client.get(url, None, endpoints.EVENTS, stream=self.name, decode=skim)
 
-        decode = self.decoder()
         concurrency = self.config.get("concurrency", DEFAULT_CONCURRENCY)
         if concurrency == 1:
             page: RawPage | None = first(Window(start, end))
             while page:
-                yield from decode(page.body)
+                yield page, None
                 page = following(page.next_url) if page.next_url else None
             return
-        fetcher = WindowedFetch(
-            first,
-            following,
-            decode,
-            concurrency=concurrency,
-            now=self.get_replication_key_signpost(context),
-        )
-        yield from fetcher.records([Window(start, end)])
+        now = self.get_replication_key_signpost(context)
+        fetcher = WindowedFetch(first, following, concurrency=concurrency, now=now)
+        yield from fetcher.pages([Window(start, end)])
 
 
 def _and(*conditions: str | None) -> str:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import atexit
 import copy
 import difflib
 import re
-import sys
 from collections.abc import Mapping
 from functools import cached_property
 from typing import Any
@@ -14,42 +12,16 @@ from urllib.parse import urlsplit
 
 from singer_sdk import Stream, Tap
 from singer_sdk import typing as th
-from singer_sdk.contrib.msgspec import MsgSpecWriter
 from singer_sdk.exceptions import ConfigValidationError
-from singer_sdk.singerlib import Message, RecordMessage
 
 from tap_klaviyo.client import KlaviyoClient, KlaviyoError
+from tap_klaviyo.output import RecordBufferingWriter
 from tap_klaviyo.records import parse_datetime
 from tap_klaviyo.streams import DEFAULT_CONCURRENCY, EmailEventStream, build_streams
 
 DEFAULT_API_URL = "https://a.klaviyo.com"
 DEFAULT_REVISION = "2026-07-15"
 DEFAULT_MAX_RETRIES = 8
-
-
-class RecordBufferingWriter(MsgSpecWriter):
-    """The SDK's msgspec writer (about half again as fast as its default one), writing RECORD messages in
-    batches: one write and flush per record is a system call per record, and stdout may be unbuffered
-    (PYTHONUNBUFFERED). Every other message writes out what is pending first, so everything before a STATE
-    reaches the target before that STATE does: a killed run resumes from its last STATE losing nothing."""
-
-    BATCH_BYTES = 256 * 1024
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._pending = bytearray()
-        atexit.register(self.flush)
-
-    def write_message(self, message: Message) -> None:
-        self._pending += self.format_message(message)
-        if not isinstance(message, RecordMessage) or len(self._pending) >= self.BATCH_BYTES:
-            self.flush()
-
-    def flush(self) -> None:
-        if self._pending:
-            sys.stdout.buffer.write(self._pending)
-            self._pending.clear()
-        sys.stdout.flush()
 
 
 # The tap's own settings (the SDK appends its built-in ones to `config_jsonschema`).

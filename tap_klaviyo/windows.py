@@ -18,13 +18,10 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
 
 import msgspec
 
 from tap_klaviyo.records import parse_datetime
-
-Record = dict[str, Any]
 
 # Page bytes all windows in flight may hold at once; with the page size it sets how many pages a worker reads.
 BUFFERED_BYTES = 64 * 1024 * 1024
@@ -98,21 +95,20 @@ class WindowedFetch:
         self,
         fetch_first: Callable[[Window], RawPage],
         fetch_next: Callable[[str], RawPage],
-        decode: Callable[[bytes], list[Record]],
         *,
         concurrency: int,
         now: datetime.datetime,
     ) -> None:
         self.fetch_first = fetch_first
         self.fetch_next = fetch_next
-        # A page body as flat records (with a `datetime`), decoded on the main thread as they are emitted.
-        self.decode = decode
         self.concurrency = concurrency
         # Where an open-ended range is cut for splitting; events after it (dated in the future) are few.
         self.now = now
 
-    def records(self, windows: list[Window]) -> Iterator[Record]:
-        """Every event in `windows` (which must be in time order), oldest first."""
+    def pages(self, windows: list[Window]) -> Iterator[tuple[RawPage, datetime.datetime | None]]:
+        """The pages of every event in `windows` (which must be in time order), oldest first, each with the
+        time its events must be before to be emitted (None: all of them); the rest of such a page is read again
+        in the windows that follow it."""
         pending: deque[Window | Future[Chunk]] = deque(windows)
         with ThreadPoolExecutor(self.concurrency, thread_name_prefix="klaviyo-window") as pool:
             try:
@@ -127,10 +123,7 @@ class WindowedFetch:
                     chunk = head.result()
                     pending.extendleft(reversed(chunk.then))
                     for page in chunk.pages:
-                        records = self.decode(page.body)
-                        if chunk.before:
-                            records = [r for r in records if parse_datetime(r["datetime"]) < chunk.before]
-                        yield from records
+                        yield page, chunk.before
             finally:
                 for item in pending:
                     if isinstance(item, Future):

@@ -250,6 +250,20 @@ def test_flattening_and_stream_maps_see_event_properties_as_objects(account, fak
         assert json.loads(row["event_properties"]) == want["event_properties"]
 
 
+def test_deselected_properties_are_left_out_of_event_records(account, fake, config):
+    catalog = select(run_tap(config, "--discover"), {"opened_email"})
+    entry = next(e for e in catalog["streams"] if e["tap_stream_id"] == "opened_email")
+    for item in entry["metadata"]:
+        if item["breadcrumb"] == ["properties", "event_properties"]:
+            item["metadata"]["selected"] = False
+    result = run_tap(config, catalog=catalog)
+    assert result.returncode == 0, result.stderr
+    expected = [
+        {k: v for k, v in r.items() if k != "event_properties"} for r in expected_streams(account)["opened_email"]
+    ]
+    assert_exact(result.records("opened_email"), expected, ["id"], "opened_email")
+
+
 def test_settings_from_the_environment(account, fake):
     env = {"TAP_KLAVIYO_API_KEY": API_KEY, "TAP_KLAVIYO_API_URL": fake.url, "TAP_KLAVIYO_START_DATE": "2025-06-01"}
     result = run_tap("{}", "--config", "ENV", env=env)

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import API_KEY, EVENT_METRICS, STREAM_KEYS, TapRun, run_tap
+from tests.conftest import API_KEY, EVENT_METRICS, STREAM_KEYS, TapRun, run_tap, select
 from tests.fake_klaviyo import FakeKlaviyo, Faults, generate_account
-from tests.test_e2e import assert_exact, expected_streams
+from tests.test_e2e import assert_exact, expected_streams, klaviyo_metric
 
 GOOD_STATE = {"bookmarks": {"opened_email": {"replication_key": "datetime", "replication_key_value": "2025-01-01"}}}
 
@@ -126,6 +126,48 @@ def test_validate_records_stops_at_a_bad_record_or_logs_it_once(account):
     assert lenient.returncode == 0, lenient.stderr
     assert lenient.stderr.count("does not match its schema") == 1
     assert {r["id"] for r in lenient.records("flows")} == {f["id"] for f in account.flows}
+
+
+def test_events_that_break_their_schema_are_passed_on_or_stop_the_run():
+    # Event pages are typed while they are decoded; a page with an event its schema does not describe takes
+    # the record by record path, which warns once per stream (or stops, with validate_records).
+    account = generate_account(seed=9, events_per_metric=900)
+    opened, clicked = (klaviyo_metric(account, EVENT_METRICS[s])["id"] for s in ("opened_email", "clicked_email"))
+    bad = {
+        account.events.by_metric[account.events.metric_index[opened]][400]: ("timestamp", "1704154907"),
+        account.events.by_metric[account.events.metric_index[clicked]][10]: ("event_properties", "not an object"),
+    }
+    resource = account.events.resource
+
+    def broken(pos: int) -> dict[str, Any]:
+        event = resource(pos)
+        if pos in bad:
+            field, value = bad[pos]
+            event["attributes"][field] = value
+        return event
+
+    account.events.resource = broken
+    with FakeKlaviyo(account, api_key=API_KEY) as fake:
+        config = {"api_key": API_KEY, "api_url": fake.url}
+        lenient = run_tap(config)
+        strict = run_tap(
+            {**config, "validate_records": True}, catalog=select(run_tap(config, "--discover"), {"opened_email"})
+        )
+    assert lenient.returncode == 0, lenient.stderr[-2000:]
+    warnings = [line for line in lenient.stderr.splitlines() if "does not match its schema" in line]
+    assert len(warnings) == 2, warnings
+    assert any("'opened_email'" in w and "`timestamp` should be integer or null, not str" in w for w in warnings)
+    assert any("'clicked_email'" in w and "`event_properties` should be object or null, not str" in w for w in warnings)
+    expected = expected_streams(account)
+    for stream in EVENT_METRICS:
+        assert_exact(lenient.records(stream), expected[stream], ["id"], stream)
+    bad_id = account.events.event_id(next(iter(bad)))
+    assert_one_line_error(
+        strict, f"Record {bad_id} of stream 'opened_email' does not match its schema: field `timestamp`", mid_sync=True
+    )
+    # What was emitted before the stop is a prefix of the stream, ending before the bad record.
+    emitted = [r["id"] for r in strict.records("opened_email")]
+    assert emitted == [r["id"] for r in expected["opened_email"][: len(emitted)]] and len(emitted) <= 400
 
 
 def bookmark_of(state: dict[str, Any], stream: str) -> str | None:

@@ -1,0 +1,71 @@
+"""How the tap's messages reach stdout: a batching msgspec writer, and records encoded a page at a time."""
+
+from __future__ import annotations
+
+import atexit
+import datetime
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from singer_sdk.contrib.msgspec import MsgSpecWriter, enc_hook
+from singer_sdk.singerlib import Message, RecordMessage
+
+
+class _RecordMessage(msgspec.Struct, tag_field="type", tag="RECORD", omit_defaults=True):
+    # The fields and order of the SDK's RECORD message.
+    stream: str
+    record: Any
+    version: int | None = None
+    time_extracted: str | None = None
+
+
+_encoder = msgspec.json.Encoder(enc_hook=enc_hook, decimal_format="number")
+
+
+@dataclass(frozen=True)
+class EncodedRecords:
+    """RECORD messages already encoded as JSON lines, written as they are."""
+
+    lines: bytes
+    count: int
+
+
+def encode_records(
+    stream: str, records: Sequence[Any], *, version: int | None, time_extracted: datetime.datetime
+) -> EncodedRecords:
+    """RECORD messages for `records` (dicts or msgspec structs), as the SDK would write them one by one, in a
+    single call into msgspec: per record, this is a fraction of the SDK's path through `RecordMessage`."""
+    extracted = time_extracted.astimezone(datetime.timezone.utc).isoformat(sep="T")
+    messages = [_RecordMessage(stream, record, version, extracted) for record in records]
+    return EncodedRecords(_encoder.encode_lines(messages), len(messages))
+
+
+class RecordBufferingWriter(MsgSpecWriter):
+    """The SDK's msgspec writer (about half again as fast as its default one), writing RECORD messages in
+    batches: one write and flush per record is a system call per record, and stdout may be unbuffered
+    (PYTHONUNBUFFERED). Every other message writes out what is pending first, so everything before a STATE
+    reaches the target before that STATE does: a killed run resumes from its last STATE losing nothing."""
+
+    BATCH_BYTES = 256 * 1024
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._pending = bytearray()
+        atexit.register(self.flush)
+
+    def write_message(self, message: Message | EncodedRecords) -> None:
+        if isinstance(message, EncodedRecords):
+            self._pending += message.lines
+        else:
+            self._pending += self.format_message(message)
+        if not isinstance(message, (RecordMessage, EncodedRecords)) or len(self._pending) >= self.BATCH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            sys.stdout.buffer.write(self._pending)
+            self._pending.clear()
+        sys.stdout.flush()
