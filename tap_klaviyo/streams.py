@@ -30,7 +30,7 @@ from tap_klaviyo.records import (
     flatten,
     parse_datetime,
 )
-from tap_klaviyo.windows import RawPage, Window, WindowedFetch, skim
+from tap_klaviyo.windows import Plan, RawPage, Window, WindowedFetch, skim
 
 if TYPE_CHECKING:
     from singer_sdk import Tap
@@ -274,11 +274,22 @@ class EmailEventStream(KlaviyoStream):
     STATE_MSG_FREQUENCY = 1000
 
     def __init__(
-        self, tap: Tap, client: KlaviyoClient, *, metric_name: str, directory: MetricDirectory, **kwargs: Any
+        self,
+        tap: Tap,
+        client: KlaviyoClient,
+        *,
+        metric_name: str,
+        directory: MetricDirectory,
+        fetcher: WindowedFetch | None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(tap, client, schema="email_events", replication_key="datetime", **kwargs)
         self.metric_name = metric_name
         self.directory = directory
+        # Shared by the event streams, in the order they are synced (None: one page at a time).
+        self.fetcher = fetcher
+        if fetcher is not None:
+            fetcher.add(self.name, self.plan)
         # Records strictly after the bookmark this run started from: `fail_on_no_new_data` reads it.
         self.new_records = 0
         self.started_from_bookmark = False
@@ -326,18 +337,50 @@ class EmailEventStream(KlaviyoStream):
                 "The account has no metric named '%s': stream '%s' is empty.", self.metric_name, self.name
             )
             return
-        metric = metrics[0]
         if len(metrics) > 1:
             self.logger.info(
                 "%d metrics are named '%s'; using %s (integration %s).",
                 len(metrics),
                 self.metric_name,
-                metric["id"],
-                (metric["attributes"].get("integration") or {}).get("name"),
+                metrics[0]["id"],
+                (metrics[0]["attributes"].get("integration") or {}).get("name"),
             )
-        start, end = self.time_range(context)
         self.started_from_bookmark = self.bookmark(context) is not None
-        yield from self.event_pages(metric["id"], start, end, context)
+        if self.fetcher is None:
+            plan = self.plan()
+            assert plan is not None
+            page: RawPage | None = plan.first(plan.windows[0])
+            while page:
+                yield page, None
+                page = plan.following(page.next_url) if page.next_url else None
+        else:
+            yield from self.fetcher.pages(self.name)
+
+    def plan(self) -> Plan | None:
+        """How to read this stream's events (None: it has none to read): one window, [start, end) of the run,
+        filtered on the server by metric and time, oldest first."""
+        metrics = self.directory.find(self.metric_name, self.name)
+        if not metrics or not self.selected:
+            return None
+        metric_id = metrics[0]["id"]
+
+        def query(window: Window) -> dict[str, str]:
+            conditions = [f"equals(metric_id,'{metric_id}')"]
+            if window.start:
+                # greater-or-equal: events sharing the bookmark's second are read again, never lost.
+                conditions.append(f"greater-or-equal(datetime,{filter_time(window.start)})")
+            if window.end:
+                conditions.append(f"less-than(datetime,{filter_time(window.end)})")
+            return {"filter": _and(*conditions), "sort": "datetime"}
+
+        def first(window: Window) -> RawPage:
+            return self.client.first_page(endpoints.EVENTS, query(window), stream=self.name, decode=skim)
+
+        def following(url: str) -> RawPage:
+            return self.client.get(url, None, endpoints.EVENTS, stream=self.name, decode=skim)
+
+        start, end = self.time_range(None)
+        return Plan(first, following, [Window(start, end)], self.get_replication_key_signpost(None))
 
     def count_new(self, datetimes: list[str | None], context: Context | None) -> None:
         """Count the records strictly after the bookmark this run started from (`fail_on_no_new_data`)."""
@@ -436,41 +479,6 @@ class EmailEventStream(KlaviyoStream):
                 rows = [r for r in rows if parse_datetime(r["datetime"]) < before]
             return [self.post_process(row) for row in rows], [row["datetime"] for row in rows]
 
-    def event_pages(
-        self,
-        metric_id: str,
-        start: datetime.datetime | None,
-        end: datetime.datetime | None,
-        context: Context | None,
-    ) -> Iterator[tuple[RawPage, datetime.datetime | None]]:
-        """The pages of the metric's events with start <= datetime < end, oldest first."""
-
-        def query(window: Window) -> dict[str, str]:
-            conditions = [f"equals(metric_id,'{metric_id}')"]
-            if window.start:
-                # greater-or-equal: events sharing the bookmark's second are read again, never lost.
-                conditions.append(f"greater-or-equal(datetime,{filter_time(window.start)})")
-            if window.end:
-                conditions.append(f"less-than(datetime,{filter_time(window.end)})")
-            return {"filter": _and(*conditions), "sort": "datetime"}
-
-        def first(window: Window) -> RawPage:
-            return self.client.first_page(endpoints.EVENTS, query(window), stream=self.name, decode=skim)
-
-        def following(url: str) -> RawPage:
-            return self.client.get(url, None, endpoints.EVENTS, stream=self.name, decode=skim)
-
-        concurrency = self.config.get("concurrency", DEFAULT_CONCURRENCY)
-        if concurrency == 1:
-            page: RawPage | None = first(Window(start, end))
-            while page:
-                yield page, None
-                page = following(page.next_url) if page.next_url else None
-            return
-        now = self.get_replication_key_signpost(context)
-        fetcher = WindowedFetch(first, following, concurrency=concurrency, now=now)
-        yield from fetcher.pages([Window(start, end)])
-
 
 def _and(*conditions: str | None) -> str:
     present = [c for c in conditions if c]
@@ -480,6 +488,8 @@ def _and(*conditions: str | None) -> str:
 def build_streams(tap: Tap, client: KlaviyoClient) -> list[Stream]:
     """Every stream of the tap: name, source, primary key and replication key."""
     directory = MetricDirectory(client)
+    concurrency = tap.config.get("concurrency", DEFAULT_CONCURRENCY)
+    fetcher = WindowedFetch(concurrency) if concurrency > 1 else None
     campaigns = EmailCampaignsStream(
         tap,
         client,
@@ -518,7 +528,7 @@ def build_streams(tap: Tap, client: KlaviyoClient) -> list[Stream]:
         ),
         MetricsStream(tap, client, name="metrics", schema="metrics", directory=directory),
         *(
-            EmailEventStream(tap, client, name=name, metric_name=metric, directory=directory)
+            EmailEventStream(tap, client, name=name, metric_name=metric, directory=directory, fetcher=fetcher)
             for name, metric in EMAIL_EVENTS
         ),
     ]

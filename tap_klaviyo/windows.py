@@ -1,12 +1,13 @@
-"""Fetch one event stream's time range through several requests at once, handing records back in time order.
+"""Fetch the event streams' time ranges through several requests at once, handing pages back in time order.
 
-The range starts as one window. A window's worker reads up to a few pages of it by cursor; if the window goes
-on, the worker splits the rest of the range, from its last page's last timestamp, into windows sized by the
+A stream's range starts as one window. A window's worker reads up to a few pages of it by cursor; if the window
+goes on, the worker splits the rest of the range, from its last page's last timestamp, into windows sized by the
 density it saw, each read by a worker of its own. The calling (main) thread consumes windows strictly in time
-order while the pool reads the next ones. Workers keep page bodies as bytes and only skim them (for the cursor
-and the first and last timestamps): the main thread decodes each page as it emits it, so memory holds raw
-pages, not millions of parsed records. A range that cannot be split by time (one second holding more than a
-page, or events dated after the sync started) is read by cursor.
+order while the pool reads the next ones, and the next streams' windows once this stream's last ones leave
+workers idle. Workers keep page bodies as bytes and only skim them (for the cursor and the first and last
+timestamps): the main thread decodes each page as it emits it, so memory holds raw pages, not millions of
+parsed records. A range that cannot be split by time (one second holding more than a page, or events dated
+after the sync started) is read by cursor.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ import itertools
 import math
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 
 import msgspec
 
@@ -89,53 +90,160 @@ class Chunk:
     then: list[Window]
     before: datetime.datetime | None = None
 
+    @property
+    def size(self) -> int:
+        return sum(len(page.body) for page in self.pages)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How to read one stream's events: its first page of a window, a page by cursor, the windows to read
+    (in time order), and where an open-ended window is cut for splitting (events after it are few)."""
+
+    first: Callable[[Window], RawPage]
+    following: Callable[[str], RawPage]
+    windows: list[Window]
+    now: datetime.datetime
+
+
+@dataclass
+class _Range:
+    """One stream's events: its plan once made, and its windows to read, being read, or read (in time order)."""
+
+    key: str
+    prepare: Callable[[], Plan | None]
+    plan: Plan | None = None
+    prepared: bool = False
+    consumed: bool = False
+    items: deque[Window | Future[Chunk] | Chunk] = field(default_factory=deque)
+
 
 class WindowedFetch:
-    def __init__(
-        self,
-        fetch_first: Callable[[Window], RawPage],
-        fetch_next: Callable[[str], RawPage],
-        *,
-        concurrency: int,
-        now: datetime.datetime,
-    ) -> None:
-        self.fetch_first = fetch_first
-        self.fetch_next = fetch_next
+    """One pool of `concurrency` workers reading the event streams of a run, which the main thread consumes one
+    after another. The stream being consumed goes first; when it leaves workers idle (its last windows), the
+    streams not consumed yet start, in name order (the SDK's order), so a run's short streams overlap instead of
+    each paying its own start-up."""
+
+    def __init__(self, concurrency: int) -> None:
         self.concurrency = concurrency
-        # Where an open-ended range is cut for splitting; events after it (dated in the future) are few.
-        self.now = now
+        self._ranges: dict[str, _Range] = {}
+        self._in_flight: set[Future[Chunk]] = set()
+        self._buffered = 0
+        self._closed = False
+        self._pool: ThreadPoolExecutor | None = None
 
-    def pages(self, windows: list[Window]) -> Iterator[tuple[RawPage, datetime.datetime | None]]:
-        """The pages of every event in `windows` (which must be in time order), oldest first, each with the
-        time its events must be before to be emitted (None: all of them); the rest of such a page is read again
-        in the windows that follow it."""
-        pending: deque[Window | Future[Chunk]] = deque(windows)
-        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="klaviyo-window") as pool:
-            try:
-                while pending:
-                    # Keep the next `concurrency` windows in flight, nearest first.
-                    for i in range(min(self.concurrency, len(pending))):
-                        item = pending[i]
-                        if isinstance(item, Window):
-                            pending[i] = pool.submit(self.fetch, item)
-                    head = pending.popleft()
-                    assert isinstance(head, Future)
-                    chunk = head.result()
-                    pending.extendleft(reversed(chunk.then))
-                    for page in chunk.pages:
-                        yield page, chunk.before
-            finally:
-                for item in pending:
-                    if isinstance(item, Future):
-                        item.cancel()
+    def add(self, key: str, prepare: Callable[[], Plan | None]) -> None:
+        """A stream. `prepare` (called on the main thread, at the latest when the stream is consumed) makes its
+        plan, or says there is nothing to read (None)."""
+        self._ranges[key] = _Range(key, prepare)
 
-    def fetch(self, window: Window) -> Chunk:
+    def pages(self, key: str) -> Iterator[tuple[RawPage, datetime.datetime | None]]:
+        """The stream's pages, oldest first, each with the time its events must be before to be emitted (None:
+        all of them); the rest of such a page is read again in the windows that follow it."""
+        current = self._ranges[key]
+        try:
+            self._prepare(current)
+            while True:
+                self._fill(current)
+                if not current.items:
+                    current.consumed = True
+                    return
+                head = current.items[0]
+                if isinstance(head, Chunk):
+                    current.items.popleft()
+                    self._buffered -= head.size
+                    for page in head.pages:
+                        yield page, head.before
+                elif isinstance(head, Future) and head.done():
+                    head.result()  # A window that failed: its error (windows that succeed are expanded).
+                else:
+                    wait(self._in_flight, return_when=FIRST_COMPLETED)
+        except GeneratorExit:
+            # The stream stopped early (`--test` stops after a record): the streams after it go on.
+            self._drop(current)
+            current.consumed = True
+            raise
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Stop reading: queued windows are dropped, and running ones stop after the page they are on."""
+        self._closed = True
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _drop(self, item: _Range) -> None:
+        for entry in item.items:
+            if isinstance(entry, Future):
+                entry.cancel()
+                self._in_flight.discard(entry)
+            elif isinstance(entry, Chunk):
+                self._buffered -= entry.size
+        item.items.clear()
+
+    def _prepare(self, item: _Range) -> None:
+        if not item.prepared:
+            item.prepared = True
+            item.plan = item.prepare()
+            if item.plan is not None:
+                item.items.extend(item.plan.windows)
+
+    def _fill(self, current: _Range) -> None:
+        """Take in the windows workers have read, and give idle workers the next windows: the current stream's
+        first, then those of the streams after it. Past `BUFFERED_BYTES` of pages read and not yet consumed,
+        only the window the current stream waits on is started."""
+        for item in self._ranges.values():
+            self._expand(item)
+        later = sorted((r for r in self._ranges.values() if r is not current and not r.consumed), key=lambda r: r.key)
+        ranges = [current, *later]
+        for n, item in enumerate(ranges):
+            if len(self._in_flight) >= self.concurrency or (n and self._buffered >= BUFFERED_BYTES):
+                return
+            self._prepare(item)
+            waited_on = n == 0
+            for i in range(len(item.items)):
+                entry = item.items[i]
+                if len(self._in_flight) >= self.concurrency:
+                    return
+                if isinstance(entry, Window):
+                    if self._buffered >= BUFFERED_BYTES and not waited_on:
+                        return
+                    assert item.plan is not None
+                    future = self._submit(item.plan, entry)
+                    item.items[i] = future
+                    self._in_flight.add(future)
+                waited_on = waited_on and isinstance(entry, Chunk)
+
+    def _submit(self, plan: Plan, window: Window) -> Future[Chunk]:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="klaviyo-window")
+        return self._pool.submit(self.fetch, plan, window)
+
+    def _expand(self, item: _Range) -> None:
+        """Replace windows read in full by their pages and the windows that cover the rest."""
+        if not any(isinstance(entry, Future) and entry.done() for entry in item.items):
+            return
+        expanded: deque[Window | Future[Chunk] | Chunk] = deque()
+        for entry in item.items:
+            if isinstance(entry, Future) and entry.done():
+                self._in_flight.discard(entry)
+                if entry.exception() is None:
+                    chunk = entry.result()
+                    self._buffered += chunk.size
+                    expanded.append(chunk)
+                    expanded.extend(chunk.then)
+                    continue
+            expanded.append(entry)
+        item.items = expanded
+
+    def fetch(self, plan: Plan, window: Window) -> Chunk:
         """Up to `window.pages` pages of a window (in a worker thread), and the windows that cover the rest."""
-        page = self.fetch_next(window.next_url) if window.next_url else self.fetch_first(window)
+        page = plan.following(window.next_url) if window.next_url else plan.first(window)
         pages = [page]
         budget = max(2, BUFFERED_BYTES // (self.concurrency * max(len(page.body), 1)))
-        while page.next_url and len(pages) < window.pages:
-            page = self.fetch_next(page.next_url)
+        while page.next_url and len(pages) < window.pages and not self._closed:
+            page = plan.following(page.next_url)
             pages.append(page)
         if not page.next_url or not page.count:
             return Chunk(pages, [])
@@ -145,7 +253,7 @@ class WindowedFetch:
         first, last = parse_datetime(pages[0].first), parse_datetime(page.last)
         end, tail = window.end, []
         if end is None:
-            end, tail = self.now, [Window(self.now, None, pages=budget)]
+            end, tail = plan.now, [Window(plan.now, None, pages=budget)]
         if last <= first or last >= end:
             return cursor
         # Records at `last` may go on past this page: emit those before it, and read [last, end) anew.

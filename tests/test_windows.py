@@ -8,39 +8,58 @@ import json
 import random
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 
-from tap_klaviyo.windows import RawPage, Window, WindowedFetch, skim, split
+from tap_klaviyo.windows import Plan, RawPage, Window, WindowedFetch, skim, split
 
 UTC = datetime.timezone.utc
 NOW = datetime.datetime(2026, 6, 1, tzinfo=UTC)
 
 
+class Gauge:
+    """Requests in flight, and the most there ever were (shared by several streams' fakes)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.now = 0
+        self.most = 0
+
+    def __enter__(self) -> None:
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+
+    def __exit__(self, *exc: object) -> None:
+        with self.lock:
+            self.now -= 1
+
+
 class FakeEvents:
     """Sorted events served a page at a time, like /api/events with a datetime filter and sort=datetime."""
 
-    def __init__(self, times: list[datetime.datetime], page_size: int, delay: float = 0.0) -> None:
+    def __init__(
+        self, times: list[datetime.datetime], page_size: int, delay: float = 0.0, gauge: Gauge | None = None
+    ) -> None:
         self.events = sorted(
             ({"id": f"e{i:07d}", "attributes": {"datetime": t.isoformat()}} for i, t in enumerate(times)),
             key=lambda e: (e["attributes"]["datetime"], e["id"]),
         )
         self.page_size = page_size
         self.delay = delay
-        self.lock = threading.Lock()
-        self.in_flight = 0
-        self.most_in_flight = 0
+        self.gauge = gauge or Gauge()
         self.requests = 0
         self.cursors: dict[int, list[dict]] = {}
 
+    @property
+    def most_in_flight(self) -> int:
+        return self.gauge.most
+
     def _serve(self, matching: list[dict], offset: int) -> RawPage:
-        with self.lock:
-            self.in_flight += 1
-            self.requests += 1
-            self.most_in_flight = max(self.most_in_flight, self.in_flight)
-        time.sleep(self.delay)
-        with self.lock:
-            self.in_flight -= 1
+        self.requests += 1
+        with self.gauge:
+            time.sleep(self.delay)
         page = matching[offset : offset + self.page_size]
         more = offset + self.page_size < len(matching)
         links = {"next": f"{id(matching)}:{offset + self.page_size}" if more else None}
@@ -75,10 +94,15 @@ def bursty_times(n: int, seed: int) -> list[datetime.datetime]:
 
 def run(events: FakeEvents, windows: list[Window], concurrency: int) -> list[dict]:
     """The events emitted, as the event streams emit them: each page's, less those dated from its `before` on."""
-    fetch = WindowedFetch(events.first, events.next, concurrency=concurrency, now=NOW)
+    fetch = WindowedFetch(concurrency)
+    fetch.add("events", lambda: Plan(events.first, events.next, windows, NOW))
+    return emitted(fetch.pages("events"))
+
+
+def emitted(pages: Iterator[tuple[RawPage, datetime.datetime | None]]) -> list[dict]:
     return [
         {"id": e["id"], **e["attributes"]}
-        for page, before in fetch.pages(windows)
+        for page, before in pages
         for e in json.loads(page.body)["data"]
         if before is None or datetime.datetime.fromisoformat(e["attributes"]["datetime"]) < before
     ]
@@ -130,3 +154,48 @@ def test_split_covers_the_range_without_gaps():
     assert windows[0].start == start and windows[-1].end == end
     assert all(a.end == b.start for a, b in itertools.pairwise(windows))
     assert len(split(start, start + datetime.timedelta(seconds=2), 50)) == 2
+
+
+def test_the_next_streams_start_while_one_finishes_and_each_stays_exact():
+    gauge = Gauge()
+    streams = {
+        name: FakeEvents(bursty_times(n, seed=i), page_size=100, delay=0.01, gauge=gauge)
+        for i, (name, n) in enumerate([("a", 2500), ("b", 300), ("c", 900), ("d", 0)])
+    }
+    fetch = WindowedFetch(6)
+    # Registered in any order, consumed in name order.
+    for name, events in reversed(streams.items()):
+        fetch.add(name, lambda events=events: Plan(events.first, events.next, [Window(None, None)], NOW))
+    fetch.add("unselected", lambda: None)
+    for name, events in streams.items():
+        got = emitted(fetch.pages(name))
+        assert sorted(e["id"] for e in got) == sorted(e["id"] for e in events.events), name
+        assert [e["datetime"] for e in got] == sorted(e["datetime"] for e in got), name
+    assert gauge.most <= 6
+    assert list(fetch.pages("unselected")) == []
+
+
+def test_streams_overlap():
+    gauge = Gauge()
+    a = FakeEvents(bursty_times(2000, seed=1), page_size=100, delay=0.01, gauge=gauge)
+    b = FakeEvents(bursty_times(500, seed=2), page_size=100, delay=0.01, gauge=gauge)
+    fetch = WindowedFetch(8)
+    fetch.add("a", lambda: Plan(a.first, a.next, [Window(None, None)], NOW))
+    fetch.add("b", lambda: Plan(b.first, b.next, [Window(None, None)], NOW))
+    assert len(emitted(fetch.pages("a"))) == len(a.events)
+    assert b.requests > 0, "the next stream should start once the first one leaves workers idle"
+    assert len(emitted(fetch.pages("b"))) == len(b.events)
+
+
+def test_a_later_stream_fails_only_when_it_is_consumed():
+    a = FakeEvents(bursty_times(1500, seed=4), page_size=100, delay=0.005)
+
+    def broken(window: Window) -> RawPage:
+        raise RuntimeError("window failed")
+
+    fetch = WindowedFetch(4)
+    fetch.add("a", lambda: Plan(a.first, a.next, [Window(None, None)], NOW))
+    fetch.add("b", lambda: Plan(broken, a.next, [Window(None, None)], NOW))
+    assert len(emitted(fetch.pages("a"))) == len(a.events)
+    with pytest.raises(RuntimeError, match="window failed"):
+        list(fetch.pages("b"))
