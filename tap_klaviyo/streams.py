@@ -48,7 +48,7 @@ EMAIL_EVENTS = (
     ("marked_email_as_spam", "Marked Email as Spam"),
 )
 KLAVIYO_INTEGRATION = "klaviyo"
-# Requests in flight per event stream: at 250 ms per request, 16 reach /api/events' steady limit.
+# Event requests in flight: at 250 ms per request, 16 reach /api/events' steady limit.
 DEFAULT_CONCURRENCY = 16
 
 

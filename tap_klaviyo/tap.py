@@ -75,11 +75,12 @@ SETTINGS = th.PropertiesList(
         "concurrency",
         th.IntegerType,
         default=DEFAULT_CONCURRENCY,
-        title="Requests in flight per event stream",
+        title="Event requests in flight",
         description=(
-            "How many /api/events requests an event stream keeps in flight, each over its own time "
-            "window; records are still emitted in time order. 1 reads one page at a time (slowest, least "
-            "memory). More helps against a distant API; all are paced under Klaviyo's rate limits."
+            "How many /api/events requests the event streams keep in flight, each over its own time "
+            "window (the next streams start while one finishes); records are still emitted in time order. "
+            "1 reads one page at a time (slowest, least memory). More helps against a distant API; all are "
+            "paced under Klaviyo's rate limits."
         ),
     ),
     th.Property(

@@ -25,7 +25,7 @@ import msgspec
 from tap_klaviyo.records import parse_datetime
 
 # Page bytes all windows in flight may hold at once; with the page size it sets how many pages a worker reads.
-BUFFERED_BYTES = 64 * 1024 * 1024
+BUFFERED_BYTES = 32 * 1024 * 1024
 # One split makes at most this many windows per worker; a window that proves denser splits again.
 MAX_SPLIT_PER_WORKER = 4
 
