@@ -24,8 +24,9 @@ import msgspec
 
 from tap_klaviyo.records import parse_datetime
 
-# Page bytes all windows in flight may hold at once; with the page size it sets how many pages a worker reads.
-BUFFERED_BYTES = 32 * 1024 * 1024
+# Bytes of event pages read ahead: read and not yet emitted, or that windows being read may bring. With the
+# page size it also sets how many pages a worker reads of a window before splitting the rest.
+BUFFERED_BYTES = 64 * 1024 * 1024
 # One split makes at most this many windows per worker; a window that proves denser splits again.
 MAX_SPLIT_PER_WORKER = 4
 
@@ -127,7 +128,11 @@ class WindowedFetch:
     def __init__(self, concurrency: int) -> None:
         self.concurrency = concurrency
         self._ranges: dict[str, _Range] = {}
-        self._in_flight: set[Future[Chunk]] = set()
+        # Windows being read, each with the bytes its pages may take (its page budget at the largest page seen).
+        self._in_flight: dict[Future[Chunk], int] = {}
+        self._reserved = 0
+        self._largest_page = 0
+        # Bytes of pages read and not yet consumed.
         self._buffered = 0
         self._closed = False
         self._pool: ThreadPoolExecutor | None = None
@@ -177,7 +182,7 @@ class WindowedFetch:
         for entry in item.items:
             if isinstance(entry, Future):
                 entry.cancel()
-                self._in_flight.discard(entry)
+                self._reserved -= self._in_flight.pop(entry, 0)
             elif isinstance(entry, Chunk):
                 self._buffered -= entry.size
         item.items.clear()
@@ -191,14 +196,14 @@ class WindowedFetch:
 
     def _fill(self, current: _Range) -> None:
         """Take in the windows workers have read, and give idle workers the next windows: the current stream's
-        first, then those of the streams after it. Past `BUFFERED_BYTES` of pages read and not yet consumed,
-        only the window the current stream waits on is started."""
+        first, then those of the streams after it. Past `BUFFERED_BYTES` of pages read and not yet consumed or
+        that windows being read may bring, only the window the current stream waits on is started."""
         for item in self._ranges.values():
             self._expand(item)
         later = sorted((r for r in self._ranges.values() if r is not current and not r.consumed), key=lambda r: r.key)
         ranges = [current, *later]
         for n, item in enumerate(ranges):
-            if len(self._in_flight) >= self.concurrency or (n and self._buffered >= BUFFERED_BYTES):
+            if len(self._in_flight) >= self.concurrency or (n and self._full()):
                 return
             self._prepare(item)
             waited_on = n == 0
@@ -207,13 +212,17 @@ class WindowedFetch:
                 if len(self._in_flight) >= self.concurrency:
                     return
                 if isinstance(entry, Window):
-                    if self._buffered >= BUFFERED_BYTES and not waited_on:
+                    if self._full() and not waited_on:
                         return
                     assert item.plan is not None
                     future = self._submit(item.plan, entry)
                     item.items[i] = future
-                    self._in_flight.add(future)
+                    self._in_flight[future] = entry.pages * self._largest_page
+                    self._reserved += self._in_flight[future]
                 waited_on = waited_on and isinstance(entry, Chunk)
+
+    def _full(self) -> bool:
+        return self._buffered + self._reserved >= BUFFERED_BYTES
 
     def _submit(self, plan: Plan, window: Window) -> Future[Chunk]:
         if self._pool is None:
@@ -227,10 +236,11 @@ class WindowedFetch:
         expanded: deque[Window | Future[Chunk] | Chunk] = deque()
         for entry in item.items:
             if isinstance(entry, Future) and entry.done():
-                self._in_flight.discard(entry)
+                self._reserved -= self._in_flight.pop(entry, 0)
                 if entry.exception() is None:
                     chunk = entry.result()
                     self._buffered += chunk.size
+                    self._largest_page = max(self._largest_page, *(len(page.body) for page in chunk.pages))
                     expanded.append(chunk)
                     expanded.extend(chunk.then)
                     continue
