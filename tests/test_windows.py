@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tap_klaviyo import windows
 from tap_klaviyo.windows import Plan, RawPage, Window, WindowedFetch, skim, split
 
 UTC = datetime.timezone.utc
@@ -25,6 +26,7 @@ class Gauge:
         self.lock = threading.Lock()
         self.now = 0
         self.most = 0
+        self.bytes_served = 0
 
     def __enter__(self) -> None:
         with self.lock:
@@ -34,6 +36,10 @@ class Gauge:
     def __exit__(self, *exc: object) -> None:
         with self.lock:
             self.now -= 1
+
+    def served(self, size: int) -> None:
+        with self.lock:
+            self.bytes_served += size
 
 
 class FakeEvents:
@@ -63,7 +69,9 @@ class FakeEvents:
         page = matching[offset : offset + self.page_size]
         more = offset + self.page_size < len(matching)
         links = {"next": f"{id(matching)}:{offset + self.page_size}" if more else None}
-        return skim(json.dumps({"data": page, "links": links}).encode())
+        body = skim(json.dumps({"data": page, "links": links}).encode())
+        self.gauge.served(len(body.body))
+        return body
 
     def first(self, window: Window) -> RawPage:
         matching = [
@@ -199,3 +207,24 @@ def test_a_later_stream_fails_only_when_it_is_consumed():
     assert len(emitted(fetch.pages("a"))) == len(a.events)
     with pytest.raises(RuntimeError, match="window failed"):
         list(fetch.pages("b"))
+
+
+def test_pages_read_ahead_stay_within_the_budget(monkeypatch):
+    gauge = Gauge()
+    streams = [FakeEvents(bursty_times(3000, seed=i), page_size=50, delay=0.002, gauge=gauge) for i in range(3)]
+    page_bytes = len(streams[0].first(Window(None, None)).body)
+    monkeypatch.setattr(windows, "BUFFERED_BYTES", 12 * page_bytes)
+    fetch = WindowedFetch(8)
+    for i, events in enumerate(streams):
+        fetch.add(str(i), lambda events=events: Plan(events.first, events.next, [Window(None, None)], NOW))
+    gauge.bytes_served = consumed = most_ahead = 0
+    for i, events in enumerate(streams):
+        count = 0
+        for page, _ in fetch.pages(str(i)):
+            time.sleep(0.002)  # a slow consumer: workers would read far ahead if nothing held them back
+            consumed += len(page.body)
+            most_ahead = max(most_ahead, gauge.bytes_served - consumed)
+            count += page.count
+        assert count >= len(events.events)
+    # The budget, plus the pages of the one window the consumer waits on (2 here).
+    assert most_ahead <= 14 * page_bytes * 1.1, most_ahead / page_bytes
