@@ -126,9 +126,12 @@ class KlaviyoClient:
         *,
         stream: str,
         decode: Callable[[bytes], T] = decode_document,  # type: ignore[assignment]
+        page_size: int | None = None,
     ) -> T:
-        """The first page of a query, at the largest page size the endpoint accepts."""
+        """The first page of a query, `page_size` long or at the largest page size the endpoint accepts."""
         url = self.api_url + endpoint.path
+        if page_size is not None:
+            return self.get(url, {**params, "page[size]": str(page_size)}, endpoint, stream=stream, decode=decode)
         if not endpoint.page_sizes:
             return self.get(url, params, endpoint, stream=stream, decode=decode)
         if endpoint.path not in self._page_size:

@@ -379,8 +379,13 @@ class EmailEventStream(KlaviyoStream):
         def following(url: str) -> RawPage:
             return self.client.get(url, None, endpoints.EVENTS, stream=self.name, decode=skim)
 
+        def newest(window: Window) -> str | None:
+            query_newest = {**query(window), "sort": "-datetime"}
+            page = self.client.first_page(endpoints.EVENTS, query_newest, stream=self.name, decode=skim, page_size=1)
+            return page.first
+
         start, end = self.time_range(None)
-        return Plan(first, following, [Window(start, end)], self.get_replication_key_signpost(None))
+        return Plan(first, following, newest, [Window(start, end)], self.get_replication_key_signpost(None))
 
     def count_new(self, datetimes: list[str | None], context: Context | None) -> None:
         """Count the records strictly after the bookmark this run started from (`fail_on_no_new_data`)."""

@@ -98,11 +98,13 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Plan:
-    """How to read one stream's events: its first page of a window, a page by cursor, the windows to read
-    (in time order), and where an open-ended window is cut for splitting (events after it are few)."""
+    """How to read one stream's events: its first page of a window, a page by cursor, the time of a window's
+    newest event, the windows to read (in time order), and where an open-ended window is cut for splitting
+    (events after it are few)."""
 
     first: Callable[[Window], RawPage]
     following: Callable[[str], RawPage]
+    newest: Callable[[Window], str | None]
     windows: list[Window]
     now: datetime.datetime
 
@@ -262,6 +264,12 @@ class WindowedFetch:
             return cursor
         first, last = parse_datetime(pages[0].first), parse_datetime(page.last)
         end, tail = window.end, []
+        if window.pages == 1 and (newest := plan.newest(Window(last, end))):
+            # The range's first window: split only up to its newest event (a metric may have none for months),
+            # and read what comes after it (events arriving during the run, or dated later) by itself.
+            stop = parse_datetime(newest).replace(microsecond=0) + datetime.timedelta(seconds=1)
+            if end is None or stop < end:
+                end, tail = stop, [Window(stop, window.end, pages=budget)]
         if end is None:
             end, tail = plan.now, [Window(plan.now, None, pages=budget)]
         if last <= first or last >= end:
@@ -270,9 +278,16 @@ class WindowedFetch:
         start = window.start or first
         count = sum(p.count for p in pages)
         expected_pages = count / max((last - start).total_seconds(), 1.0) * (end - last).total_seconds() / page.count
-        # Aim each window at half a worker's pages, so most end before the budget and few split again, but
-        # make enough windows to keep every worker busy.
-        parts = max(expected_pages / max(1, budget // 2), min(expected_pages, self.concurrency))
+        if window.pages > 1 and expected_pages <= budget:
+            # A window that outgrew its budget by less than a budget goes on by cursor: every window it were
+            # split into would cost a partial last page, and the other windows keep the workers busy.
+            return cursor
+        # Aim each window just under a worker's budget: every window ends with a partial page, so fewer, fuller
+        # windows cost fewer requests. The range's first window (one page) also spreads the range over every
+        # worker at once.
+        parts = expected_pages / max(1, budget - 1)
+        if window.pages == 1:
+            parts = max(parts, min(expected_pages, self.concurrency))
         parts = max(1, min(math.ceil(parts), MAX_SPLIT_PER_WORKER * self.concurrency))
         return Chunk(pages, [*split(last, end, parts, pages=budget), *tail], before=last)
 

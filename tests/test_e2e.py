@@ -120,8 +120,10 @@ def test_full_sync_is_exact_when_events_pages_are_capped_at_200(account):
         result = run_tap({"api_key": API_KEY, "api_url": fake.url})
         # One refusal of page[size]=1000, then every events page at 200.
         assert_full_sync_exact(account, fake, result, refused=1)
-        sizes = {r.query["page[size]"][0] for r in fake.requests if r.path == "/api/events" and r.status == 200}
-        assert sizes == {"200"}
+        reads = [r for r in fake.requests if r.path == "/api/events" and r.status == 200]
+        assert {r.query["page[size]"][0] for r in reads if r.query["sort"] == ["datetime"]} == {"200"}
+        # Where a stream's events end is asked with one event, newest first.
+        assert {r.query["page[size]"][0] for r in reads if r.query["sort"] == ["-datetime"]} == {"1"}
 
 
 def test_campaign_audiences_cost_no_requests(fake, config):
