@@ -3,7 +3,8 @@
 Klaviyo limits each endpoint per account with two fixed windows: a burst per second and a steady rate per
 minute. A pacer keeps at most that many requests in *any* sliding 1 s and 60 s window, which can never exceed
 a fixed window, whatever its alignment. Headroom leaves room for clock skew and for network jitter bunching
-requests together on their way.
+requests together on their way: a tenth of a second's burst, but only a twentieth of a minute's allowance (a
+few seconds of requests), since the steady limit is what a long sync runs at.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 
-HEADROOM = 0.9
+BURST_HEADROOM = 0.9
+STEADY_HEADROOM = 0.95
 
 
 class Pacer:
@@ -25,12 +27,11 @@ class Pacer:
         burst_per_second: int,
         steady_per_minute: int,
         *,
-        headroom: float = HEADROOM,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
-        self.burst = max(1, math.floor(burst_per_second * headroom))
-        self.steady = max(1, math.floor(steady_per_minute * headroom))
+        self.burst = max(1, math.floor(burst_per_second * BURST_HEADROOM))
+        self.steady = max(1, math.floor(steady_per_minute * STEADY_HEADROOM))
         self._clock = clock or time.monotonic
         self._sleep = sleep or time.sleep
         self._lock = threading.Lock()
