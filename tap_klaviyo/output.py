@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
-from singer_sdk.contrib.msgspec import MsgSpecWriter, enc_hook
+from singer_sdk.contrib.msgspec import MsgSpecWriter, encoder
 from singer_sdk.singerlib import Message, RecordMessage
 
 
@@ -20,9 +20,6 @@ class _RecordMessage(msgspec.Struct, tag_field="type", tag="RECORD", omit_defaul
     record: Any
     version: int | None = None
     time_extracted: str | None = None
-
-
-_encoder = msgspec.json.Encoder(enc_hook=enc_hook, decimal_format="number")
 
 
 @dataclass(frozen=True)
@@ -40,7 +37,7 @@ def encode_records(
     single call into msgspec: per record, this is a fraction of the SDK's path through `RecordMessage`."""
     extracted = time_extracted.astimezone(datetime.timezone.utc).isoformat(sep="T")
     messages = [_RecordMessage(stream, record, version, extracted) for record in records]
-    return EncodedRecords(_encoder.encode_lines(messages), len(messages))
+    return EncodedRecords(encoder.encode_lines(messages), len(messages))
 
 
 class RecordBufferingWriter(MsgSpecWriter):

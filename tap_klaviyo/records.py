@@ -64,6 +64,22 @@ class _EventPage(msgspec.Struct):
     data: list[_Event]
 
 
+def _related_ids(relationships: _EventRelationships | _StrictRelationships | None) -> tuple[Any, Any]:
+    """An event's profile and metric ids, None where a relationship or its data is missing."""
+    if relationships is None:
+        return None, None
+    profile, metric = relationships.profile, relationships.metric
+    return (
+        profile.data.id if profile is not None and profile.data is not None else None,
+        metric.data.id if metric is not None and metric.data is not None else None,
+    )
+
+
+def dated_before(rows: list[dict[str, Any]], before: datetime.datetime | None) -> list[dict[str, Any]]:
+    """The rows dated before `before` (all of them if it is None)."""
+    return rows if before is None else [r for r in rows if parse_datetime(r["datetime"]) < before]
+
+
 def decode_events_raw(body: bytes) -> list[dict[str, Any]]:
     """An /api/events page as flat records, with `event_properties` kept as the raw JSON Klaviyo sent.
 
@@ -73,13 +89,8 @@ def decode_events_raw(body: bytes) -> list[dict[str, Any]]:
     records = []
     append = records.append
     for event in msgspec.json.decode(body, type=_EventPage).data:
-        attributes, relationships = event.attributes, event.relationships
-        profile = metric = None
-        if relationships is not None:
-            if relationships.profile is not None and relationships.profile.data is not None:
-                profile = relationships.profile.data.id
-            if relationships.metric is not None and relationships.metric.data is not None:
-                metric = relationships.metric.data.id
+        attributes = event.attributes
+        profile, metric = _related_ids(event.relationships)
         append(
             {
                 "id": event.id,
@@ -159,17 +170,12 @@ def event_records(body: bytes, before: datetime.datetime | None = None) -> list[
     records = []
     append = records.append
     for event in events:
-        attributes, relationships = event.attributes, event.relationships
+        attributes = event.attributes
         if memoryview(attributes.event_properties)[0] not in _OBJECT_OR_NULL:
             raise NotInSchema("event_properties is not an object")
         if before is not None and (attributes.datetime is None or parse_datetime(attributes.datetime) >= before):
             continue
-        profile = metric = None
-        if relationships is not None:
-            if relationships.profile is not None and relationships.profile.data is not None:
-                profile = relationships.profile.data.id
-            if relationships.metric is not None and relationships.metric.data is not None:
-                metric = relationships.metric.data.id
+        profile, metric = _related_ids(event.relationships)
         append(
             EventRecord(
                 event.id,

@@ -25,6 +25,7 @@ from tap_klaviyo.records import (
     NotInSchema,
     Resource,
     compile_schema,
+    dated_before,
     decode_events_raw,
     event_records,
     flatten,
@@ -290,9 +291,9 @@ class EmailEventStream(KlaviyoStream):
         self.fetcher = fetcher
         if fetcher is not None:
             fetcher.add(self.name, self.plan)
-        # Records strictly after the bookmark this run started from: `fail_on_no_new_data` reads it.
+        # The bookmark this run started from, and the records strictly after it: `fail_on_no_new_data` reads them.
+        self.started_from: datetime.datetime | None = None
         self.new_records = 0
-        self.started_from_bookmark = False
         self._unsaved: dict[str, Any] | None = None
         self._since_saved = 0
 
@@ -345,7 +346,7 @@ class EmailEventStream(KlaviyoStream):
                 metrics[0]["id"],
                 (metrics[0]["attributes"].get("integration") or {}).get("name"),
             )
-        self.started_from_bookmark = self.bookmark(context) is not None
+        self.started_from = self.bookmark(context)
         if self.fetcher is None:
             plan = self.plan()
             assert plan is not None
@@ -387,9 +388,9 @@ class EmailEventStream(KlaviyoStream):
         start, end = self.time_range(None)
         return Plan(first, following, newest, [Window(start, end)], self.get_replication_key_signpost(None))
 
-    def count_new(self, datetimes: list[str | None], context: Context | None) -> None:
+    def count_new(self, datetimes: list[str | None]) -> None:
         """Count the records strictly after the bookmark this run started from (`fail_on_no_new_data`)."""
-        bookmark = self.bookmark(context)
+        bookmark = self.started_from
         if bookmark is None or (datetimes and datetimes[0] and parse_datetime(datetimes[0]) > bookmark):
             self.new_records += len(datetimes)
         else:
@@ -399,10 +400,8 @@ class EmailEventStream(KlaviyoStream):
         # Dicts for the SDK's record by record path, which stream maps, flattening and batch files need.
         decode = self.decoder()
         for page, before in self.pages(context):
-            records = decode(page.body)
-            if before is not None:
-                records = [r for r in records if parse_datetime(r["datetime"]) < before]
-            self.count_new([r["datetime"] for r in records], context)
+            records = dated_before(decode(page.body), before)
+            self.count_new([r["datetime"] for r in records])
             yield from records
         self._save_bookmark(context)
 
@@ -454,7 +453,7 @@ class EmailEventStream(KlaviyoStream):
                     )
                 )
                 self.state_manager.is_flushed = False
-                self.count_new(datetimes, None)
+                self.count_new(datetimes)
                 latest = next((d for d in reversed(datetimes) if d), None)
                 progress.add(len(records), latest)
                 counter.increment(len(records))
@@ -479,9 +478,7 @@ class EmailEventStream(KlaviyoStream):
             records = event_records(body, before)
             return records, [record.datetime for record in records]
         except NotInSchema:
-            rows = decode_events_raw(body)
-            if before is not None:
-                rows = [r for r in rows if parse_datetime(r["datetime"]) < before]
+            rows = dated_before(decode_events_raw(body), before)
             return [self.post_process(row) for row in rows], [row["datetime"] for row in rows]
 
 

@@ -190,7 +190,7 @@ class TapKlaviyo(Tap):
                 for stream in self.streams.values()
                 if isinstance(stream, EmailEventStream)
                 and stream.selected
-                and stream.started_from_bookmark
+                and stream.started_from is not None
                 and stream.new_records == 0
             ]
             if idle:
