@@ -41,13 +41,14 @@ from typing import Any
 
 import msgspec
 
-from tap_klaviyo.streams import EMAIL_EVENTS
+from tap_klaviyo.streams.table import STREAMS
 from tests.fake_klaviyo import ENDPOINTS, generate_account
 
 REPO = Path(__file__).resolve().parent.parent
 # The console script next to this interpreter, as tests/conftest.py finds it: works for .venv and any other venv.
 TAP = Path(sys.executable).with_name("tap-klaviyo")
 API_KEY = "pk_benchmark_0123456789abcdef01234567"
+EMAIL_EVENTS = tuple((row.name, row.metric) for row in STREAMS if row.metric)
 EVENT_STREAMS = tuple(name for name, _ in EMAIL_EVENTS)
 STEADY_PER_SECOND = ENDPOINTS["events"].steady / 60  # /api/events: 3,500 a minute
 SPEC_PAGE_SIZE_MAX = ENDPOINTS["events"].page_size.max if ENDPOINTS["events"].page_size else 1000

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tap_klaviyo.client import KlaviyoError
+from tap_klaviyo.errors import KlaviyoError
 from tap_klaviyo.tap import TapKlaviyo
 
 FILE_OPTIONS = {"--config": "config", "--state": "state", "--catalog": "catalog"}

@@ -13,16 +13,17 @@ import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import TypeVar
 
-import msgspec
 import requests
 
+from tap_klaviyo.codec import NotAsSpecified, Unreadable, decode_document
 from tap_klaviyo.endpoints import Endpoint
+from tap_klaviyo.errors import KlaviyoError
 from tap_klaviyo.pacing import Pacer
 from tap_klaviyo.records import Resource
 
-# Connection-level failures worth another try; a truncated body shows up as a JSON error instead.
+# Connection-level failures worth another try; a truncated body shows up as `Unreadable` instead.
 TRANSIENT_ERRORS = (
     requests.ConnectionError,
     requests.Timeout,
@@ -32,18 +33,6 @@ TRANSIENT_ERRORS = (
 T = TypeVar("T")
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 60.0
-
-
-def decode_document(body: bytes) -> dict[str, Any]:
-    """A JSON:API document; raises ValueError (msgspec's DecodeError is one) for a truncated or foreign body."""
-    document = msgspec.json.decode(body)
-    if not isinstance(document, dict) or not isinstance(document.get("data"), list):
-        raise ValueError("response without a JSON:API data list")
-    return document
-
-
-class KlaviyoError(Exception):
-    """A failure the user can act on: its message is one line naming what to fix."""
 
 
 class _Retry(Exception):
@@ -172,7 +161,8 @@ class KlaviyoClient:
         decode: Callable[[bytes], T] = decode_document,  # type: ignore[assignment]
     ) -> T:
         """One GET, retried on throttling, server errors, dropped connections and truncated bodies; `decode`
-        turns the body into the result and raises ValueError for one that is cut short."""
+        turns the body into the result, raising Unreadable for a body that is not JSON (worth another try) and
+        NotAsSpecified for JSON that is not what the spec describes (reported at once)."""
         for attempt in range(self.max_retries + 1):
             try:
                 return self._get_once(url, params, endpoint, stream=stream, decode=decode)
@@ -225,8 +215,13 @@ class KlaviyoClient:
             raise _client_error(response, endpoint, stream)
         try:
             return decode(response.content)
-        except ValueError:
+        except Unreadable:
             raise _Retry("unparsable or truncated response body") from None
+        except NotAsSpecified as exc:
+            raise KlaviyoError(
+                f"Klaviyo's response to GET {endpoint.path} for stream '{stream}' is not what its API spec "
+                f"describes: {exc}. Rerun later; if it persists, report it with this line."
+            ) from None
 
 
 class _BadRequest(KlaviyoError):

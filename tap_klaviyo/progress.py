@@ -7,7 +7,7 @@ import logging
 import time
 
 from tap_klaviyo.client import KlaviyoClient
-from tap_klaviyo.records import parse_datetime
+from tap_klaviyo.times import parse_datetime
 
 EVERY_SECONDS = 30.0
 

@@ -4,8 +4,8 @@ A stream's range starts as one window. A window's worker reads up to a few pages
 goes on, the worker splits the rest of the range, from its last page's last timestamp, into windows sized by the
 density it saw, each read by a worker of its own. The calling (main) thread consumes windows strictly in time
 order while the pool reads the next ones, and the next streams' windows once this stream's last ones leave
-workers idle. Workers keep page bodies as bytes and only skim them (for the cursor and the first and last
-timestamps): the main thread decodes each page as it emits it, so memory holds raw pages, not millions of
+workers idle. Workers keep page bodies as bytes and only skim them (`codec.skim`: the cursor and the first and
+last timestamps): the main thread decodes each page as it emits it, so memory holds raw pages, not millions of
 parsed records. A range that cannot be split by time (one second holding more than a page, or events dated
 after the sync started) is read by cursor.
 """
@@ -20,9 +20,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
-import msgspec
-
-from tap_klaviyo.records import parse_datetime
+from tap_klaviyo.codec import RawPage
+from tap_klaviyo.times import parse_datetime
 
 # Bytes of event pages read ahead: read and not yet emitted, or that windows being read may bring. With the
 # page size it also sets how many pages a worker reads of a window before splitting the rest.
@@ -40,47 +39,6 @@ class Window:
     next_url: str | None = None
     # Pages one worker reads before it splits what is left; the first window splits after one.
     pages: int = 1
-
-
-class _Attributes(msgspec.Struct):
-    datetime: str | None = None
-
-
-class _Event(msgspec.Struct):
-    attributes: _Attributes
-
-
-class _Links(msgspec.Struct):
-    next: str | None = None
-
-
-class _Skim(msgspec.Struct):
-    data: list[_Event]
-    links: _Links | None = None
-
-
-@dataclass
-class RawPage:
-    """A page body as received, and what a worker needs to know of it."""
-
-    body: bytes
-    count: int
-    first: str | None
-    last: str | None
-    next_url: str | None
-
-
-def skim(body: bytes) -> RawPage:
-    """Check a whole page body (a truncated one raises ValueError) but decode only the few fields planned on."""
-    page = msgspec.json.decode(body, type=_Skim)
-    data = page.data
-    return RawPage(
-        body,
-        len(data),
-        data[0].attributes.datetime if data else None,
-        data[-1].attributes.datetime if data else None,
-        page.links.next if page.links else None,
-    )
 
 
 @dataclass

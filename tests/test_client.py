@@ -10,7 +10,8 @@ import requests
 
 from tap_klaviyo import client as client_module
 from tap_klaviyo import endpoints, pacing
-from tap_klaviyo.client import KlaviyoClient, KlaviyoError
+from tap_klaviyo.client import KlaviyoClient
+from tap_klaviyo.errors import KlaviyoError
 
 API = "https://klaviyo.test"
 KEY = "pk_secret_unit_test_key"

@@ -7,8 +7,9 @@ import re
 import subprocess
 from pathlib import Path
 
-from tap_klaviyo.tap import SETTINGS as TAP_SETTINGS
-from tap_klaviyo.tap import known_settings, settings_problems
+from tap_klaviyo.settings import SETTINGS as TAP_SETTINGS
+from tap_klaviyo.settings import settings_problems
+from tap_klaviyo.tap import known_settings
 from tests.conftest import STREAM_KEYS, TAP
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,7 +13,8 @@ from collections.abc import Iterator
 import pytest
 
 from tap_klaviyo import windows
-from tap_klaviyo.windows import Plan, RawPage, Window, WindowedFetch, skim, split
+from tap_klaviyo.codec import RawPage, skim
+from tap_klaviyo.windows import Plan, Window, WindowedFetch, split
 
 UTC = datetime.timezone.utc
 NOW = datetime.datetime(2026, 6, 1, tzinfo=UTC)

@@ -1,0 +1,143 @@
+"""Every place tap-klaviyo relies on singer-sdk internals, and why the public API does not suffice for it.
+
+singer-sdk's public hooks cover what a stream fetches (`get_records`, `post_process`) and how its state is read
+(`get_context_state`, `get_replication_key_signpost`, `is_sorted`). Three things the tap needs have no public
+hook, so they live here, and only here:
+- one line for a user's mistake in the settings, before the SDK logs its own lines about them;
+- a check after every stream has synced and saved its state (`fail_on_no_new_data`);
+- a bookmark that never passes the sync's start, and the page-at-a-time fast path for event streams, which
+  writes what the SDK's record loop writes (RECORD lines, STATE at the same points, the same counts) for a
+  fraction of its cost per record.
+
+`RELIED_ON` names each member used and why. tests/test_sdk_boundary.py checks that each still exists with the
+signature used here and that no other module touches a private SDK member; tests/test_parity.py syncs the same
+events through the fast path and through the SDK's own loop and compares every message, so an SDK release that
+changes any of them fails a unit test instead of a user's sync.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from singer_sdk import Stream, Tap
+from singer_sdk.exceptions import ConfigValidationError
+
+from tap_klaviyo.errors import KlaviyoError
+from tap_klaviyo.output import RecordBufferingWriter, encode_records
+
+if TYPE_CHECKING:
+    from singer_sdk.helpers.types import Context
+
+RELIED_ON = {
+    "Tap._validate_config": "the SDK validates settings inside Tap.__init__ and logs each problem on lines of its "
+    "own before raising: overriding it is the only way to check first and fail with one line",
+    "Tap.sync_all": "final, but the only point after every stream has synced and written its state; the SDK has "
+    "no after-sync hook",
+    "Stream._increment_stream_state": "the only point between a record and its bookmark: a sorted stream's "
+    "bookmark is not capped at the signpost by the SDK, and Klaviyo dates some records in the future",
+    "Stream._sync_records": "the record loop; the fast path replaces it for event streams whose records nothing "
+    "rewrites, and hands everything else to it",
+    "Stream._write_starting_replication_value": "the fast path must record where the sync started, as the loop does",
+    "Stream._write_state_message": "the fast path writes STATE where the loop would",
+    "Stream._finalize_state": "the fast path finalizes the stream's state where the loop would",
+    "Stream._stream_version": "the `version` the loop puts on RECORD messages",
+    "Stream._tap": "the tap's message writer, to write encoded RECORD lines and to see it can take them",
+    "StreamStateManager.is_flushed": "the loop clears it after writing records, so the next STATE is written",
+}
+
+
+class SdkTap(Tap):
+    """A tap that checks its own settings first and can act once every stream has synced."""
+
+    def settings_problems(self) -> list[str]:
+        """Every mistake in the settings, each a sentence naming the setting and the fix."""
+        return []
+
+    def after_sync(self) -> None:
+        """Called once every selected stream has synced and written its state."""
+
+    def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
+        if not raise_errors:
+            return super()._validate_config(raise_errors=False)
+        problems = self.settings_problems()
+        if not problems:
+            try:
+                return super()._validate_config(raise_errors=True)
+            except ConfigValidationError as exc:
+                problems = [f"Invalid setting: {error}" for error in exc.errors]
+        raise KlaviyoError("; ".join(problems))
+
+    def sync_all(self) -> None:
+        super().sync_all()
+        self.after_sync()
+
+
+class SdkStream(Stream):
+    """A stream that decides what its bookmark sees of a record."""
+
+    def bookmark_record(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The record as the bookmark should take it (the stream may cap its replication key)."""
+        return record
+
+    def _increment_stream_state(self, latest_record: dict[str, Any], *, context: Context | None = None) -> None:
+        super()._increment_stream_state(self.bookmark_record(latest_record), context=context)
+
+
+class PageSyncStream(SdkStream):
+    """A stream that can hand its records over a page at a time, already checked against its schema, to be
+    written as RECORD lines in one go. The SDK's loop still runs for a partition context, for `--test`, and
+    whenever `writes_pages` says something rewrites records or the writer cannot take encoded lines."""
+
+    def writes_pages(self) -> bool:
+        """Whether nothing needs records one at a time as dicts (stream maps, flattening, batch files,
+        deselected properties, `--test`'s record limit)."""
+        return False
+
+    def record_pages(self) -> Iterator[tuple[Sequence[Any], Sequence[Any]]]:
+        """Pages of records ready to write (dicts or msgspec structs with the schema's fields), each with its
+        records' replication key values."""
+        raise NotImplementedError
+
+    def _sync_records(
+        self, context: Context | None = None, *, write_messages: bool = True
+    ) -> Iterator[dict[str, Any] | None]:
+        fast = context is None and write_messages and self.writes_pages()
+        if not fast or not isinstance(self._tap.message_writer, RecordBufferingWriter):
+            yield from super()._sync_records(context, write_messages=write_messages)
+            return
+        # The SDK's loop, a page at a time: the same record counter and timer, the starting replication value,
+        # STATE after every STATE_MSG_FREQUENCY-th record (a page is split there) and at the end.
+        counter, timer = self.get_record_counter(), self.get_sync_timer()
+        every = self.STATE_MSG_FREQUENCY
+        written = 0
+        with counter, timer:
+            counter.with_context({})
+            timer.with_context({})
+            self._write_starting_replication_value(None)
+            for records, values in self.record_pages():
+                start = 0
+                while start < len(records):
+                    end = min(len(records), start + every - written % every)
+                    self._tap.write_message(
+                        encode_records(
+                            self.name,
+                            records[start:end],
+                            version=self._stream_version,
+                            time_extracted=datetime.datetime.now(datetime.timezone.utc),
+                        )
+                    )
+                    self.state_manager.is_flushed = False
+                    counter.increment(end - start)
+                    written += end - start
+                    latest = next((v for v in reversed(values[start:end]) if v is not None), None)
+                    if self.replication_key and latest is not None:
+                        # The loop moves the bookmark on every record; where it is written, only the last counts.
+                        self._increment_stream_state({self.replication_key: latest})
+                    if written % every == 0:
+                        self._write_state_message()
+                    start = end
+                yield None
+        self._finalize_state(self.stream_state)
+        self._write_state_message()

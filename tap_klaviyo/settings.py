@@ -1,0 +1,167 @@
+"""The tap's own settings (the SDK appends its built-in ones), and every mistake in them, as one sentence each."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from singer_sdk import typing as th
+
+from tap_klaviyo.times import parse_datetime
+
+DEFAULT_API_URL = "https://a.klaviyo.com"
+DEFAULT_REVISION = "2026-07-15"
+DEFAULT_MAX_RETRIES = 8
+# Event requests in flight: at 250 ms per request, 16 reach /api/events' steady limit.
+DEFAULT_CONCURRENCY = 16
+
+
+# The tap's own settings (the SDK appends its built-in ones to `config_jsonschema`).
+SETTINGS = th.PropertiesList(
+    th.Property(
+        "api_key",
+        th.StringType,
+        required=True,
+        secret=True,
+        title="API key",
+        description="A Klaviyo private API key with read scopes, sent as `Authorization: Klaviyo-API-Key ...`.",
+    ),
+    th.Property(
+        "start_date",
+        th.DateTimeType,
+        title="From date",
+        description=(
+            "Import email events from this date-time on (ISO 8601). Lists, segments, campaigns, flows "
+            "and metrics are always imported whole. Default: all history."
+        ),
+    ),
+    th.Property(
+        "end_date",
+        th.DateTimeType,
+        title="To date",
+        description=(
+            "Import email events before this date-time (exclusive), for backfills of a fixed range. Default: up to now."
+        ),
+    ),
+    th.Property(
+        "lookback_minutes",
+        th.IntegerType,
+        default=0,
+        title="Lookback (minutes)",
+        description=(
+            "On incremental runs, also re-read this many minutes before each event stream's bookmark, "
+            "for events that reach Klaviyo late. Re-read events are sent again (dedupe on `id`)."
+        ),
+    ),
+    th.Property(
+        "fail_on_no_new_data",
+        th.BooleanType,
+        default=False,
+        title="Fail when no new data",
+        description=(
+            "When an incremental run finds no new events for a selected event stream, exit non-zero "
+            "naming those streams (state is still saved)."
+        ),
+    ),
+    th.Property(
+        "concurrency",
+        th.IntegerType,
+        default=DEFAULT_CONCURRENCY,
+        title="Event requests in flight",
+        description=(
+            "How many /api/events requests the event streams keep in flight, each over its own time "
+            "window (the next streams start while one finishes); records are still emitted in time order. "
+            "1 reads one page at a time (slowest, least memory). More helps against a distant API; all are "
+            "paced under Klaviyo's rate limits."
+        ),
+    ),
+    th.Property(
+        "validate_records",
+        th.BooleanType,
+        default=False,
+        title="Stop on invalid records",
+        description=(
+            "Stop the run at the first record that does not match its stream's schema, naming the stream, "
+            "the record and the field. When off, the first such record per stream is logged and all are "
+            "passed on."
+        ),
+    ),
+    th.Property(
+        "revision",
+        th.StringType,
+        default=DEFAULT_REVISION,
+        title="API revision",
+        description="The Klaviyo API revision sent in the `revision` header.",
+    ),
+    th.Property(
+        "api_url",
+        th.StringType,
+        default=DEFAULT_API_URL,
+        title="API URL",
+        description="Base URL of the Klaviyo API; change it only for a proxy or a test server.",
+    ),
+    th.Property(
+        "max_retries",
+        th.IntegerType,
+        default=DEFAULT_MAX_RETRIES,
+        title="Retries per request",
+        description=(
+            "How often one request is retried after throttling (429), server errors, dropped "
+            "connections or truncated bodies, with capped exponential backoff, before the run fails."
+        ),
+    ),
+)
+
+
+def settings_problems(config: Mapping[str, Any], known: set[str]) -> list[str]:
+    """Every mistake in the settings, each as a sentence naming the setting and the fix."""
+    problems = []
+    if not config.get("api_key"):
+        problems.append("Missing setting `api_key`: set it to a Klaviyo private API key (or TAP_KLAVIYO_API_KEY)")
+    dates = {}
+    for name in ("start_date", "end_date"):
+        value = config.get(name)
+        if value is None:
+            continue
+        try:
+            dates[name] = parse_datetime(str(value))
+        except ValueError:
+            problems.append(
+                f"Setting `{name}` is not an ISO 8601 date-time: {str(value)[:40]!r} (e.g. 2025-01-31T00:00:00Z)"
+            )
+    if len(dates) == 2 and dates["end_date"] <= dates["start_date"]:
+        problems.append("Setting `end_date` must be after `start_date`")
+    revision = str(config.get("revision", DEFAULT_REVISION))
+    if not _is_revision(revision):
+        problems.append(
+            f"Setting `revision` is not a Klaviyo API revision: {revision[:40]!r} (e.g. {DEFAULT_REVISION})"
+        )
+    url = urlsplit(str(config.get("api_url", DEFAULT_API_URL)))
+    if url.scheme not in ("http", "https") or not url.netloc:
+        problems.append(f"Setting `api_url` is not an http(s) URL: {url.geturl()[:60]!r} (default {DEFAULT_API_URL})")
+    for name, least in (("max_retries", 0), ("lookback_minutes", 0), ("concurrency", 1)):
+        value = config.get(name, least)
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            problems.append(f"Setting `{name}` must be a whole number, {least} or more, not {value!r}")
+    for name in ("fail_on_no_new_data", "validate_records"):
+        if not isinstance(config.get(name, False), bool):
+            problems.append(f"Setting `{name}` must be true or false, not {config[name]!r}")
+    for name in sorted(set(config) - known):
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f": did you mean `{close[0]}`?" if close else f": remove it (settings: {', '.join(sorted(known))})"
+        problems.append(f"Unknown setting `{name}`{hint}")
+    return problems
+
+
+def _is_revision(value: str) -> bool:
+    match = re.fullmatch(r"(\d{4}-\d{2}-\d{2})(\.[a-z0-9]+)?", value)
+    if not match:
+        return False
+    try:
+        parse_datetime(match.group(1))
+    except ValueError:
+        return False
+    return True

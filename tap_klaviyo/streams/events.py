@@ -1,0 +1,191 @@
+"""Event streams: the events of one Klaviyo metric, found by name, filtered on the server, read oldest first
+through the run's shared window pool, and written a page at a time."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from singer_sdk.helpers.conform import TypeConformanceLevel
+
+from tap_klaviyo.client import KlaviyoClient
+from tap_klaviyo.codec import NotAsSpecified, NotInSchema, RawPage, event_records, event_rows, skim
+from tap_klaviyo.errors import KlaviyoError
+from tap_klaviyo.progress import Progress
+from tap_klaviyo.sdk import PageSyncStream
+from tap_klaviyo.streams.base import KlaviyoStream, StreamRow
+from tap_klaviyo.streams.entities import and_filters
+from tap_klaviyo.times import filter_time, parse_datetime, parse_or_none
+from tap_klaviyo.windows import Plan, Window
+
+if TYPE_CHECKING:
+    from singer_sdk import Tap
+    from singer_sdk.helpers.types import Context
+
+    from tap_klaviyo.streams import Run
+
+# Settings under which records are rewritten one at a time, so they must reach the SDK as dicts.
+REWRITING_SETTINGS = ("stream_maps", "flattening_enabled", "batch_config")
+
+
+class EventStream(PageSyncStream, KlaviyoStream):
+    """The events of the row's metric, `start <= datetime < end` of the run, oldest first."""
+
+    # Records are typed while decoding (or checked in post_process): the SDK's conformance pass would only cost
+    # a third of the time per record again.
+    TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
+
+    # Save progress at least once a page, so a killed run re-reads at most about a page.
+    STATE_MSG_FREQUENCY = 1000
+
+    def __init__(self, tap: Tap, client: KlaviyoClient, row: StreamRow, run: Run) -> None:
+        super().__init__(tap, client, row, run)
+        assert row.metric and row.filter_operator and row.replication_key, f"{row.name} is an event stream"
+        self.directory = run.directory
+        (self.source,) = row.sources
+        # Shared by the event streams, in the order they are synced (None: one page at a time).
+        self.fetcher = run.fetcher
+        if self.fetcher is not None:
+            self.fetcher.add(self.name, self.plan)
+        # The bookmark this run started from, and the records strictly after it: `fail_on_no_new_data` reads them.
+        self.started_from: datetime.datetime | None = None
+        self.new_records = 0
+
+    @property
+    def is_sorted(self) -> bool:
+        return True
+
+    def progress(self, context: Context | None) -> Progress:
+        start, end = self.time_range(context)
+        return Progress(self.logger, self.name, self.client, time_field="datetime", start=start, end=end)
+
+    def time_range(self, context: Context | None) -> tuple[datetime.datetime | None, datetime.datetime | None]:
+        """[start, end) of this run: from the bookmark (less the lookback) or `start_date`, to `end_date`."""
+        starts = []
+        bookmark = self.bookmark(context)
+        if bookmark:
+            starts.append(bookmark - datetime.timedelta(minutes=self.config.get("lookback_minutes") or 0))
+        if self.config.get("start_date"):
+            starts.append(parse_datetime(self.config["start_date"]))
+        end = self.config.get("end_date")
+        return (max(starts) if starts else None), (parse_datetime(end) if end else None)
+
+    def metric_id(self) -> str | None:
+        """The id of the row's metric in this account (None: it has none of that name)."""
+        metrics = self.directory.find(self.row.metric or "", self.name)
+        return metrics[0]["id"] if metrics else None
+
+    def pages(self, context: Context | None) -> Iterator[tuple[RawPage, datetime.datetime | None]]:
+        """The metric's pages of events, oldest first, each with the time its events must be before to be emitted
+        (None: all of them)."""
+        metrics = self.directory.find(self.row.metric or "", self.name)
+        if not metrics:
+            self.logger.warning(
+                "The account has no metric named '%s': stream '%s' is empty.", self.row.metric, self.name
+            )
+            return
+        if len(metrics) > 1:
+            self.logger.info(
+                "%d metrics are named '%s'; using %s (integration %s).",
+                len(metrics),
+                self.row.metric,
+                metrics[0]["id"],
+                (metrics[0]["attributes"].get("integration") or {}).get("name"),
+            )
+        self.started_from = self.bookmark(context)
+        if self.fetcher is not None:
+            yield from self.fetcher.pages(self.name)
+            return
+        plan = self.plan()
+        assert plan is not None
+        page: RawPage | None = plan.first(plan.windows[0])
+        while page:
+            yield page, None
+            page = plan.following(page.next_url) if page.next_url else None
+
+    def plan(self) -> Plan | None:
+        """How to read this stream's events (None: it has none to read): one window, [start, end) of the run,
+        filtered on the server by metric and time."""
+        metric_id = self.metric_id()
+        if metric_id is None or not self.selected:
+            return None
+        endpoint = self.source.endpoint
+
+        def query(window: Window) -> dict[str, str]:
+            conditions = [f"equals(metric_id,'{metric_id}')"]
+            if window.start:
+                # greater-or-equal: events sharing the bookmark's second are read again, never lost.
+                conditions.append(f"{self.row.filter_operator}({self.replication_key},{filter_time(window.start)})")
+            if window.end:
+                conditions.append(f"less-than({self.replication_key},{filter_time(window.end)})")
+            return {**self.source.query, "filter": and_filters(*conditions)}
+
+        def first(window: Window) -> RawPage:
+            return self.client.first_page(endpoint, query(window), stream=self.name, decode=skim)
+
+        def following(url: str) -> RawPage:
+            return self.client.get(url, None, endpoint, stream=self.name, decode=skim)
+
+        def newest(window: Window) -> str | None:
+            newest_first = {**query(window), "sort": f"-{self.replication_key}"}
+            return self.client.first_page(endpoint, newest_first, stream=self.name, decode=skim, page_size=1).first
+
+        start, end = self.time_range(None)
+        return Plan(first, following, newest, [Window(start, end)], self.get_replication_key_signpost(None))
+
+    def count_new(self, datetimes: Sequence[str | None]) -> None:
+        """Count the records strictly after the bookmark this run started from (`fail_on_no_new_data`)."""
+        bookmark = self.started_from
+        if bookmark is None or (datetimes and datetimes[0] and parse_datetime(datetimes[0]) > bookmark):
+            self.new_records += len(datetimes)
+        else:
+            self.new_records += sum(1 for value in datetimes if value and parse_datetime(value) > bookmark)
+
+    def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        # Dicts, for the SDK's record-by-record path.
+        for page, before in self.pages(context):
+            rows = self.rows(page.body, before)
+            self.count_new([_datetime_of(row) for row in rows])
+            yield from rows
+
+    def rows(self, body: bytes, before: datetime.datetime | None) -> list[dict[str, Any]]:
+        try:
+            return event_rows(body, before)
+        except NotAsSpecified as exc:
+            raise KlaviyoError(
+                f"Klaviyo sent stream '{self.name}' a page of events that is not what its API spec describes: {exc}."
+            ) from None
+
+    def writes_pages(self) -> bool:
+        return (
+            not any(self.config.get(setting) for setting in REWRITING_SETTINGS)
+            and self.ABORT_AT_RECORD_COUNT is None
+            and all(self.mask[("properties", name)] for name in self.schema["properties"])
+        )
+
+    def record_pages(self) -> Iterator[tuple[Sequence[Any], Sequence[Any]]]:
+        progress = self.progress(None)
+        for page, before in self.pages(None):
+            records, datetimes = self.page_records(page.body, before)
+            if records:
+                self.count_new(datetimes)
+                progress.add(len(records), next((d for d in reversed(datetimes) if d), None))
+                yield records, datetimes
+        progress.done()
+
+    def page_records(self, body: bytes, before: datetime.datetime | None) -> tuple[list[Any], list[Any]]:
+        """A page's records, typed as the schema says, and their datetimes. A page that breaks the schema is
+        checked record by record, as the SDK's path would (warn once, or stop with `validate_records`)."""
+        try:
+            records = event_records(body, before)
+            return records, [record.datetime for record in records]
+        except NotInSchema:
+            rows = [self.post_process(row) for row in self.rows(body, before)]
+            return rows, [_datetime_of(row) for row in rows]
+
+
+def _datetime_of(row: dict[str, Any]) -> str | None:
+    """A row's `datetime` if it is one (an odd value is for the schema check to report, not for the bookmark)."""
+    value = row.get("datetime")
+    return value if parse_or_none(value) else None

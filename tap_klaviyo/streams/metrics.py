@@ -1,0 +1,57 @@
+"""The account's metrics: a stream of their own, and the directory event streams find their metric in by name."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from tap_klaviyo import endpoints
+from tap_klaviyo.client import KlaviyoClient
+from tap_klaviyo.records import Resource, flatten
+from tap_klaviyo.streams.base import KlaviyoStream, StreamRow
+
+if TYPE_CHECKING:
+    from singer_sdk import Tap
+    from singer_sdk.helpers.types import Context
+
+    from tap_klaviyo.streams import Run
+
+KLAVIYO_INTEGRATION = "klaviyo"
+
+
+class MetricDirectory:
+    """The account's metrics, fetched once per run for the metrics stream and the event streams alike."""
+
+    def __init__(self, client: KlaviyoClient) -> None:
+        self.client = client
+        self._metrics: list[Resource] | None = None
+
+    def all(self, stream: str) -> list[Resource]:
+        if self._metrics is None:
+            self._metrics = [
+                resource for page in self.client.pages(endpoints.METRICS, {}, stream=stream) for resource in page
+            ]
+        return self._metrics
+
+    def find(self, name: str, stream: str) -> list[Resource]:
+        """Metrics of that name (any case), Klaviyo's own first, then oldest first."""
+        wanted = name.casefold()
+        matches = [m for m in self.all(stream) if str(m["attributes"].get("name") or "").casefold() == wanted]
+        return sorted(matches, key=lambda m: (not _is_klaviyo_metric(m), m["attributes"].get("created") or "", m["id"]))
+
+
+def _is_klaviyo_metric(metric: Resource) -> bool:
+    integration = metric["attributes"].get("integration") or {}
+    return KLAVIYO_INTEGRATION in (str(integration.get("key", "")).lower(), str(integration.get("name", "")).lower())
+
+
+class MetricsStream(KlaviyoStream):
+    """Every metric of the account, from the run's directory."""
+
+    def __init__(self, tap: Tap, client: KlaviyoClient, row: StreamRow, run: Run) -> None:
+        super().__init__(tap, client, row, run)
+        self.directory = run.directory
+
+    def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        for metric in self.directory.all(self.name):
+            yield flatten(metric)

@@ -1,0 +1,78 @@
+"""The stream table: every stream of the tap, one row each.
+
+A row names the stream, the family of stream that reads it, its schema file (`tap_klaviyo/schemas/`), where its
+records come from (endpoints with the fixed part of their query, or a field of another stream's records), its
+primary key, and how it is read incrementally: the replication key and the server filter operator on it.
+Discovery, the schema generator, the README's stream table check and the tests all read this table. A new stream
+of an existing family is one more row (and its schema file).
+"""
+
+from __future__ import annotations
+
+from tap_klaviyo.endpoints import CAMPAIGNS, EVENTS, FLOWS, LISTS, METRICS, SEGMENTS
+from tap_klaviyo.streams.base import Source, StreamRow
+from tap_klaviyo.streams.entities import EntityStream, LinkStream
+from tap_klaviyo.streams.events import EventStream
+from tap_klaviyo.streams.metrics import MetricsStream
+
+
+def event_row(name: str, metric: str) -> StreamRow:
+    """The stream of one Klaviyo metric's events, found by the metric's name at run time."""
+    return StreamRow(
+        name,
+        EventStream,
+        "email_events",
+        sources=(Source(EVENTS, {"sort": "datetime"}),),
+        replication_key="datetime",
+        filter_operator="greater-or-equal",
+        metric=metric,
+    )
+
+
+STREAMS: tuple[StreamRow, ...] = (
+    StreamRow(
+        "lists_and_segments",
+        EntityStream,
+        "lists_and_segments",
+        sources=(Source(LISTS), Source(SEGMENTS)),
+        replication_key="updated",
+        filter_operator="greater-than",  # the only operator lists and segments offer on `updated`
+    ),
+    StreamRow(
+        "email_campaigns",
+        EntityStream,
+        "email_campaigns",
+        sources=(Source(CAMPAIGNS, {"filter": "equals(messages.channel,'email')"}),),
+        replication_key="updated_at",
+        filter_operator="greater-or-equal",
+    ),
+    StreamRow(
+        "email_campaigns_vs_lists_included",
+        LinkStream,
+        "campaign_audiences",
+        derived_from=("email_campaigns", "audiences.included"),
+        primary_keys=("campaign_id", "list_id"),
+    ),
+    StreamRow(
+        "email_campaigns_vs_lists_excluded",
+        LinkStream,
+        "campaign_audiences",
+        derived_from=("email_campaigns", "audiences.excluded"),
+        primary_keys=("campaign_id", "list_id"),
+    ),
+    StreamRow(
+        "flows",
+        EntityStream,
+        "flows",
+        sources=(Source(FLOWS),),
+        replication_key="updated",
+        filter_operator="greater-or-equal",
+    ),
+    StreamRow("metrics", MetricsStream, "metrics", sources=(Source(METRICS),)),
+    event_row("bounced_email", "Bounced Email"),
+    event_row("clicked_email", "Clicked Email"),
+    event_row("opened_email", "Opened Email"),
+    event_row("received_email", "Received Email"),
+    event_row("dropped_email", "Dropped Email"),
+    event_row("marked_email_as_spam", "Marked Email as Spam"),
+)
