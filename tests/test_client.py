@@ -11,6 +11,7 @@ import requests
 from tap_klaviyo import client as client_module
 from tap_klaviyo import endpoints, pacing
 from tap_klaviyo.client import KlaviyoClient
+from tap_klaviyo.codec import skim
 from tap_klaviyo.errors import KlaviyoError
 
 API = "https://klaviyo.test"
@@ -155,3 +156,32 @@ def test_event_page_size_falls_back_to_200_once(client, requests_mock, caplog):
     sizes = [parse_qs(urlsplit(r.url).query)["page[size]"][0] for r in requests_mock.request_history]
     assert sizes == ["1000", "200", "200"]
     assert "page[size]=1000" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "body", "where"),
+    [
+        (endpoints.FLOWS, {"errors": []}, "no `data` list"),
+        (endpoints.FLOWS, {"data": ["a"]}, "`data[0]` is a str"),
+        (endpoints.FLOWS, {"data": [{"id": "a", "attributes": "x"}]}, "`data[0].attributes`"),
+        (endpoints.EVENTS, {"data": {"id": "e"}}, "$.data"),
+        (endpoints.EVENTS, {"data": [{"id": "e", "attributes": []}]}, "$.data[0].attributes"),
+    ],
+)
+def test_json_not_in_the_documented_shape_is_one_line_and_not_retried(client, requests_mock, endpoint, body, where):
+    requests_mock.get(f"{API}{endpoint.path}", json=body)
+    decode = {"decode": skim} if endpoint is endpoints.EVENTS else {}
+    with pytest.raises(KlaviyoError) as caught:
+        client.first_page(endpoint, {}, stream="s", **decode)
+    message = str(caught.value)
+    assert f"response to GET {endpoint.path} for stream 's' is not what its API spec describes" in message
+    assert where in message and "\n" not in message
+    assert len(requests_mock.request_history) == 1
+
+
+def test_an_event_whose_datetime_is_not_a_string_is_skimmed_not_retried(client, requests_mock):
+    events = [{"id": "e1", "attributes": {"datetime": 1704154907}}, {"id": "e2", "attributes": {"datetime": "x"}}]
+    requests_mock.get(f"{API}/api/events", json={"data": events, "links": {"next": None}})
+    page = client.first_page(endpoints.EVENTS, {}, stream="s", decode=skim)
+    assert (page.count, page.first, page.last, page.next_url) == (2, None, None, None)
+    assert len(requests_mock.request_history) == 1

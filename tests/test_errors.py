@@ -170,6 +170,41 @@ def test_events_that_break_their_schema_are_passed_on_or_stop_the_run():
     assert emitted == [r["id"] for r in expected["opened_email"][: len(emitted)]] and len(emitted) <= 400
 
 
+@pytest.mark.parametrize("concurrency", [1, 16])
+def test_an_event_whose_datetime_is_not_a_string_is_reported_not_retried(concurrency):
+    # Valid JSON that breaks the schema is the schema check's to report (record, field), with validate_records'
+    # semantics; it is never taken for a truncated body and retried.
+    account = generate_account(seed=12, events_per_metric=1500)
+    opened = klaviyo_metric(account, EVENT_METRICS["opened_email"])["id"]
+    bad = account.events.by_metric[account.events.metric_index[opened]][700]
+    resource = account.events.resource
+
+    def broken(pos: int) -> dict[str, Any]:
+        event = resource(pos)
+        if pos == bad:
+            event["attributes"]["datetime"] = 1704154907
+        return event
+
+    account.events.resource = broken
+    with FakeKlaviyo(account, api_key=API_KEY) as fake:
+        config = {"api_key": API_KEY, "api_url": fake.url, "concurrency": concurrency, "max_retries": 1}
+        catalog = select(run_tap(config, "--discover"), {"opened_email"})
+        lenient = run_tap(config, catalog=catalog)
+        strict = run_tap({**config, "validate_records": True}, catalog=catalog)
+    assert lenient.returncode == 0, lenient.stderr[-2000:]
+    assert "retry" not in lenient.stderr and "truncated" not in strict.stderr
+    warnings = [line for line in lenient.stderr.splitlines() if "does not match its schema" in line]
+    assert len(warnings) == 1 and "`datetime` should be string or null, not int" in warnings[0], warnings
+    assert_exact(lenient.records("opened_email"), expected_streams(account)["opened_email"], ["id"], "opened_email")
+    assert max(bookmark_of(s, "opened_email") or "" for s in lenient.states) == max(
+        r["datetime"] for r in lenient.records("opened_email") if isinstance(r["datetime"], str)
+    )
+    bad_id = account.events.event_id(bad)
+    assert_one_line_error(
+        strict, f"Record {bad_id} of stream 'opened_email' does not match its schema: field `datetime`", mid_sync=True
+    )
+
+
 def bookmark_of(state: dict[str, Any], stream: str) -> str | None:
     return state["bookmarks"].get(stream, {}).get("replication_key_value")
 
