@@ -9,8 +9,9 @@ from pathlib import Path
 
 from tap_klaviyo.settings import SETTINGS as TAP_SETTINGS
 from tap_klaviyo.settings import settings_problems
+from tap_klaviyo.streams.table import STREAMS
 from tap_klaviyo.tap import known_settings
-from tests.conftest import STREAM_KEYS, TAP
+from tests.conftest import TAP
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -36,10 +37,19 @@ def test_readme_settings_table_matches_the_tap_and_about():
     assert [name for name, _, _ in about_rows][: len(SETTINGS)] == list(SETTINGS)
 
 
-def test_readme_streams_table_matches_discovery():
-    rows = readme_table("Streams")
-    keys = {row[0].strip("`"): [k.strip().strip("`") for k in row[3].split(",")] for row in rows}
-    assert keys == STREAM_KEYS
+def test_readme_streams_table_matches_the_stream_table():
+    rows = {row[0].strip("`"): row for row in readme_table("Streams")}
+    assert list(rows) == [row.name for row in STREAMS], "the README lists every stream, in the table's order"
+    for row in STREAMS:
+        _, _, source, keys, cursor = rows[row.name]
+        assert [k.strip().strip("`") for k in keys.split(",")] == list(row.primary_keys), row.name
+        assert cursor.strip("`") == (row.replication_key or "none"), row.name
+        for needed in [source_.endpoint.path for source_ in row.sources] + [
+            row.metric or "",
+            *(row.derived_from or []),
+        ]:
+            wanted = needed.rsplit(".", 1)[-1] if row.derived_from and needed == row.derived_from[1] else needed
+            assert wanted in source, f"README's source of {row.name} should name {wanted!r}"
 
 
 def test_sample_config_shows_every_setting_and_is_valid():

@@ -16,6 +16,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tap_klaviyo.streams.table import STREAMS
+
 HERE = Path(__file__).parent
 DEFAULT_SPEC = Path("../shared/klaviyo-openapi/stable.json")
 # Deeper than this, nested objects stay open: their inner shape is Klaviyo's business, not a column's.
@@ -116,19 +118,21 @@ def _nullable(schema: Schema) -> Schema:
 
 
 def build(spec: dict[str, Any]) -> dict[str, Schema]:
-    """File name -> schema, for every schema file this folder holds."""
+    """File name -> schema, for every schema file this folder holds: one per stream table row, from the endpoints it
+    reads (a row read from several carries their resource `type`); a derived row's columns are its key."""
     c = Converter(spec)
-    schemas = {
-        "lists_and_segments": c.record_schema("/api/lists", "/api/segments", extra={"type": {"type": "string"}}),
-        "email_campaigns": c.record_schema("/api/campaigns"),
-        "campaign_audiences": {
-            "type": "object",
-            "properties": {"campaign_id": {"type": "string"}, "list_id": {"type": "string"}},
-        },
-        "flows": c.record_schema("/api/flows"),
-        "metrics": c.record_schema("/api/metrics"),
-        "email_events": c.record_schema("/api/events"),
-    }
+    schemas = {}
+    for row in STREAMS:
+        paths = [source.endpoint.path for source in row.sources]
+        if paths:
+            schemas[row.schema] = c.record_schema(
+                *paths, extra={"type": {"type": "string"}} if len(paths) > 1 else None
+            )
+        else:
+            schemas[row.schema] = {
+                "type": "object",
+                "properties": {key: {"type": "string"} for key in row.primary_keys},
+            }
     for name, fields in DATE_TIME_BY_DESCRIPTION.items():
         for field in fields:
             assert "ISO 8601" in schemas[name]["properties"][field].get("description", ""), (name, field)
