@@ -62,8 +62,11 @@ def test_pause_and_exhausted_window_hold_everyone_back():
     clock.now += 5
     pacer.observe({"RateLimit-Remaining": "0", "RateLimit-Reset": "12"})
     assert pacer.acquire() == 12
+    # A window with requests left, or headers that say nothing of it, hold nobody back.
+    clock.now += 12
     pacer.observe({"RateLimit-Remaining": "40", "RateLimit-Reset": "12"})
     pacer.observe({"unrelated": "1"})
+    assert pacer.acquire() == 0
 
 
 def test_threads_share_one_pacer_without_exceeding_it():
