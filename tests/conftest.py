@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.fake_klaviyo import FakeKlaviyo, generate_account
+from fake_klaviyo import FakeKlaviyo, generate_account
 
 API_KEY = "pk_test_0123456789abcdef0123456789abcdef"
 TAP = Path(sys.executable).with_name("tap-klaviyo")

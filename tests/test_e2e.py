@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from jsonschema import Draft7Validator
 
+from fake_klaviyo import FakeKlaviyo, generate_account
 from tests.conftest import API_KEY, EVENT_METRICS, STREAM_KEYS, run_tap, select
-from tests.fake_klaviyo import FakeKlaviyo, generate_account
 
 
 def expected_row(resource: dict[str, Any], **extra: Any) -> dict[str, Any]:

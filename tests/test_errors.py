@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from fake_klaviyo import FakeKlaviyo, Faults, generate_account
 from tests.conftest import API_KEY, EVENT_METRICS, STREAM_KEYS, TapRun, run_tap, select
-from tests.fake_klaviyo import FakeKlaviyo, Faults, generate_account
 from tests.test_e2e import assert_exact, expected_streams, klaviyo_metric
 
 GOOD_STATE = {"bookmarks": {"opened_email": {"replication_key": "datetime", "replication_key_value": "2025-01-01"}}}

@@ -21,10 +21,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 import pytest
 import requests
 
-from tests.fake_klaviyo import EMAIL_METRICS, ENDPOINTS, FakeKlaviyo, Faults, generate_account
-from tests.fake_klaviyo.data import _CROCKFORD, _ulid
-from tests.fake_klaviyo.filters import parse_datetime
-from tests.fake_klaviyo.make_endpoints import DEFAULT_SPEC, build
+from fake_klaviyo import EMAIL_METRICS, ENDPOINTS, FakeKlaviyo, Faults, generate_account
+from fake_klaviyo.data import _CROCKFORD, _ulid
+from fake_klaviyo.filters import parse_datetime
+from fake_klaviyo.make_endpoints import DEFAULT_OUT, DEFAULT_SPEC, build
 
 KEY = "pk_test_fake_0123456789"
 REVISION = "2026-07-15"
@@ -623,7 +623,7 @@ def test_connections_are_kept_alive(fake):
 
 
 def test_the_command_line_sets_page_sizes():
-    argv = [sys.executable, "-m", "tests.fake_klaviyo", "--port", "0", "--api-key", KEY, "--events-per-metric", "20"]
+    argv = [sys.executable, "-m", "fake_klaviyo", "--port", "0", "--api-key", KEY, "--events-per-metric", "20"]
     argv += ["--events-page-size-max", "50", "--metrics-page-size", "9"]
     root = Path(__file__).resolve().parent.parent
     with subprocess.Popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
@@ -732,5 +732,5 @@ def test_resources_use_only_spec_attributes_and_nulls(account):
 def test_endpoints_json_matches_the_spec():
     if not DEFAULT_SPEC.exists():
         pytest.skip(f"Klaviyo's spec is not at {DEFAULT_SPEC}")
-    checked_in = json.loads((Path(__file__).parent / "fake_klaviyo" / "endpoints.json").read_text(encoding="utf-8"))
+    checked_in = json.loads(DEFAULT_OUT.read_text(encoding="utf-8"))
     assert build(json.loads(DEFAULT_SPEC.read_text(encoding="utf-8"))) == checked_in

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from fake_klaviyo import FakeKlaviyo, generate_account
 from tests.conftest import API_KEY, EVENT_METRICS, STREAM_KEYS, TAP, run_tap, select
-from tests.fake_klaviyo import FakeKlaviyo, generate_account
 from tests.test_e2e import expected_streams, klaviyo_metric
 
 

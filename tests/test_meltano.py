@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
+from fake_klaviyo import FakeKlaviyo, generate_account
 from tests.conftest import API_KEY, TAP
-from tests.fake_klaviyo import FakeKlaviyo, generate_account
 from tests.test_targets import (
     EVENT_STREAMS,
     STREAM_KEYS,

@@ -29,9 +29,9 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
+from fake_klaviyo import FakeKlaviyo
 from tests.conftest import API_KEY, STREAM_KEYS, TAP, run_tap
 from tests.conftest import EVENT_METRICS as EVENT_STREAMS
-from tests.fake_klaviyo import FakeKlaviyo
 
 # --- what is available ------------------------------------------------------------------------------------
 

@@ -3,7 +3,7 @@
 The 3 MB spec is not part of the repo, so this script distils it once into
 ``endpoints.json`` (checked in beside this file), which the server loads at import.
 
-    python tests/fake_klaviyo/make_endpoints.py [SPEC] [--out PATH]
+    python fake_klaviyo/make_endpoints.py [SPEC] [--out PATH]
 
 SPEC defaults to ``../shared/klaviyo-openapi/stable.json`` relative to the repo root.
 """
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-REPO_ROOT = HERE.parents[1]
+REPO_ROOT = HERE.parent
 DEFAULT_SPEC = REPO_ROOT / ".." / "shared" / "klaviyo-openapi" / "stable.json"
 DEFAULT_OUT = HERE / "endpoints.json"
 
