@@ -5,8 +5,10 @@ the client at ``fake.url``; ``python -m fake_klaviyo`` serves one from the comma
 """
 
 from .data import EMAIL_METRICS, GENERATOR_NOW, Account, EventStore, EventView, generate_account
-from .server import FAULT_KINDS, FakeKlaviyo, Faults, RequestRecord
+from .limits import FAULT_KINDS, Faults
+from .server import FakeKlaviyo
 from .spec import ENDPOINTS, REVISION
+from .transport import RequestRecord
 
 __all__ = [
     "EMAIL_METRICS",

@@ -485,12 +485,12 @@ def test_events_fast_path_serves_what_the_slow_path_would(account, fake, api):
         [("filter", "greater-than(datetime,2030-01-01T00:00:00Z)")],
     ]
     for pairs in queries:
-        q = fake._parse_query(ep, pairs)
+        q = fake._queries.parse(ep, pairs)
         for base in (fake.url, 'http://ex"am%sple.ü\t:1', "http://back\\slash\\u0000i:1"):
             for offset in (0, 137, 2900):
                 q.offset = offset
-                want = fake._document(ep, q, base)
-                got = fake._body(ep, q, base)
+                want = fake._documents.document(ep, q, base)
+                got = fake._documents.body(ep, q, base)
                 assert json.loads(got) == want
                 assert got == json.dumps(want, ensure_ascii=False, separators=(",", ":")).encode()
 
