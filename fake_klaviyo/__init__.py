@@ -4,7 +4,10 @@ Usage: ``with FakeKlaviyo(generate_account(seed=7), api_key="pk_test_123") as fa
 the client at ``fake.url``; ``python -m fake_klaviyo`` serves one from the command line.
 """
 
-from .data import EMAIL_METRICS, GENERATOR_NOW, Account, EventStore, EventView, generate_account
+from .clock import GENERATOR_NOW
+from .data import Account, generate_account
+from .entities import EMAIL_METRICS
+from .events import EventStore, EventView
 from .limits import FAULT_KINDS, Faults
 from .server import FakeKlaviyo
 from .spec import ENDPOINTS, REVISION

@@ -8,12 +8,12 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from . import resources
-from .data import Account, Resource
+from .data import Account
 from .encoded_events import EncodedEvents
 from .query import Query, encode_cursor
 from .responses import dumps
 from .selection import Selector
-from .spec import ENDPOINTS, Endpoint
+from .spec import ENDPOINTS, Endpoint, Resource
 
 
 class Documents:

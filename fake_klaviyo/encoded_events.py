@@ -7,7 +7,7 @@ import re
 import threading
 from collections.abc import Callable, Sequence
 
-from .data import EventStore
+from .events import EventStore
 from .query import Query
 from .resources import render
 from .responses import dumps

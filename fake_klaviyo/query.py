@@ -11,9 +11,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from . import filters
-from .data import Resource
 from .responses import ApiError, invalid
-from .spec import Endpoint
+from .spec import Endpoint, Resource
 
 # Includes whose related resources the fake does not model (answered 501, not faked).
 _UNMODELLED_INCLUDES = frozenset({"campaign-messages", "flow-actions"})

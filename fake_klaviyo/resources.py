@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .data import Resource
 from .query import Query
-from .spec import Endpoint
+from .spec import Endpoint, Resource
 
 
 def render(ep: Endpoint, res: Resource, base: str, q: Query) -> Resource:

@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import filters
-from .data import Account, EventStore, Resource
+from .data import Account
+from .events import EventStore
 from .query import Query
-from .spec import Endpoint
+from .spec import Endpoint, Resource
 
 _CACHED_SELECTIONS = 16
 

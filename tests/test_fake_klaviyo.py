@@ -22,8 +22,8 @@ import pytest
 import requests
 
 from fake_klaviyo import EMAIL_METRICS, ENDPOINTS, FakeKlaviyo, Faults, generate_account
-from fake_klaviyo.data import _CROCKFORD, _ulid
 from fake_klaviyo.filters import parse_datetime
+from fake_klaviyo.ids import CROCKFORD, ulid
 from fake_klaviyo.make_endpoints import DEFAULT_OUT, DEFAULT_SPEC, build
 
 KEY = "pk_test_fake_0123456789"
@@ -663,13 +663,13 @@ def test_ids_look_like_klaviyo_ids_and_are_unique(account):
 
 def test_ids_and_uuids_are_formatted_as_the_plain_algorithms_would(account):
     def plain_ulid(value: int) -> str:
-        return "".join(_CROCKFORD[(value >> (5 * i)) & 31] for i in reversed(range(26)))
+        return "".join(CROCKFORD[(value >> (5 * i)) & 31] for i in reversed(range(26)))
 
     rng = random.Random(3)
     for bits in (1, 64, 128, 130, 140):
         for _ in range(200):
             v = rng.getrandbits(bits)
-            assert _ulid(v) == plain_ulid(v)
+            assert ulid(v) == plain_ulid(v)
     for e in account.events[::97]:
         u = uuid.UUID(e["attributes"]["uuid"])
         assert str(u) == e["attributes"]["uuid"] and u.version == 1
