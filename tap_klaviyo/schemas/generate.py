@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).parent
-DEFAULT_SPEC = Path("../shared/klaviyo-openapi/stable.json")
+DEFAULT_SPEC = HERE.parents[1] / "openapi" / "klaviyo-stable-trimmed.json"
 # Deeper than this, nested objects stay open: their inner shape is Klaviyo's business, not a column's.
 MAX_DEPTH = 4
 
