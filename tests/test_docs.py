@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tap_klaviyo.tap import SETTINGS as TAP_SETTINGS
 from tap_klaviyo.tap import known_settings, settings_problems
-from tests.conftest import STREAM_KEYS, TAP
+from tests.kit import STREAM_KEYS, TAP
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")

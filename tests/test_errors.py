@@ -8,8 +8,18 @@ from typing import Any
 import pytest
 
 from fake_klaviyo import FakeKlaviyo, Faults, generate_account
-from tests.conftest import API_KEY, EVENT_METRICS, STREAM_KEYS, TapRun, run_tap, select
-from tests.test_e2e import assert_exact, expected_streams, klaviyo_metric
+from tests.kit import (
+    API_KEY,
+    EVENT_METRICS,
+    STREAM_KEYS,
+    TapRun,
+    assert_exact,
+    bookmark,
+    expected_streams,
+    klaviyo_metric,
+    run_tap,
+    select,
+)
 
 GOOD_STATE = {"bookmarks": {"opened_email": {"replication_key": "datetime", "replication_key_value": "2025-01-01"}}}
 
@@ -170,10 +180,6 @@ def test_events_that_break_their_schema_are_passed_on_or_stop_the_run():
     assert emitted == [r["id"] for r in expected["opened_email"][: len(emitted)]] and len(emitted) <= 400
 
 
-def bookmark_of(state: dict[str, Any], stream: str) -> str | None:
-    return state["bookmarks"].get(stream, {}).get("replication_key_value")
-
-
 def exact_despite_faults(account, result: TapRun) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     streams = result.by_stream()
@@ -212,7 +218,7 @@ def test_when_retries_run_out_the_last_state_still_loses_nothing(concurrency):
     assert first.returncode != 0 and "after 1 attempts" in first.stderr, first.stderr[-2000:]
     if concurrency == 1:
         # One page at a time, this seed fails the run inside dropped_email, after it saved progress part-way.
-        assert bookmark_of(first.states[-1], "dropped_email"), "progress was saved before the failure"
+        assert bookmark(first.states[-1], "dropped_email"), "progress was saved before the failure"
     with FakeKlaviyo(account, api_key=API_KEY) as fake:
         second = run_tap({"api_key": API_KEY, "api_url": fake.url}, state=first.states[-1])
     assert second.returncode == 0, second.stderr
