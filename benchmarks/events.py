@@ -45,7 +45,7 @@ from fake_klaviyo import ENDPOINTS, generate_account
 from tap_klaviyo.streams import EMAIL_EVENTS
 
 REPO = Path(__file__).resolve().parent.parent
-# The console script next to this interpreter, as tests/conftest.py finds it: works for .venv and any other venv.
+# The console script next to this interpreter, as tests/kit.py finds it: works for .venv and any other venv.
 TAP = Path(sys.executable).with_name("tap-klaviyo")
 API_KEY = "pk_benchmark_0123456789abcdef01234567"
 EVENT_STREAMS = tuple(name for name, _ in EMAIL_EVENTS)
