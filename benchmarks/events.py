@@ -2,7 +2,7 @@
 
 Run from the repository root: ``.venv/bin/python -m benchmarks.events [--scenario latency cpu memory]``.
 
-The fake runs in its own process (``python -m tests.fake_klaviyo``) and the real ``tap-klaviyo`` command in
+The fake runs in its own process (``python -m fake_klaviyo``) and the real ``tap-klaviyo`` command in
 another, each pinned to a core of its own, the tap's stdout written to a file. The fake logs nothing per request
 and the tap's INFO log only counts them per stream, so request counts and times come from urllib3's one DEBUG
 line per response, switched on for that logger alone through the SDK's ``SINGER_SDK_LOG_CONFIG`` (and checked
@@ -41,11 +41,11 @@ from typing import Any
 
 import msgspec
 
+from fake_klaviyo import ENDPOINTS, generate_account
 from tap_klaviyo.streams.table import STREAMS
-from tests.fake_klaviyo import ENDPOINTS, generate_account
 
 REPO = Path(__file__).resolve().parent.parent
-# The console script next to this interpreter, as tests/conftest.py finds it: works for .venv and any other venv.
+# The console script next to this interpreter, as tests/kit.py finds it: works for .venv and any other venv.
 TAP = Path(sys.executable).with_name("tap-klaviyo")
 API_KEY = "pk_benchmark_0123456789abcdef01234567"
 EMAIL_EVENTS = tuple((row.name, row.metric) for row in STREAMS if row.metric)
@@ -129,12 +129,12 @@ def pin(pid: int, core: int | None) -> None:
 
 def fake_flags() -> str:
     return subprocess.run(
-        [sys.executable, "-m", "tests.fake_klaviyo", "--help"], cwd=REPO, capture_output=True, text=True, check=True
+        [sys.executable, "-m", "fake_klaviyo", "--help"], cwd=REPO, capture_output=True, text=True, check=True
     ).stdout
 
 
 class FakeProcess:
-    """`python -m tests.fake_klaviyo` in its own process, on its own core; stopped with Ctrl-C."""
+    """`python -m fake_klaviyo` in its own process, on its own core; stopped with Ctrl-C."""
 
     def __init__(
         self,
@@ -147,7 +147,7 @@ class FakeProcess:
         core: int | None,
         log: Path,
     ) -> None:
-        argv = [sys.executable, "-m", "tests.fake_klaviyo", "--port", "0", "--api-key", API_KEY]
+        argv = [sys.executable, "-m", "fake_klaviyo", "--port", "0", "--api-key", API_KEY]
         argv += ["--seed", str(seed), "--events-per-metric", str(events_per_metric)]
         if latency:
             argv += ["--latency", str(latency)]
@@ -744,7 +744,7 @@ def tap_version() -> str:
 
     head = git("rev-parse", "--short", "HEAD") or "unknown"
     # The figures depend on the fake's speed as well as the tap's.
-    dirty = [path for path in ("tap_klaviyo/", "tests/fake_klaviyo/") if git("status", "--porcelain", "--", path)]
+    dirty = [path for path in ("tap_klaviyo/", "fake_klaviyo/") if git("status", "--porcelain", "--", path)]
     return head + (f" + uncommitted changes in {', '.join(dirty)}" if dirty else "")
 
 
@@ -820,7 +820,7 @@ def run(args: argparse.Namespace) -> bool:
         raise BenchmarkError(f"no {TAP}: run scripts/test or scripts/demo first, or use that venv's python")
     if args.events_page_size_max and "--events-page-size-max" not in fake_flags():
         raise BenchmarkError(
-            "the fake has no --events-page-size-max flag (python -m tests.fake_klaviyo --help), "
+            "the fake has no --events-page-size-max flag (python -m fake_klaviyo --help), "
             "though FakeKlaviyo(page_size_max=...) supports it"
         )
     with tempfile.TemporaryDirectory(prefix="tap-klaviyo-bench-") as tmp:

@@ -11,7 +11,7 @@ from tap_klaviyo.settings import SETTINGS as TAP_SETTINGS
 from tap_klaviyo.settings import settings_problems
 from tap_klaviyo.streams.table import STREAMS
 from tap_klaviyo.tap import known_settings
-from tests.conftest import TAP
+from tests.kit import TAP
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -3,83 +3,21 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
-from typing import Any
 
 import pytest
 from jsonschema import Draft7Validator
 
-from tests.conftest import API_KEY, EVENT_METRICS, STREAM_KEYS, run_tap, select
-from tests.fake_klaviyo import FakeKlaviyo, generate_account
-
-
-def expected_row(resource: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    """What the tap should emit for a resource, written out here rather than borrowed from the tap."""
-    row = {"id": resource["id"], **resource["attributes"], **extra}
-    return json.loads(json.dumps(row))
-
-
-def klaviyo_metric(account, metric_name: str) -> dict[str, Any]:
-    matches = [
-        m
-        for m in account.metrics
-        if (m["attributes"]["name"] or "").lower() == metric_name.lower()
-        and ((m["attributes"].get("integration") or {}).get("name") == "Klaviyo")
-    ]
-    assert len(matches) == 1, f"the fake account should hold one Klaviyo metric {metric_name!r}"
-    return matches[0]
-
-
-def expected_streams(account, start_date: str | None = None) -> dict[str, list[dict[str, Any]]]:
-    from datetime import datetime
-
-    campaigns = account.email_campaigns()
-    expected: dict[str, list[dict[str, Any]]] = {
-        "lists_and_segments": [expected_row(r, type=r["type"]) for r in [*account.lists, *account.segments]],
-        "email_campaigns": [expected_row(c) for c in campaigns],
-        "email_campaigns_vs_lists_included": [
-            {"campaign_id": c["id"], "list_id": i}
-            for c in campaigns
-            for i in dict.fromkeys(c["attributes"]["audiences"]["included"] or [])
-        ],
-        "email_campaigns_vs_lists_excluded": [
-            {"campaign_id": c["id"], "list_id": i}
-            for c in campaigns
-            for i in dict.fromkeys(c["attributes"]["audiences"].get("excluded") or [])
-        ],
-        "flows": [expected_row(f) for f in account.flows],
-        "metrics": [expected_row(m) for m in account.metrics],
-    }
-    for stream, metric_name in EVENT_METRICS.items():
-        metric = klaviyo_metric(account, metric_name)
-        events = account.events_for_metric(metric["id"])
-        if start_date:
-            since = datetime.fromisoformat(start_date)
-            events = [e for e in events if datetime.fromisoformat(e["attributes"]["datetime"]) >= since]
-        expected[stream] = [
-            expected_row(
-                e,
-                metric_id=e["relationships"]["metric"]["data"]["id"],
-                profile_id=e["relationships"]["profile"]["data"]["id"],
-            )
-            for e in events
-        ]
-    return expected
-
-
-def assert_exact(actual: list[dict[str, Any]], expected: list[dict[str, Any]], keys: list[str], stream: str) -> None:
-    def key(row: dict[str, Any]) -> tuple:
-        return tuple(row[k] for k in keys)
-
-    counts = Counter(key(r) for r in actual)
-    duplicates = [k for k, n in counts.items() if n > 1]
-    assert not duplicates, f"{stream}: {len(duplicates)} keys emitted more than once, e.g. {duplicates[:3]}"
-    missing = {key(r) for r in expected} - set(counts)
-    extra = set(counts) - {key(r) for r in expected}
-    assert not missing and not extra, f"{stream}: {len(missing)} missing, {len(extra)} unexpected"
-    by_key = {key(r): r for r in actual}
-    for row in expected:
-        assert by_key[key(row)] == row, f"{stream}: record {key(row)} differs from the fake's data"
+from fake_klaviyo import FakeKlaviyo, generate_account
+from tests.kit import (
+    API_KEY,
+    EVENT_METRICS,
+    STREAM_KEYS,
+    assert_exact,
+    expected_streams,
+    klaviyo_metric,
+    run_tap,
+    select,
+)
 
 
 def test_discover_lists_exactly_the_twelve_streams(config):

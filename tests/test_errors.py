@@ -7,9 +7,19 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import API_KEY, EVENT_METRICS, STREAM_KEYS, TapRun, run_tap, select
-from tests.fake_klaviyo import FakeKlaviyo, Faults, generate_account
-from tests.test_e2e import assert_exact, expected_streams, klaviyo_metric
+from fake_klaviyo import FakeKlaviyo, Faults, generate_account
+from tests.kit import (
+    API_KEY,
+    EVENT_METRICS,
+    STREAM_KEYS,
+    TapRun,
+    assert_exact,
+    bookmark,
+    expected_streams,
+    klaviyo_metric,
+    run_tap,
+    select,
+)
 
 GOOD_STATE = {"bookmarks": {"opened_email": {"replication_key": "datetime", "replication_key_value": "2025-01-01"}}}
 
@@ -196,17 +206,13 @@ def test_an_event_whose_datetime_is_not_a_string_is_reported_not_retried(concurr
     warnings = [line for line in lenient.stderr.splitlines() if "does not match its schema" in line]
     assert len(warnings) == 1 and "`datetime` should be string or null, not int" in warnings[0], warnings
     assert_exact(lenient.records("opened_email"), expected_streams(account)["opened_email"], ["id"], "opened_email")
-    assert max(bookmark_of(s, "opened_email") or "" for s in lenient.states) == max(
+    assert max(bookmark(s, "opened_email") or "" for s in lenient.states) == max(
         r["datetime"] for r in lenient.records("opened_email") if isinstance(r["datetime"], str)
     )
     bad_id = account.events.event_id(bad)
     assert_one_line_error(
         strict, f"Record {bad_id} of stream 'opened_email' does not match its schema: field `datetime`", mid_sync=True
     )
-
-
-def bookmark_of(state: dict[str, Any], stream: str) -> str | None:
-    return state["bookmarks"].get(stream, {}).get("replication_key_value")
 
 
 def exact_despite_faults(account, result: TapRun) -> None:
@@ -249,7 +255,7 @@ def test_when_retries_run_out_the_last_state_still_loses_nothing(concurrency):
     assert first.returncode != 0 and "after 1 attempts" in first.stderr, first.stderr[-2000:]
     if concurrency == 1:
         # One page at a time, this seed fails the run inside dropped_email, after it saved progress part-way.
-        assert bookmark_of(first.states[-1], "dropped_email"), "progress was saved before the failure"
+        assert bookmark(first.states[-1], "dropped_email"), "progress was saved before the failure"
     with FakeKlaviyo(account, api_key=API_KEY) as fake:
         second = run_tap({"api_key": API_KEY, "api_url": fake.url}, state=first.states[-1])
     assert second.returncode == 0, second.stderr

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import tempfile
@@ -13,18 +12,21 @@ from typing import Any
 
 import pytest
 
+from fake_klaviyo import FakeKlaviyo, generate_account
 from tap_klaviyo.streams.events import EventStream
-from tests.conftest import API_KEY, EVENT_METRICS, STREAM_KEYS, TAP, run_tap, select
-from tests.fake_klaviyo import FakeKlaviyo, generate_account
-from tests.test_e2e import expected_streams, klaviyo_metric
-
-
-def parse(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def bookmark(state: dict[str, Any], stream: str) -> str | None:
-    return state["bookmarks"].get(stream, {}).get("replication_key_value")
+from tests.kit import (
+    API_KEY,
+    EVENT_METRICS,
+    STREAM_KEYS,
+    TAP,
+    bookmark,
+    clean_env,
+    expected_streams,
+    klaviyo_metric,
+    run_tap,
+    select,
+    utc,
+)
 
 
 def event_requests(fake: FakeKlaviyo) -> list:
@@ -52,12 +54,12 @@ def test_a_rerun_from_the_final_state_fetches_next_to_nothing(account, fake, con
         assert sorted(r["id"] for r in rows) == sorted(e["id"] for e in same_second), stream
     # Entities: only those changed since the bookmark (lists and segments: after a second before it).
     cutoffs = {
-        "lists_and_segments": lambda r, since: parse(r["updated"]) > since - timedelta(seconds=1),
-        "email_campaigns": lambda r, since: parse(r["updated_at"]) >= since,
-        "flows": lambda r, since: parse(r["updated"]) >= since,
+        "lists_and_segments": lambda r, since: utc(r["updated"]) > since - timedelta(seconds=1),
+        "email_campaigns": lambda r, since: utc(r["updated_at"]) >= since,
+        "flows": lambda r, since: utc(r["updated"]) >= since,
     }
     for stream, changed_since in cutoffs.items():
-        changed = {r["id"] for r in expected[stream] if changed_since(r, parse(bookmark(state, stream)))}
+        changed = {r["id"] for r in expected[stream] if changed_since(r, utc(bookmark(state, stream)))}
         assert {r["id"] for r in second.records(stream)} == changed, stream
         assert len(changed) < len(expected[stream]) / 4, "the bookmark leaves most entities out"
     assert second.states[-1]["bookmarks"].keys() == state["bookmarks"].keys()
@@ -73,7 +75,7 @@ def test_a_state_in_the_middle_delivers_exactly_from_there(account, fake, config
     catalog = select(run_tap(config, "--discover"), {"opened_email"})
     result = run_tap(config, state=state, catalog=catalog)
     assert result.returncode == 0, result.stderr
-    expected = {e["id"] for e in events if parse(e["attributes"]["datetime"]) >= parse(shared)}
+    expected = {e["id"] for e in events if utc(e["attributes"]["datetime"]) >= utc(shared)}
     got = [r["id"] for r in result.records("opened_email")]
     assert sorted(got) == sorted(expected)
     assert seconds.count(shared) > 1 and sum(1 for r in result.records("opened_email") if r["datetime"] == shared) > 1
@@ -87,15 +89,15 @@ def test_future_events_are_emitted_but_the_bookmark_stays_at_the_sync_start():
         after = datetime.now(timezone.utc)
     assert result.returncode == 0, result.stderr
     emitted = [r for s in EVENT_METRICS for r in result.records(s)]
-    future = [r for r in emitted if parse(r["datetime"]) > after]
+    future = [r for r in emitted if utc(r["datetime"]) > after]
     assert future, "the fake account should hold future-dated email events"
     final = result.states[-1]
     for stream in EVENT_METRICS:
         value = bookmark(final, stream)
         if value:
-            assert parse(value) <= after, f"{stream} bookmark {value} is past the sync start"
-    capped = [s for s in EVENT_METRICS if any(parse(r["datetime"]) > after for r in result.records(s))]
-    assert all(before - timedelta(minutes=5) <= parse(bookmark(final, s)) <= after for s in capped)
+            assert utc(value) <= after, f"{stream} bookmark {value} is past the sync start"
+    capped = [s for s in EVENT_METRICS if any(utc(r["datetime"]) > after for r in result.records(s))]
+    assert all(before - timedelta(minutes=5) <= utc(bookmark(final, s)) <= after for s in capped)
 
 
 def test_start_date_is_inclusive_and_end_date_exclusive(account, fake, config):
@@ -106,7 +108,7 @@ def test_start_date_is_inclusive_and_end_date_exclusive(account, fake, config):
     catalog = select(run_tap(config, "--discover"), {"clicked_email"})
     result = run_tap({**config, "start_date": start, "end_date": end}, catalog=catalog)
     assert result.returncode == 0, result.stderr
-    expected = {e["id"] for e in events if parse(start) <= parse(e["attributes"]["datetime"]) < parse(end)}
+    expected = {e["id"] for e in events if utc(start) <= utc(e["attributes"]["datetime"]) < utc(end)}
     got = [r["id"] for r in result.records("clicked_email")]
     assert sorted(got) == sorted(expected)
     assert any(r["datetime"] == start for r in result.records("clicked_email"))
@@ -131,10 +133,10 @@ def test_lookback_reads_a_window_before_the_bookmark(account, fake, config):
     result = run_tap({**config, "lookback_minutes": 90}, state=state)
     assert result.returncode == 0, result.stderr
     for stream, metric_name in EVENT_METRICS.items():
-        start = parse(bookmark(state, stream)) - timedelta(minutes=90)
+        start = utc(bookmark(state, stream)) - timedelta(minutes=90)
         metric = klaviyo_metric(account, metric_name)
         expected = {
-            e["id"] for e in account.events_for_metric(metric["id"]) if parse(e["attributes"]["datetime"]) >= start
+            e["id"] for e in account.events_for_metric(metric["id"]) if utc(e["attributes"]["datetime"]) >= start
         }
         assert {r["id"] for r in result.records(stream)} == expected
 
@@ -186,9 +188,12 @@ def run_and_kill(config: dict[str, Any], kill_after_states: int) -> tuple[dict[s
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "config.json"
         path.write_text(json.dumps(config))
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TAP_KLAVIYO_")}
         proc = subprocess.Popen(
-            [str(TAP), "--config", str(path)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env
+            [str(TAP), "--config", str(path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=clean_env(),
         )
         assert proc.stdout is not None
         for line in proc.stdout:

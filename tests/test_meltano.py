@@ -21,12 +21,14 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import API_KEY, TAP
-from tests.fake_klaviyo import FakeKlaviyo, generate_account
-from tests.test_targets import (
-    EVENT_STREAMS,
+from fake_klaviyo import FakeKlaviyo, generate_account
+from tests.kit import (
+    API_KEY,
+    EVENT_METRICS,
     STREAM_KEYS,
+    TAP,
     assert_keys_equal,
+    clean_env,
     event_metric_id,
     expected_keys,
     fake_events,
@@ -121,7 +123,7 @@ class Meltano:
 
 
 def meltano_env(database: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TAP_KLAVIYO_", "TARGET_", "MELTANO_"))}
+    env = clean_env("TARGET_", "MELTANO_")
     env.update(
         MELTANO_DATABASE_URI=f"sqlite:///{database}",
         MELTANO_SEND_ANONYMOUS_USAGE_STATS="false",
@@ -207,13 +209,13 @@ def test_meltano_run_loads_every_stream_then_continues_from_its_state(meltano, b
             assert_keys_equal(keys_of(loaded[stream], stream), keys, f"meltano run 1, {stream}")
         first_requests = len(fake.requests)
         pages = events_since(fake)
-        for stream in EVENT_STREAMS:
+        for stream in EVENT_METRICS:
             assert len(pages[event_metric_id(big_account, stream)]) >= 2, f"{stream}: 1500 events need 2+ requests"
         assert "" in {b for bounds in pages.values() for b in bounds}, "run 1 starts from no bookmark"
 
         # Meltano stored the tap's final state: each event stream's bookmark is its newest event.
         state = get_state(meltano)
-        for stream in EVENT_STREAMS:
+        for stream in EVENT_METRICS:
             newest = max(utc(e["attributes"]["datetime"]) for e in fake_events(big_account, stream).values())
             assert utc(state["bookmarks"][stream]["replication_key_value"]) == newest, stream
 
@@ -224,12 +226,12 @@ def test_meltano_run_loads_every_stream_then_continues_from_its_state(meltano, b
 
         # It read the state back and asked Klaviyo only for what is at or after each bookmark: one page each.
         pages = events_since(fake)
-        for stream in EVENT_STREAMS:
+        for stream in EVENT_METRICS:
             bounds = pages.get(event_metric_id(big_account, stream))
             assert bounds and len(bounds) == 1, f"{stream}: {bounds}"
             assert utc(bounds[0]) == utc(state["bookmarks"][stream]["replication_key_value"]), stream
         again = read_output(meltano.root)
-        for stream in EVENT_STREAMS:
+        for stream in EVENT_METRICS:
             rows = again.get(stream, [])
             assert len(rows) <= 10, f"{stream}: {len(rows)} events fetched again"
             assert {utc(r["datetime"]) for r in rows} <= {utc(state["bookmarks"][stream]["replication_key_value"])}
@@ -261,7 +263,7 @@ def test_meltano_job_and_daily_schedule_share_the_runs_state(meltano, account):
         second = meltano.run("run", "klaviyo-to-jsonl", env=env)
         assert second.returncode == 0, second.stderr[-5000:]
         pages = events_since(fake)
-        for stream in EVENT_STREAMS:
+        for stream in EVENT_METRICS:
             bounds = pages[event_metric_id(account, stream)]
             assert [utc(b) for b in bounds] == [utc(state["bookmarks"][stream]["replication_key_value"])], stream
 

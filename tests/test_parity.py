@@ -12,12 +12,11 @@ from typing import Any
 
 import pytest
 
+from fake_klaviyo import FakeKlaviyo, generate_account
 from tap_klaviyo.output import RecordBufferingWriter
 from tap_klaviyo.streams.events import EventStream
 from tap_klaviyo.tap import TapKlaviyo
-from tests.conftest import API_KEY, EVENT_METRICS
-from tests.fake_klaviyo import FakeKlaviyo, generate_account
-from tests.test_e2e import klaviyo_metric
+from tests.kit import API_KEY, EVENT_METRICS, klaviyo_metric
 
 
 class CapturingWriter(RecordBufferingWriter):

@@ -8,7 +8,7 @@ import re
 
 from tap_klaviyo.client import KlaviyoClient
 from tap_klaviyo.progress import Progress
-from tests.conftest import STREAM_KEYS, run_tap
+from tests.kit import STREAM_KEYS, run_tap
 
 
 def test_status_tells_how_far_and_how_long(caplog, monkeypatch):

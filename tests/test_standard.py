@@ -6,9 +6,9 @@ import atexit
 
 from singer_sdk.testing import get_tap_test_class
 
+from fake_klaviyo import FakeKlaviyo, generate_account
 from tap_klaviyo.tap import TapKlaviyo
-from tests.conftest import API_KEY
-from tests.fake_klaviyo import FakeKlaviyo, generate_account
+from tests.kit import API_KEY
 
 # The SDK builds its test class at import time, so the fake must already be listening then.
 _fake = FakeKlaviyo(generate_account(seed=3, events_per_metric=25), api_key=API_KEY)

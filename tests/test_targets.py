@@ -19,28 +19,32 @@ import sys
 import tempfile
 import threading
 import uuid
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
 import pytest
 
-from tests.conftest import API_KEY, STREAM_KEYS, TAP, run_tap
-from tests.conftest import EVENT_METRICS as EVENT_STREAMS
-from tests.fake_klaviyo import FakeKlaviyo
+from fake_klaviyo import FakeKlaviyo
+from tests.kit import (
+    API_KEY,
+    EVENT_METRICS,
+    STREAM_KEYS,
+    TAP,
+    assert_keys_equal,
+    clean_env,
+    expected_keys,
+    fake_events,
+    keys_of,
+    run_tap,
+    unavailable,
+    utc,
+)
 
 # --- what is available ------------------------------------------------------------------------------------
-
-
-def unavailable(reason: str) -> None:
-    """Skip, or fail where CI promised the integration services (TAP_KLAVIYO_INTEGRATION_REQUIRED=1)."""
-    if os.environ.get("TAP_KLAVIYO_INTEGRATION_REQUIRED") == "1":
-        pytest.fail(f"{reason}, but TAP_KLAVIYO_INTEGRATION_REQUIRED=1: run scripts/ci-services first")
-    pytest.skip(f'{reason}: run `eval "$(scripts/ci-services)"` to install and start it')
 
 
 def target_exe(name: str) -> Path:
@@ -56,64 +60,13 @@ def target_exe(name: str) -> Path:
     return found
 
 
-def clean_env() -> dict[str, str]:
-    """The environment for tap and targets: no TAP_KLAVIYO_* / TARGET_* settings leaking in."""
-    return {k: v for k, v in os.environ.items() if not k.startswith(("TAP_KLAVIYO_", "TARGET_"))}
-
-
 # --- what the fake holds ----------------------------------------------------------------------------------
-
-
-def event_metric_id(account, stream: str) -> str:
-    metric = account.metric_by_name(EVENT_STREAMS[stream])
-    assert metric is not None, f"the fake account has no Klaviyo metric for {stream}"
-    return metric["id"]
-
-
-def expected_keys(account) -> dict[str, list[tuple]]:
-    """Every stream's primary keys as the fake serves them (one entry per record the tap should send)."""
-    campaigns = account.email_campaigns()
-    out: dict[str, list[tuple]] = {
-        "lists_and_segments": [(r["id"],) for r in [*account.lists, *account.segments]],
-        "email_campaigns": [(c["id"],) for c in campaigns],
-        "email_campaigns_vs_lists_included": [
-            (c["id"], i) for c in campaigns for i in dict.fromkeys(c["attributes"]["audiences"]["included"] or [])
-        ],
-        "email_campaigns_vs_lists_excluded": [
-            (c["id"], i) for c in campaigns for i in dict.fromkeys(c["attributes"]["audiences"].get("excluded") or [])
-        ],
-        "flows": [(f["id"],) for f in account.flows],
-        "metrics": [(m["id"],) for m in account.metrics],
-    }
-    for stream in EVENT_STREAMS:
-        out[stream] = [(e["id"],) for e in account.events_for_metric(event_metric_id(account, stream))]
-    return out
-
-
-def fake_events(account, stream: str) -> dict[str, dict[str, Any]]:
-    return {e["id"]: e for e in account.events_for_metric(event_metric_id(account, stream))}
-
-
-def utc(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
 
 
 def split_date(account) -> str:
     """A date-time in the middle of the email events, to split a history into two incremental runs."""
-    stamps = sorted(e["attributes"]["datetime"] for s in EVENT_STREAMS for e in fake_events(account, s).values())
+    stamps = sorted(e["attributes"]["datetime"] for s in EVENT_METRICS for e in fake_events(account, s).values())
     return utc(stamps[len(stamps) // 2]).isoformat()
-
-
-def keys_of(rows: list[dict[str, Any]], stream: str) -> list[tuple]:
-    return [tuple(str(r[k]) for k in STREAM_KEYS[stream]) for r in rows]
-
-
-def assert_keys_equal(actual: list[tuple], expected: list[tuple], what: str) -> None:
-    duplicates = [k for k, n in Counter(actual).items() if n > 1]
-    assert not duplicates, f"{what}: {len(duplicates)} keys loaded more than once, e.g. {duplicates[:3]}"
-    missing, extra = set(expected) - set(actual), set(actual) - set(expected)
-    assert not missing and not extra, f"{what}: {len(missing)} missing (e.g. {sorted(missing)[:3]}), {len(extra)} extra"
-    assert len(actual) == len(expected), what
 
 
 # --- running tap | target ---------------------------------------------------------------------------------
@@ -168,7 +121,7 @@ def pipe(
         (workdir / "target-config.json").write_text(json.dumps(target_config))
         target_argv += ["--config", str(workdir / "target-config.json")]
 
-    env = clean_env()
+    env = clean_env("TARGET_")
     with (
         open(workdir / "tap.stderr", "w+") as tap_err,
         open(workdir / "target.stderr", "w+") as target_err,
@@ -253,7 +206,7 @@ def assert_split_runs(account, first_rows: dict[str, list[tuple]], second_rows: 
         assert both == set(keys), f"{stream}: runs 1 and 2 together miss {len(set(keys) - both)} keys"
         assert len(set(first_rows[stream])) == len(first_rows[stream]), f"{stream}: duplicates in run 1"
     split = utc(split_date(account))
-    for stream in EVENT_STREAMS:
+    for stream in EVENT_METRICS:
         events = fake_events(account, stream)
         early = {(i,) for i, e in events.items() if utc(e["attributes"]["datetime"]) < split}
         assert set(first_rows[stream]) == early, f"{stream}: run 1 should hold exactly the events before the split"
@@ -475,7 +428,7 @@ def test_postgres_column_types_follow_the_schemas(postgres_loaded):
                 wrong.append(f"{stream}.{name}: {actual} (schema {prop.get('type')}, {prop.get('format')})")
     assert not wrong, "columns of the wrong type:\n" + "\n".join(wrong)
     # The checks that matter for a warehouse, spelled out.
-    for stream in EVENT_STREAMS:
+    for stream in EVENT_METRICS:
         assert columns[(stream, "datetime")].startswith("timestamp"), stream
         assert columns[(stream, "timestamp")] == "bigint", stream
         assert columns[(stream, "event_properties")] == "jsonb", stream

@@ -19,7 +19,7 @@ from typing import Any
 from tap_klaviyo.streams.table import STREAMS
 
 HERE = Path(__file__).parent
-DEFAULT_SPEC = Path("../shared/klaviyo-openapi/stable.json")
+DEFAULT_SPEC = HERE.parents[1] / "openapi" / "klaviyo-stable-trimmed.json"
 # Deeper than this, nested objects stay open: their inner shape is Klaviyo's business, not a column's.
 MAX_DEPTH = 4
 

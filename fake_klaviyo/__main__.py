@@ -1,4 +1,4 @@
-"""Serve a generated account until Ctrl-C: ``python -m tests.fake_klaviyo --port 8000``."""
+"""Serve a generated account until Ctrl-C: ``python -m fake_klaviyo --port 8000``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from .server import FakeKlaviyo, Faults
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m tests.fake_klaviyo", description="Fake Klaviyo API on loopback.")
+    p = argparse.ArgumentParser(prog="python -m fake_klaviyo", description="Fake Klaviyo API on loopback.")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000, help="0 picks a free port")
     p.add_argument("--api-key", default="pk_fake_klaviyo", help="the private key clients must send")

@@ -1,11 +1,11 @@
 """Extract what the fake Klaviyo server needs from Klaviyo's OpenAPI spec.
 
-The 3 MB spec is not part of the repo, so this script distils it once into
-``endpoints.json`` (checked in beside this file), which the server loads at import.
+This distils the spec once into ``endpoints.json`` (checked in beside this file), which the
+server loads at import, so that importing the fake parses no 400 kB of OpenAPI.
 
-    python tests/fake_klaviyo/make_endpoints.py [SPEC] [--out PATH]
+    python fake_klaviyo/make_endpoints.py [SPEC] [--out PATH]
 
-SPEC defaults to ``../shared/klaviyo-openapi/stable.json`` relative to the repo root.
+SPEC defaults to the trimmed copy of the spec in ``openapi/`` (see ``openapi/trim.py``).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-REPO_ROOT = HERE.parents[1]
-DEFAULT_SPEC = REPO_ROOT / ".." / "shared" / "klaviyo-openapi" / "stable.json"
+REPO_ROOT = HERE.parent
+DEFAULT_SPEC = REPO_ROOT / "openapi" / "klaviyo-stable-trimmed.json"
 DEFAULT_OUT = HERE / "endpoints.json"
 
 # Short endpoint name -> path. Only the GET collection endpoints the tap reads.

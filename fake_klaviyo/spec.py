@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+# A resource as the API returns it: {"type", "id", "attributes", "relationships"?, "links"?}.
+Resource = dict[str, Any]
+
 _DATA = json.loads((Path(__file__).with_name("endpoints.json")).read_text(encoding="utf-8"))
 
 REVISION: str = _DATA["revision"]

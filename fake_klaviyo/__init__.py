@@ -1,12 +1,17 @@
 """A fake Klaviyo REST API on loopback, written from Klaviyo's OpenAPI spec (stdlib only).
 
 Usage: ``with FakeKlaviyo(generate_account(seed=7), api_key="pk_test_123") as fake:`` then point
-the client at ``fake.url``; ``python -m tests.fake_klaviyo`` serves one from the command line.
+the client at ``fake.url``; ``python -m fake_klaviyo`` serves one from the command line.
 """
 
-from .data import EMAIL_METRICS, GENERATOR_NOW, Account, EventStore, EventView, generate_account
-from .server import FAULT_KINDS, FakeKlaviyo, Faults, RequestRecord
+from .clock import GENERATOR_NOW
+from .data import Account, generate_account
+from .entities import EMAIL_METRICS
+from .events import EventStore, EventView
+from .limits import FAULT_KINDS, Faults
+from .server import FakeKlaviyo
 from .spec import ENDPOINTS, REVISION
+from .transport import RequestRecord
 
 __all__ = [
     "EMAIL_METRICS",

@@ -1,0 +1,142 @@
+"""Deterministic, deliberately nasty Klaviyo account data for the fake server.
+
+Resources are shaped from the spec's attribute schemas (see endpoints.json) and held
+as the API would return them, minus ``links`` and to-many relationships, which the
+server adds per request. The generators live beside this module: entities.py,
+campaigns.py and events.py, drawing on ids.py, clock.py and samples.py.
+"""
+
+from __future__ import annotations
+
+import random
+from array import array
+from bisect import bisect_left
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from .campaigns import generate_campaigns
+from .clock import GENERATOR_NOW
+from .entities import (
+    EMAIL_METRICS,
+    account_resource,
+    generate_flows,
+    generate_lists,
+    generate_metrics,
+    generate_segments,
+)
+from .events import EventStore, EventView, generate_events
+from .ids import Ids
+from .spec import Resource
+
+
+@dataclass
+class Account:
+    seed: int
+    now: datetime  # the generator's fixed "now"; events lie in the two years before it
+    account: Resource
+    lists: list[Resource]
+    segments: list[Resource]
+    campaigns: list[Resource]
+    campaign_channels: dict[str, str]  # campaign id -> email | sms | mobile_push (not an attribute)
+    flows: list[Resource]
+    metrics: list[Resource]
+    events: EventStore
+    profile_ids: list[str] = field(repr=False)
+
+    def metric_by_name(self, name: str, integration: str | None = "Klaviyo") -> Resource | None:
+        """First metric whose name matches case-insensitively and whose integration name
+        matches too (``integration=None`` selects metrics without integration)."""
+        for m in self.metrics:
+            a = m["attributes"]
+            if (a["name"] or "").casefold() != name.casefold():
+                continue
+            integ = a["integration"]
+            if integration is None and integ is None:
+                return m
+            if integration is not None and integ and integ["name"].casefold() == integration.casefold():
+                return m
+        return None
+
+    def events_for_metric(self, metric_id: str) -> EventView:
+        idx = self.events.metric_index.get(metric_id)
+        return EventView(self.events, self.events.by_metric[idx] if idx is not None else array("I"))
+
+    def campaigns_for_channel(self, channel: str) -> list[Resource]:
+        return [c for c in self.campaigns if self.campaign_channels[c["id"]] == channel]
+
+    def email_campaigns(self) -> list[Resource]:
+        return self.campaigns_for_channel("email")
+
+    def events_between(self, metric_id: str, start: datetime, end: datetime) -> EventView:
+        """Events of a metric with start <= datetime < end (tz-aware bounds)."""
+        idx = self.events.metric_index.get(metric_id)
+        if idx is None:
+            return EventView(self.events, array("I"))
+        tss = self.events.ts_by_metric[idx]
+        lo = bisect_left(tss, _ceil_ts(start))
+        hi = bisect_left(tss, _ceil_ts(end))
+        return EventView(self.events, self.events.by_metric[idx][lo:hi])
+
+
+def _ceil_ts(dt: datetime) -> int:
+    t = dt.timestamp()
+    return int(t) if t == int(t) else int(t) + 1
+
+
+def generate_account(
+    seed: int = 1,
+    *,
+    lists: int = 23,
+    segments: int = 17,
+    campaigns: int = 230,
+    flows: int = 60,
+    metrics: int = 40,
+    events_per_metric: int = 300,
+    other_events_per_metric: int = 40,
+    future_events: int = 0,
+    missing_metrics: tuple[str, ...] = (),
+    email_share: float = 0.7,
+) -> Account:
+    """Build a deterministic account (``random.Random(seed)``).
+
+    ``events_per_metric`` events for each built-in email metric, ``other_events_per_metric``
+    for every other metric (decoys and custom ones included), plus ``future_events``
+    dated after the real current time on the email metrics.
+    """
+    rng = random.Random(seed)
+    ids = Ids(rng)
+    missing = {n.casefold() for n in missing_metrics}
+    unknown = missing - {n.casefold() for n in EMAIL_METRICS}
+    if unknown:
+        raise ValueError(f"missing_metrics must name built-in email metrics, not {sorted(unknown)}")
+
+    metric_list, kinds = generate_metrics(rng, ids, metrics, missing)
+    list_list = generate_lists(rng, ids, lists)
+    segment_list = generate_segments(rng, ids, segments, [x["id"] for x in list_list], [m["id"] for m in metric_list])
+    flow_list = generate_flows(rng, ids, flows)
+    campaign_list, channels = generate_campaigns(rng, ids, campaigns, list_list + segment_list, email_share)
+
+    email_sources: list[tuple[str, str, str | None]] = [
+        (c["id"], c["attributes"]["name"], None) for c in campaign_list if channels[c["id"]] == "email"
+    ]
+    for f in flow_list[:20]:
+        email_sources.append((ids.short(), f"{f['attributes']['name']}: Email {rng.randint(1, 5)}", f["id"]))
+
+    plan = [(i, events_per_metric if k.startswith("email:") else other_events_per_metric) for i, k in enumerate(kinds)]
+    email_idx = [i for i, k in enumerate(kinds) if k.startswith("email:")]
+    store = generate_events(
+        rng, seed, plan, email_idx, future_events, [m["id"] for m in metric_list], kinds, email_sources
+    )
+    return Account(
+        seed=seed,
+        now=GENERATOR_NOW,
+        account=account_resource(rng, ids),
+        lists=list_list,
+        segments=segment_list,
+        campaigns=campaign_list,
+        campaign_channels=channels,
+        flows=flow_list,
+        metrics=metric_list,
+        events=store,
+        profile_ids=store.profile_ids,
+    )

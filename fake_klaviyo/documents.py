@@ -1,0 +1,113 @@
+"""Whole response documents: a page of resources, its links and included resources, encoded."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote, urlencode
+
+from . import resources
+from .data import Account
+from .encoded_events import EncodedEvents
+from .query import Query, encode_cursor
+from .responses import dumps
+from .selection import Selector
+from .spec import ENDPOINTS, Endpoint, Resource
+
+
+class Documents:
+    """Renders answers from one account; each event is JSON-encoded once, when first served."""
+
+    def __init__(self, account: Account, selector: Selector, metrics: Mapping[str, Resource]) -> None:
+        self.account = account
+        self.selector = selector
+        self.metrics = metrics
+        self._lock = threading.Lock()
+        self._encoded: EncodedEvents | None = None
+
+    def body(self, ep: Endpoint, q: Query, base: str) -> bytes:
+        """The encoded document: events pages without sparse fieldsets or includes take the fast path."""
+        if ep.name != "events" or q.include or ep.resource_type in q.fields or not EncodedEvents.fits(base):
+            return dumps(self.document(ep, q, base))
+        assert q.size is not None
+        sel = self.selector.events(q)
+        descending = q.sort is None or q.sort.startswith("-")  # default: newest first
+        links = dumps(self._links(ep, q, base, len(sel)))
+        # The same bytes as dumps({"data": [...], "links": {...}}), since JSON encoding composes.
+        return self.encoded_events().document(sel.page(q.offset, q.size, descending), links, base)
+
+    def encoded_events(self) -> EncodedEvents:
+        enc = self._encoded
+        if enc is None:
+            with self._lock:
+                if self._encoded is None:
+                    self._encoded = EncodedEvents(self.account.events)
+                enc = self._encoded
+        return enc
+
+    def document(self, ep: Endpoint, q: Query, base: str) -> dict[str, Any]:
+        if ep.name == "accounts":
+            data = [resources.render(ep, self.account.account, base, q)]
+            self_link = f"{base}{ep.path}/" + (("?" + _encode(q.pairs)) if q.pairs else "")
+            return {"data": data, "links": {"self": self_link}}
+
+        assert q.size is not None
+        included: list[Resource] = []
+        if ep.name == "events":
+            sel = self.selector.events(q)
+            total = len(sel)
+            descending = q.sort is None or q.sort.startswith("-")  # default: newest first
+            store = self.account.events
+            rows = [store.resource(p) for p in sel.page(q.offset, q.size, descending)]
+        else:
+            matched = self.selector.rows(ep, q)
+            total = len(matched)
+            rows = matched[q.offset : q.offset + q.size]
+        data = [resources.render(ep, r, base, q) for r in rows]
+        if ep.name == "events" and q.include:
+            included = self._event_includes(rows, base, q)
+        doc: dict[str, Any] = {"data": data, "links": self._links(ep, q, base, total)}
+        if q.include:
+            doc["included"] = included
+        return doc
+
+    @staticmethod
+    def _links(ep: Endpoint, q: Query, base: str, total: int) -> dict[str, str]:
+        coll = f"{base}{ep.path}/"
+        links: dict[str, str] = {"self": coll + (("?" + _encode(q.pairs)) if q.pairs else "")}
+        assert q.size is not None
+        plain = [p for p in q.pairs if p[0] != "page[cursor]"]
+        if q.offset + q.size < total:
+            nxt = encode_cursor(q.offset + q.size, q.digest)
+            links["next"] = coll + "?" + _encode([*plain, ("page[cursor]", nxt)])
+        if q.offset > 0:
+            prev = encode_cursor(max(0, q.offset - q.size), q.digest)
+            links["prev"] = coll + "?" + _encode([*plain, ("page[cursor]", prev)])
+        return links
+
+    def _event_includes(self, rows: list[Resource], base: str, q: Query) -> list[Resource]:
+        out: list[Resource] = []
+        seen: set[tuple[str, str]] = set()
+        metrics_ep = ENDPOINTS["metrics"]
+        metric_q = Query(fields={"metric": q.fields["metric"]} if "metric" in q.fields else {})
+        for r in rows:
+            for rel in ("metric", "profile"):
+                if rel not in q.include:
+                    continue
+                ident = r["relationships"][rel]["data"]
+                k = (ident["type"], ident["id"])
+                if k in seen:
+                    continue
+                seen.add(k)
+                if rel == "metric":
+                    out.append(resources.render(metrics_ep, self.metrics[ident["id"]], base, metric_q))
+                else:
+                    index = self.selector.profiles()[ident["id"]]
+                    out.append(resources.profile(index, ident["id"], base, q.fields.get("profile")))
+        return out
+
+
+def _encode(pairs: list[tuple[str, str]]) -> str:
+    # Percent-encode everything, as Klaviyo's own links do ("page%5Bcursor%5D=...").
+    return urlencode(pairs, quote_via=quote, safe="")

@@ -1,0 +1,123 @@
+"""What a client must survive: Klaviyo's per-endpoint rate limits (429 with Retry-After) and injected faults."""
+
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .responses import ApiError, Response
+from .spec import ENDPOINTS
+
+FAULT_KINDS: tuple[str, ...] = ("500", "503", "drop", "truncate", "429")
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Inject one fault into a request with probability ``rate`` (deterministic RNG)."""
+
+    rate: float
+    kinds: tuple[str, ...] = FAULT_KINDS
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.rate <= 1.0:
+            raise ValueError("Faults.rate must be within [0, 1]")
+        bad = set(self.kinds) - set(FAULT_KINDS)
+        if bad or not self.kinds:
+            raise ValueError(f"Faults.kinds must be a non-empty subset of {FAULT_KINDS}, got {self.kinds}")
+
+
+class FaultDraws:
+    """Which requests get which fault, from one seeded RNG (drawn under a lock, so each draw is whole)."""
+
+    def __init__(self, faults: Faults | None) -> None:
+        self.faults = faults
+        self.rng = random.Random(faults.seed if faults else 0)
+        self.lock = threading.Lock()
+
+    def draw(self) -> str | None:
+        if self.faults is None or self.faults.rate <= 0:
+            return None
+        with self.lock:
+            if self.rng.random() < self.faults.rate:
+                return self.rng.choice(self.faults.kinds)
+        return None
+
+
+def fault_response(kind: str) -> Response:
+    """The answer of a fault that answers ("500", "503", "429"); "drop" and "truncate" act on the wire."""
+    if kind == "500":
+        return ApiError(500, "error", "A server error occurred.", "A server error occurred.").response()
+    if kind == "503":
+        return ApiError(
+            503,
+            "service_unavailable",
+            "Service unavailable.",
+            "The service is temporarily unavailable. Please try again later.",
+        ).response()
+    if kind == "429":
+        return throttled(1).response()
+    raise ValueError(f"fault {kind!r} has no response of its own")
+
+
+def throttled(seconds: int) -> ApiError:
+    unit = "second" if seconds == 1 else "seconds"
+    return ApiError(
+        429,
+        "throttled",
+        "Request was throttled.",
+        f"Request was throttled. Expected available in {seconds} {unit}.",
+        pointer="/data",
+        headers={"Retry-After": str(seconds)},
+    )
+
+
+class RateLimiter:
+    """Klaviyo's per-account fixed windows: burst per second, steady per minute."""
+
+    def __init__(self, limits: Mapping[str, tuple[int, int]]) -> None:
+        self.limits = dict(limits)
+        self.lock = threading.Lock()
+        self.state: dict[str, list[int]] = {}  # name -> [second, count, minute, count]
+
+    @classmethod
+    def from_setting(cls, rate_limits: bool | Mapping[str, tuple[int, int]]) -> RateLimiter | None:
+        """None when off; the spec's limits, with a mapping's ``(burst, steady)`` overriding its endpoints."""
+        if not rate_limits:
+            return None
+        limits = {n: (e.burst, e.steady) for n, e in ENDPOINTS.items()}
+        if isinstance(rate_limits, Mapping):
+            bad = set(rate_limits) - set(limits)
+            if bad:
+                raise ValueError(f"rate_limits: unknown endpoints {sorted(bad)}")
+            limits.update({k: (int(v[0]), int(v[1])) for k, v in rate_limits.items()})
+        return cls(limits)
+
+    def acquire(self, name: str) -> dict[str, str]:
+        burst, steady = self.limits[name]
+        with self.lock:
+            now = time.time()
+            sec, minute = int(now), int(now // 60)
+            st = self.state.setdefault(name, [sec, 0, minute, 0])
+            if st[0] != sec:
+                st[0], st[1] = sec, 0
+            if st[2] != minute:
+                st[2], st[3] = minute, 0
+            wait = 0.0
+            if st[1] >= burst:
+                wait = max(wait, sec + 1 - now)
+            if st[3] >= steady:
+                wait = max(wait, (minute + 1) * 60 - now)
+            if wait:
+                raise throttled(max(1, math.ceil(wait)))
+            st[1] += 1
+            st[3] += 1
+            return {
+                "RateLimit-Limit": str(steady),
+                "RateLimit-Remaining": str(steady - st[3]),
+                "RateLimit-Reset": str(max(1, math.ceil((minute + 1) * 60 - now))),
+            }

@@ -1,0 +1,205 @@
+"""The fake Klaviyo itself: an account served on loopback, as strictly as the real API, with faults and limits.
+
+A request goes through the modules beside this one in turn: transport (HTTP), limits (faults, rate
+limits), access (path, key, revision, scopes), query (the query string), selection and documents.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from email.message import Message
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from . import access
+from .data import Account, generate_account
+from .documents import Documents
+from .limits import FaultDraws, Faults, RateLimiter, fault_response
+from .query import QueryParser
+from .responses import ApiError, Response
+from .selection import Selector
+from .spec import ALL_READ_SCOPES, BY_PATH, ENDPOINTS, Endpoint
+from .transport import RequestRecord, Server, skip_body, write
+
+_EXCLUDED_HEADERS = frozenset({"authorization"})
+
+
+class FakeKlaviyo:
+    """Serve an :class:`Account` over HTTP on loopback, as strictly as Klaviyo does.
+
+    ``rate_limits``: False (off), True (the spec's limits) or a mapping of endpoint name
+    to ``(burst_per_second, steady_per_minute)`` overriding the spec for those endpoints.
+    ``page_size_max``: per-endpoint maximum ``page[size]`` overrides, e.g. ``{"events": 200}``.
+    Each event is JSON-encoded once, when first served (:meth:`encode_events` does them all up
+    front), and ``/api/events`` pages are spliced from those bytes unless they ask for sparse
+    fieldsets or includes.
+    """
+
+    def __init__(
+        self,
+        account: Account | None = None,
+        *,
+        api_key: str = "pk_test_123",
+        latency: float = 0.0,
+        rate_limits: bool | Mapping[str, tuple[int, int]] = False,
+        faults: Faults | None = None,
+        scopes: Iterable[str] | None = None,
+        page_size_max: Mapping[str, int] | None = None,
+        metrics_page_size: int = 200,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.account = account if account is not None else generate_account()
+        self.api_key = api_key
+        self.latency = latency
+        self.faults = faults
+        self.scopes = frozenset(ALL_READ_SCOPES if scopes is None else scopes)
+        self.page_size_max = dict(page_size_max or {})
+        unknown = set(self.page_size_max) - {n for n, e in ENDPOINTS.items() if e.page_size}
+        if unknown:
+            raise ValueError(f"page_size_max: no page[size] on {sorted(unknown)}")
+        if metrics_page_size < 1:
+            raise ValueError("metrics_page_size must be at least 1")
+        self.metrics_page_size = metrics_page_size  # the spec: "a maximum of 200 results per page"
+        self.host, self.port = host, port
+
+        self._limiter = RateLimiter.from_setting(rate_limits)
+        self._faults = FaultDraws(faults)
+        metrics = {m["id"]: m for m in self.account.metrics}
+        self._queries = QueryParser(self.page_size_max, metrics_page_size, metrics)
+        self._documents = Documents(self.account, Selector(self.account), metrics)
+        self._lock = threading.Lock()
+        self._records: list[RequestRecord] = []
+        self._server: Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> FakeKlaviyo:
+        if self._server is None:
+            self._server = Server((self.host, self.port), self._serve)
+            self.port = self._server.server_address[1]
+            # A short poll interval keeps stop() (and so each test's teardown) quick.
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-klaviyo", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.close_connections()
+            self._server.server_close()
+            self._server = None
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+
+    def __enter__(self) -> FakeKlaviyo:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def encode_events(self) -> int:
+        """JSON-encode every event now rather than on first request (e.g. before a benchmark).
+
+        Returns how many bytes the encoded events hold (about 0.42 kB an event).
+        """
+        return self._documents.encoded_events().encode_all()
+
+    # --- observation --------------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """A snapshot of every request served so far, in completion order."""
+        with self._lock:
+            return list(self._records)
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self._records.clear()
+
+    def stats(self) -> dict[str, Any]:
+        recs = self.requests
+        return {
+            "requests": len(recs),
+            "by_endpoint": dict(Counter(r.endpoint or "other" for r in recs)),
+            "by_status": dict(Counter(r.status for r in recs if r.status)),
+            "throttled": sum(1 for r in recs if r.status == 429),
+            "faults": dict(Counter(r.fault for r in recs if r.fault)),
+        }
+
+    # --- serving ------------------------------------------------------------------------------
+
+    def _serve(self, h: BaseHTTPRequestHandler) -> None:
+        started = time.monotonic()
+        method = h.command
+        split = urlsplit(h.path)
+        pairs = parse_qsl(split.query, keep_blank_values=True)
+        query: dict[str, list[str]] = {}
+        for k, v in pairs:
+            query.setdefault(k, []).append(v)
+        headers = {k.lower(): v for k, v in h.headers.items() if k.lower() not in _EXCLUDED_HEADERS}
+        ep = BY_PATH.get(split.path.rstrip("/") or "/")
+        skip_body(h)
+
+        fault = self._faults.draw() if ep is not None and method == "GET" else None
+        if self.latency:
+            time.sleep(self.latency)  # in the handler thread, so concurrent requests overlap
+
+        resp: Response | None = None
+        if fault is None or fault == "truncate":
+            host = h.headers.get("Host") or f"{self.host}:{self.port}"
+            resp = self._respond(method, split.path, ep, pairs, h.headers, f"http://{host}")
+        elif fault != "drop":
+            resp = fault_response(fault)
+
+        # Record before replying, so a client that got its answer always finds it logged.
+        rec = RequestRecord(
+            method=method,
+            path=split.path,
+            query=query,
+            headers=headers,
+            status=resp.status if resp else 0,
+            endpoint=ep.name if ep else None,
+            fault=fault,
+            started=started,
+            duration=time.monotonic() - started,
+        )
+        with self._lock:
+            self._records.append(rec)
+        write(h, resp, truncate=fault == "truncate")
+
+    def _respond(
+        self,
+        method: str,
+        path: str,
+        ep: Endpoint | None,
+        pairs: list[tuple[str, str]],
+        headers: Message,
+        base: str,
+    ) -> Response:
+        rl_headers: dict[str, str] = {}
+        try:
+            ep = access.check_route(method, path, ep)
+            access.check_auth(headers.get("Authorization"), self.api_key)
+            access.check_revision(headers.get("revision"))
+            access.check_scopes(ep, self.scopes)
+            if self._limiter is not None:
+                rl_headers = self._limiter.acquire(ep.name)
+            q = self._queries.parse(ep, pairs)
+            return Response(200, self._documents.body(ep, q, base), rl_headers)
+        except ApiError as e:
+            resp = e.response()
+            if e.status != 429:
+                resp.headers = {**rl_headers, **resp.headers}
+            return resp

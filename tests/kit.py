@@ -1,0 +1,231 @@
+"""The test kit every test module imports from: the tap's streams, a runner for the real `tap-klaviyo` command,
+and what the fake Klaviyo's account says each stream should hold.
+
+A plain module rather than conftest.py: pytest loads conftest.py as a plugin, for fixtures, and importing it by
+name is fragile; here each helper has one name and one home. conftest.py holds the fixtures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fake_klaviyo import Account
+from tap_klaviyo.streams.table import STREAMS
+
+API_KEY = "pk_test_0123456789abcdef0123456789abcdef"
+TAP = Path(sys.executable).with_name("tap-klaviyo")
+
+# The tap's streams and their keys, from the stream table (the README's table is checked against it), and the
+# Klaviyo metric each event stream reads.
+STREAM_KEYS = {row.name: list(row.primary_keys) for row in STREAMS}
+EVENT_METRICS = {row.name: row.metric for row in STREAMS if row.metric}
+
+Row = dict[str, Any]
+
+
+# --- the environment --------------------------------------------------------------------------------------
+
+
+def clean_env(*prefixes: str) -> dict[str, str]:
+    """This process's environment without TAP_KLAVIYO_* settings, nor variables with the other prefixes."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("TAP_KLAVIYO_", *prefixes))}
+
+
+def unavailable(reason: str) -> None:
+    """Skip, or fail where CI promised the integration services (TAP_KLAVIYO_INTEGRATION_REQUIRED=1)."""
+    if os.environ.get("TAP_KLAVIYO_INTEGRATION_REQUIRED") == "1":
+        pytest.fail(f"{reason}, but TAP_KLAVIYO_INTEGRATION_REQUIRED=1: run scripts/ci-services first")
+    pytest.skip(f'{reason}: run `eval "$(scripts/ci-services)"` to install and start it')
+
+
+# --- running the tap --------------------------------------------------------------------------------------
+
+
+@dataclass
+class TapRun:
+    returncode: int
+    stdout: str
+    stderr: str
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    state_file_after: str | None = None
+
+    def records(self, stream: str) -> list[Row]:
+        return [m["record"] for m in self.messages if m["type"] == "RECORD" and m["stream"] == stream]
+
+    def by_stream(self) -> dict[str, list[Row]]:
+        out: dict[str, list[Row]] = defaultdict(list)
+        for m in self.messages:
+            if m["type"] == "RECORD":
+                out[m["stream"]].append(m["record"])
+        return out
+
+    @property
+    def states(self) -> list[dict[str, Any]]:
+        return [m["value"] for m in self.messages if m["type"] == "STATE"]
+
+
+def run_tap(
+    config: dict[str, Any] | str,
+    *args: str,
+    state: dict[str, Any] | str | None = None,
+    catalog: dict[str, Any] | str | None = None,
+    timeout: float = 300,
+    env: dict[str, str] | None = None,
+) -> TapRun:
+    """Run the installed `tap-klaviyo` command as a user would, with files for config, state and catalog
+    (dicts are written as JSON, strings as they are)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {"config": config, "state": state, "catalog": catalog}
+        argv = [str(TAP)]
+        for name, content in files.items():
+            if content is not None:
+                path = Path(tmp) / f"{name}.json"
+                path.write_text(content if isinstance(content, str) else json.dumps(content))
+                argv += [f"--{name}", str(path)]
+        proc = subprocess.run(
+            [*argv, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**clean_env(), **(env or {})},
+            cwd=tmp,
+            check=False,
+        )
+        state_path = Path(tmp) / "state.json"
+        state_after = state_path.read_text() if state_path.exists() else None
+    messages = []
+    if proc.stdout.lstrip().startswith("{") and "--discover" not in args and "--about" not in args:
+        messages = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    return TapRun(proc.returncode, proc.stdout, proc.stderr, messages, state_after)
+
+
+def select(discovery: TapRun, streams: set[str], method: str | None = None) -> dict[str, Any]:
+    """The discovered catalog with only `streams` selected (and their replication method forced)."""
+    catalog = json.loads(discovery.stdout)
+    for entry in catalog["streams"]:
+        for item in entry["metadata"]:
+            if item["breadcrumb"] == []:
+                item["metadata"]["selected"] = entry["tap_stream_id"] in streams
+                if method and entry["tap_stream_id"] in streams:
+                    item["metadata"]["forced-replication-method"] = method
+        if method and entry["tap_stream_id"] in streams:
+            entry["replication_method"] = method
+    return catalog
+
+
+def bookmark(state: dict[str, Any], stream: str) -> str | None:
+    return state["bookmarks"].get(stream, {}).get("replication_key_value")
+
+
+def utc(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+
+
+# --- what the fake holds ----------------------------------------------------------------------------------
+
+
+def expected_row(resource: Row, **extra: Any) -> Row:
+    """What the tap should emit for a resource, written out here rather than borrowed from the tap."""
+    row = {"id": resource["id"], **resource["attributes"], **extra}
+    return json.loads(json.dumps(row))
+
+
+def klaviyo_metric(account: Account, metric_name: str) -> Row:
+    matches = [
+        m
+        for m in account.metrics
+        if (m["attributes"]["name"] or "").lower() == metric_name.lower()
+        and ((m["attributes"].get("integration") or {}).get("name") == "Klaviyo")
+    ]
+    assert len(matches) == 1, f"the fake account should hold one Klaviyo metric {metric_name!r}"
+    return matches[0]
+
+
+def event_metric_id(account: Account, stream: str) -> str:
+    return klaviyo_metric(account, EVENT_METRICS[stream])["id"]
+
+
+def fake_events(account: Account, stream: str) -> dict[str, Row]:
+    """An event stream's events in the fake, by id."""
+    return {e["id"]: e for e in account.events_for_metric(event_metric_id(account, stream))}
+
+
+def expected_streams(account: Account, start_date: str | None = None) -> dict[str, list[Row]]:
+    campaigns = account.email_campaigns()
+    expected: dict[str, list[Row]] = {
+        "lists_and_segments": [expected_row(r, type=r["type"]) for r in [*account.lists, *account.segments]],
+        "email_campaigns": [expected_row(c) for c in campaigns],
+        "email_campaigns_vs_lists_included": [
+            {"campaign_id": c["id"], "list_id": i}
+            for c in campaigns
+            for i in dict.fromkeys(c["attributes"]["audiences"]["included"] or [])
+        ],
+        "email_campaigns_vs_lists_excluded": [
+            {"campaign_id": c["id"], "list_id": i}
+            for c in campaigns
+            for i in dict.fromkeys(c["attributes"]["audiences"].get("excluded") or [])
+        ],
+        "flows": [expected_row(f) for f in account.flows],
+        "metrics": [expected_row(m) for m in account.metrics],
+    }
+    for stream, metric_name in EVENT_METRICS.items():
+        metric = klaviyo_metric(account, metric_name)
+        events = account.events_for_metric(metric["id"])
+        if start_date:
+            since = datetime.fromisoformat(start_date)
+            events = [e for e in events if datetime.fromisoformat(e["attributes"]["datetime"]) >= since]
+        expected[stream] = [
+            expected_row(
+                e,
+                metric_id=e["relationships"]["metric"]["data"]["id"],
+                profile_id=e["relationships"]["profile"]["data"]["id"],
+            )
+            for e in events
+        ]
+    return expected
+
+
+def keys_of(rows: list[Row], stream: str) -> list[tuple]:
+    return [tuple(str(r[k]) for k in STREAM_KEYS[stream]) for r in rows]
+
+
+def expected_keys(account: Account) -> dict[str, list[tuple]]:
+    """Every stream's primary keys as the fake serves them (one entry per record the tap should send)."""
+    return {stream: keys_of(rows, stream) for stream, rows in expected_streams(account).items()}
+
+
+# --- comparing ------------------------------------------------------------------------------------------
+
+
+def assert_exact(actual: list[Row], expected: list[Row], keys: list[str], stream: str) -> None:
+    def key(row: Row) -> tuple:
+        return tuple(row[k] for k in keys)
+
+    counts = Counter(key(r) for r in actual)
+    duplicates = [k for k, n in counts.items() if n > 1]
+    assert not duplicates, f"{stream}: {len(duplicates)} keys emitted more than once, e.g. {duplicates[:3]}"
+    missing = {key(r) for r in expected} - set(counts)
+    extra = set(counts) - {key(r) for r in expected}
+    assert not missing and not extra, f"{stream}: {len(missing)} missing, {len(extra)} unexpected"
+    by_key = {key(r): r for r in actual}
+    for row in expected:
+        assert by_key[key(row)] == row, f"{stream}: record {key(row)} differs from the fake's data"
+
+
+def assert_keys_equal(actual: list[tuple], expected: list[tuple], what: str) -> None:
+    duplicates = [k for k, n in Counter(actual).items() if n > 1]
+    assert not duplicates, f"{what}: {len(duplicates)} keys loaded more than once, e.g. {duplicates[:3]}"
+    missing, extra = set(expected) - set(actual), set(actual) - set(expected)
+    assert not missing and not extra, f"{what}: {len(missing)} missing (e.g. {sorted(missing)[:3]}), {len(extra)} extra"
+    assert len(actual) == len(expected), what
