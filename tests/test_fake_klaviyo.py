@@ -199,6 +199,7 @@ def test_sparse_fieldsets_return_only_the_asked_attributes(account, api):
         **{"fields[campaign]": "name,audiences.included"},
     ).json()["data"]
     by_id = {c["id"]: c for c in email}
+    assert data, "the first page holds email campaigns"
     for row in data:
         want = by_id[row["id"]]["attributes"]
         assert row["attributes"] == {"name": want["name"], "audiences": {"included": want["audiences"]["included"]}}

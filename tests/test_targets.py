@@ -210,8 +210,10 @@ def assert_split_runs(account, first_rows: dict[str, list[tuple]], second_rows: 
         events = fake_events(account, stream)
         early = {(i,) for i, e in events.items() if utc(e["attributes"]["datetime"]) < split}
         assert set(first_rows[stream]) == early, f"{stream}: run 1 should hold exactly the events before the split"
-        # Run 2 repeats at most the bookmark's own second.
-        assert len(set(first_rows[stream]) & set(second_rows[stream])) <= 10, stream
+        # Run 2 repeats exactly the events of run 1's last second (where its bookmark is).
+        last = max(utc(events[i]["attributes"]["datetime"]) for (i,) in early)
+        same_second = {(i,) for (i,) in early if utc(events[i]["attributes"]["datetime"]) == last}
+        assert set(first_rows[stream]) & set(second_rows[stream]) == same_second, stream
 
 
 # --- target-jsonl -----------------------------------------------------------------------------------------
