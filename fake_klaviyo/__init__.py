@@ -6,9 +6,9 @@ the client at ``fake.url``; ``python -m fake_klaviyo`` serves one from the comma
 
 from .clock import GENERATOR_NOW
 from .data import Account, generate_account
-from .entities import EMAIL_METRICS
 from .events import EventStore, EventView
 from .limits import FAULT_KINDS, Faults
+from .metrics import EMAIL_METRICS
 from .server import FakeKlaviyo
 from .spec import ENDPOINTS, REVISION
 from .transport import RequestRecord

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import random
+from datetime import datetime, timedelta, timezone
 
 UTC = timezone.utc
 # Fixed "now" of the generator: data never depends on the wall clock (except future_events).
@@ -13,3 +14,13 @@ EVENT_SPAN_DAYS = 730
 def iso(dt: datetime, micro: bool = False) -> str:
     # Klaviyo writes "2022-11-08T01:23:45+00:00", sometimes with microseconds.
     return dt.astimezone(UTC).isoformat(timespec="microseconds" if micro else "seconds")
+
+
+def created_updated(rng: random.Random, micro_share: float) -> tuple[str, str, datetime]:
+    """A resource's ``created`` and ``updated`` as written (a ``micro_share`` of them with microseconds), and
+    ``created`` itself: within three years before the generator's now, a month old at least."""
+    created = GENERATOR_NOW - timedelta(seconds=rng.randrange(30 * 86400, 3 * 365 * 86400))
+    created = created.replace(microsecond=rng.randrange(1, 1_000_000))
+    updated = created + timedelta(seconds=rng.randrange(0, int((GENERATOR_NOW - created).total_seconds())))
+    micro = rng.random() < micro_share
+    return iso(created, micro), iso(updated, micro), created

@@ -2,7 +2,7 @@
 
 Resources are shaped from the spec's attribute schemas (see endpoints.json) and held
 as the API would return them, minus ``links`` and to-many relationships, which the
-server adds per request. The generators live beside this module: entities.py,
+server adds per request. The generators live beside this module: metrics.py, entities.py,
 campaigns.py and events.py, drawing on ids.py, clock.py and samples.py.
 """
 
@@ -16,16 +16,10 @@ from datetime import datetime
 
 from .campaigns import generate_campaigns
 from .clock import GENERATOR_NOW
-from .entities import (
-    EMAIL_METRICS,
-    account_resource,
-    generate_flows,
-    generate_lists,
-    generate_metrics,
-    generate_segments,
-)
+from .entities import account_resource, generate_flows, generate_lists, generate_segments
 from .events import EventStore, EventView, generate_events
 from .ids import Ids
+from .metrics import EMAIL_METRICS, generate_metrics
 from .spec import Resource
 
 

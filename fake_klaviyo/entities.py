@@ -1,54 +1,19 @@
-"""Generated metrics (with decoys), lists, segments (with their definitions), flows and the account itself.
+"""Generated lists, segments (with their definitions), flows and the account itself.
 
-Campaigns are in campaigns.py, events in events.py.
+Metrics are in metrics.py, campaigns in campaigns.py, events in events.py.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from .clock import GENERATOR_NOW, iso
+from .clock import GENERATOR_NOW, created_updated, iso
 from .ids import Ids
-from .samples import CUSTOM_METRIC_NAMES, FLOW_NAMES, NAMES, OTHER_KLAVIYO_METRICS, SHOPIFY_METRICS
+from .samples import FLOW_NAMES, NAMES
 from .spec import ENDPOINTS, ENUMS, Resource
-
-# Klaviyo's built-in email metrics (Title Case, as connectors list them).
-EMAIL_METRICS: tuple[str, ...] = (
-    "Bounced Email",
-    "Clicked Email",
-    "Opened Email",
-    "Received Email",
-    "Dropped Email",
-    "Marked Email as Spam",
-)
-# Spelled as Klaviyo's current help centre does, so name matching must ignore case.
-_SENTENCE_CASE = {"Marked Email as Spam": "Marked email as spam"}
-
-
-INTEGRATION_KLAVIYO: dict[str, Any] = {
-    "object": "integration",
-    "id": "0rG4eQ",
-    "key": "klaviyo",
-    "name": "Klaviyo",
-    "category": "Internal",
-}
-INTEGRATION_API: dict[str, Any] = {
-    "object": "integration",
-    "id": "7FtS4J",
-    "key": "api",
-    "name": "API",
-    "category": "API",
-}
-INTEGRATION_SHOPIFY: dict[str, Any] = {
-    "object": "integration",
-    "id": "0eMvjm",
-    "key": "shopify",
-    "name": "Shopify",
-    "category": "eCommerce",
-}
 
 
 def _names(rng: random.Random, n: int, pool: Sequence[str]) -> list[str]:
@@ -60,64 +25,11 @@ def _names(rng: random.Random, n: int, pool: Sequence[str]) -> list[str]:
     return out
 
 
-def _created_updated(rng: random.Random, micro_share: float) -> tuple[str, str, datetime]:
-    created = GENERATOR_NOW - timedelta(seconds=rng.randrange(30 * 86400, 3 * 365 * 86400))
-    created = created.replace(microsecond=rng.randrange(1, 1_000_000))
-    updated = created + timedelta(seconds=rng.randrange(0, int((GENERATOR_NOW - created).total_seconds())))
-    micro = rng.random() < micro_share
-    return iso(created, micro), iso(updated, micro), created
-
-
-def generate_metrics(rng: random.Random, ids: Ids, total: int, missing: set[str]) -> tuple[list[Resource], list[str]]:
-    specs: list[tuple[str, dict[str, Any] | None, str]] = []
-    for name in EMAIL_METRICS:
-        if name.casefold() not in missing:
-            specs.append((_SENTENCE_CASE.get(name, name), INTEGRATION_KLAVIYO, "email:" + name.split()[0].lower()))
-    # Decoy: same name as a built-in, but an API (custom) metric with its own events.
-    specs.append(("Opened Email", INTEGRATION_API, "custom"))
-    pool: list[tuple[str, dict[str, Any] | None, str]] = (
-        [(n, INTEGRATION_SHOPIFY, "order" if "Order" in n else "generic") for n in SHOPIFY_METRICS]
-        + [(n, INTEGRATION_KLAVIYO, "site" if n == "Active on Site" else "generic") for n in OTHER_KLAVIYO_METRICS]
-        + [(n, None, "custom") for n in CUSTOM_METRIC_NAMES]
-        + [(n + " (API)", INTEGRATION_API, "custom") for n in CUSTOM_METRIC_NAMES[:3]]
-    )
-    rng.shuffle(pool)
-    k = 0
-    while len(specs) < total:
-        name, integ, kind = pool[k % len(pool)]
-        specs.append((name if k < len(pool) else f"{name} {k // len(pool) + 1}", integ, kind))
-        k += 1
-    rng.shuffle(specs)
-    # Put the decoy before the real "Opened Email" so first-match-by-name picks the wrong one.
-    names = [s[0] for s in specs]
-    if "Opened Email" in names:
-        real = next(i for i, s in enumerate(specs) if s[0] == "Opened Email" and s[1] is INTEGRATION_KLAVIYO)
-        decoy = next(i for i, s in enumerate(specs) if s[0] == "Opened Email" and s[1] is INTEGRATION_API)
-        if decoy > real:
-            specs[decoy], specs[real] = specs[real], specs[decoy]
-    out: list[Resource] = []
-    for name, integ, _ in specs:
-        created, updated, _c = _created_updated(rng, 0.0)
-        out.append(
-            {
-                "type": "metric",
-                "id": ids.short(),
-                "attributes": {
-                    "name": name,
-                    "created": created,
-                    "updated": updated,
-                    "integration": dict(integ) if integ else None,
-                },
-            }
-        )
-    return out, [s[2] for s in specs]
-
-
 def generate_lists(rng: random.Random, ids: Ids, n: int) -> list[Resource]:
     out: list[Resource] = []
     # Index-pinned oddities make every seed carry each nasty case at least once.
     for i, name in enumerate(_names(rng, n, NAMES)):
-        created, updated, _c = _created_updated(rng, 0.4)
+        created, updated, _c = created_updated(rng, 0.4)
         out.append(
             {
                 "type": "list",
@@ -200,7 +112,7 @@ def generate_segments(
 ) -> list[Resource]:
     out: list[Resource] = []
     for i, name in enumerate(_names(rng, n, list(reversed(NAMES)))):
-        created, updated, _c = _created_updated(rng, 0.4)
+        created, updated, _c = created_updated(rng, 0.4)
         definition = (
             None
             if i == 2 or rng.random() < 0.1
@@ -233,7 +145,7 @@ def generate_flows(rng: random.Random, ids: Ids, n: int) -> list[Resource]:
     triggers = ENDPOINTS["flows"].attributes["trigger_type"]["enum"]
     out: list[Resource] = []
     for i, name in enumerate(_names(rng, n, FLOW_NAMES)):
-        created, updated, _c = _created_updated(rng, 0.0)
+        created, updated, _c = created_updated(rng, 0.0)
         out.append(
             {
                 "type": "flow",
