@@ -124,9 +124,6 @@ def _endpoint(spec: Spec, name: str, path: str) -> Json:
         }
 
     description: str = op.get("description", "")
-    custom_unsupported = re.findall(
-        r"[Cc]ustom metrics\]?(?:\([^)]*\))? are not supported in the `(\w+)` filter", description
-    )
 
     return {
         "path": path,
@@ -148,7 +145,6 @@ def _endpoint(spec: Spec, name: str, path: str) -> Json:
             k[len("fields[") : -1]: v["schema"]["items"]["enum"] for k, v in query.items() if k.startswith("fields[")
         },
         "filter": filt,
-        "custom_metrics_unsupported_in": custom_unsupported,
         "attributes": _attributes(spec, item),
         "relationships": _relationships(spec, item),
     }

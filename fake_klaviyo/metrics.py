@@ -51,7 +51,7 @@ def generate_metrics(rng: random.Random, ids: Ids, total: int, missing: set[str]
     for name in EMAIL_METRICS:
         if name.casefold() not in missing:
             specs.append((_SENTENCE_CASE.get(name, name), INTEGRATION_KLAVIYO, "email:" + name.split()[0].lower()))
-    # Decoy: same name as a built-in, but an API (custom) metric with its own events.
+    # Decoy: same name as a built-in, but an API metric with its own events.
     specs.append(("Opened Email", INTEGRATION_API, "custom"))
     pool: list[tuple[str, dict[str, Any] | None, str]] = (
         [(n, INTEGRATION_SHOPIFY, "order" if "Order" in n else "generic") for n in SHOPIFY_METRICS]

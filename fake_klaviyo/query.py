@@ -12,11 +12,10 @@ from dataclasses import dataclass, field
 
 from . import filters
 from .responses import ApiError, invalid
-from .spec import Endpoint, Resource
+from .spec import Endpoint
 
 # Includes whose related resources the fake does not model (answered 501, not faked).
 _UNMODELLED_INCLUDES = frozenset({"campaign-messages", "flow-actions"})
-_CUSTOM_CATEGORIES = frozenset({"api", "custom"})
 
 
 @dataclass
@@ -36,15 +35,12 @@ class QueryParser:
     """Parses a query for an endpoint or raises the :class:`ApiError` Klaviyo would answer with.
 
     ``page_size_max`` lowers an endpoint's largest ``page[size]``; ``metrics_page_size`` is the fixed page
-    of /api/metrics (no ``page[size]`` there); ``metrics`` by id tell custom metrics from built-in ones.
+    of /api/metrics (no ``page[size]`` there).
     """
 
-    def __init__(
-        self, page_size_max: Mapping[str, int], metrics_page_size: int, metrics: Mapping[str, Resource]
-    ) -> None:
+    def __init__(self, page_size_max: Mapping[str, int], metrics_page_size: int) -> None:
         self.page_size_max = page_size_max
         self.metrics_page_size = metrics_page_size
-        self.metrics = metrics
 
     def parse(self, ep: Endpoint, pairs: list[tuple[str, str]]) -> Query:
         seen: set[str] = set()
@@ -114,19 +110,7 @@ class QueryParser:
             raise invalid(
                 "A channel filter is required to list campaigns, e.g. equals(messages.channel,'email').", "filter"
             )
-        for c in conds:
-            if c.field in ep.custom_metrics_unsupported_in:
-                for mid in c.python_value() if isinstance(c.value, tuple) else [c.python_value()]:
-                    if self._is_custom_metric(mid):
-                        raise invalid(f"Custom metrics are not supported in the {c.field} filter: {mid!r}.", "filter")
         return conds
-
-    def _is_custom_metric(self, metric_id: str) -> bool:
-        m = self.metrics.get(metric_id)
-        if m is None:
-            return False
-        integ = m["attributes"].get("integration")
-        return integ is None or str(integ.get("category", "")).casefold() in _CUSTOM_CATEGORIES
 
 
 def _csv(key: str, raw: str, allowed: Sequence[str]) -> list[str]:

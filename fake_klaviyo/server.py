@@ -70,7 +70,7 @@ class FakeKlaviyo:
         self._limiter = RateLimiter.from_setting(rate_limits)
         self._faults = FaultDraws(faults)
         metrics = {m["id"]: m for m in self.account.metrics}
-        self._queries = QueryParser(self.page_size_max, metrics_page_size, metrics)
+        self._queries = QueryParser(self.page_size_max, metrics_page_size)
         self._documents = Documents(self.account, Selector(self.account), metrics)
         self._lock = threading.Lock()
         self._records: list[RequestRecord] = []

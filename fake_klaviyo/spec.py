@@ -41,7 +41,6 @@ class Endpoint:
     filter_required: bool
     # field -> {"operators": {"single"|"list"|"none": [ops]}, "value": {"type", "format"?, "enum"?}}
     filter_fields: dict[str, Any] | None
-    custom_metrics_unsupported_in: tuple[str, ...]
     attributes: dict[str, Any]
     # relationship name -> {"kind": "one"|"many", "type": resource type}
     relationships: dict[str, Any]
@@ -66,7 +65,6 @@ def _endpoint(name: str, raw: dict[str, Any]) -> Endpoint:
         fields={k: tuple(v) for k, v in raw["fields"].items()},
         filter_required=bool(filt and filt["required"]),
         filter_fields=filt["fields"] if filt else None,
-        custom_metrics_unsupported_in=tuple(raw["custom_metrics_unsupported_in"]),
         attributes=raw["attributes"],
         relationships=raw["relationships"],
     )
