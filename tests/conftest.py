@@ -1,16 +1,18 @@
-"""Fixtures: a fake Klaviyo on loopback serving one generated account, and a tap config pointing at it.
+"""Fixtures: a fake Klaviyo on loopback serving one generated account, a tap config pointing at it, and a way
+to ask the fake directly.
 
 The helpers live in tests/kit.py.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import requests
 
-from fake_klaviyo import Account, FakeKlaviyo, generate_account
+from fake_klaviyo import REVISION, Account, FakeKlaviyo, generate_account
 from tests.kit import API_KEY
 
 
@@ -28,3 +30,13 @@ def fake(account: Account) -> Iterator[FakeKlaviyo]:
 @pytest.fixture
 def config(fake: FakeKlaviyo) -> dict[str, Any]:
     return {"api_key": API_KEY, "api_url": fake.url}
+
+
+@pytest.fixture
+def api(fake: FakeKlaviyo) -> Iterator[Callable[..., requests.Response]]:
+    """GET from the fake with its key and revision: ``api("/api/lists", sort="name")``."""
+    with requests.Session() as s:
+        s.headers.update(
+            {"Authorization": f"Klaviyo-API-Key {fake.api_key}", "revision": REVISION, "accept": "application/json"}
+        )
+        yield lambda path, **params: s.get(fake.url + path, params=params, timeout=10)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from fake_klaviyo import Account
 from tap_klaviyo.streams.table import STREAMS
@@ -229,3 +231,29 @@ def assert_keys_equal(actual: list[tuple], expected: list[tuple], what: str) -> 
     missing, extra = set(expected) - set(actual), set(actual) - set(expected)
     assert not missing and not extra, f"{what}: {len(missing)} missing (e.g. {sorted(missing)[:3]}), {len(extra)} extra"
     assert len(actual) == len(expected), what
+
+
+# --- asking the fake Klaviyo directly (with the `api` fixture) ------------------------------------------------
+
+
+def error(resp: requests.Response) -> dict[str, Any]:
+    """The one error of an errors document, checked for the shape Klaviyo gives it."""
+    assert resp.headers["Content-Type"] == "application/vnd.api+json"
+    body = resp.json()
+    assert len(body["errors"]) == 1
+    err = body["errors"][0]
+    assert err["status"] == resp.status_code
+    assert re.fullmatch(r"[0-9a-f-]{36}", err["id"])
+    return err
+
+
+def follow(api: Any, path: str, **params: Any) -> list[Row]:
+    """Every page of a collection, following links.next verbatim."""
+    resp = api(path, **params)
+    pages = [resp]
+    while (nxt := resp.json()["links"].get("next")) is not None:
+        resp = requests.get(nxt, headers=resp.request.headers, timeout=10)
+        assert resp.status_code == 200, resp.text
+        pages.append(resp)
+    assert pages[0].status_code == 200, pages[0].text
+    return [r for p in pages for r in p.json()["data"]]

@@ -25,6 +25,7 @@ from fake_klaviyo import EMAIL_METRICS, ENDPOINTS, FakeKlaviyo, Faults, generate
 from fake_klaviyo.filters import parse_datetime
 from fake_klaviyo.ids import CROCKFORD, ulid
 from fake_klaviyo.make_endpoints import DEFAULT_OUT, DEFAULT_SPEC, build
+from tests.kit import error, follow
 
 KEY = "pk_test_fake_0123456789"
 REVISION = "2026-07-15"
@@ -40,36 +41,6 @@ def account():
 def fake(account):
     with FakeKlaviyo(account, api_key=KEY, metrics_page_size=7) as server:
         yield server
-
-
-@pytest.fixture
-def api(fake):
-    s = requests.Session()
-    s.headers.update({"Authorization": f"Klaviyo-API-Key {KEY}", "revision": REVISION, "accept": "application/json"})
-    yield lambda path, **params: s.get(fake.url + path, params=params, timeout=10)
-    s.close()
-
-
-def error(resp: requests.Response) -> dict[str, Any]:
-    assert resp.headers["Content-Type"] == "application/vnd.api+json"
-    body = resp.json()
-    assert len(body["errors"]) == 1
-    err = body["errors"][0]
-    assert err["status"] == resp.status_code
-    assert re.fullmatch(r"[0-9a-f-]{36}", err["id"])
-    return err
-
-
-def follow(api, path: str, **params: Any) -> list[dict[str, Any]]:
-    """Every page of a collection, following links.next verbatim."""
-    resp = api(path, **params)
-    pages = [resp]
-    while (nxt := resp.json()["links"].get("next")) is not None:
-        resp = requests.get(nxt, headers=resp.request.headers, timeout=10)
-        assert resp.status_code == 200, resp.text
-        pages.append(resp)
-    assert pages[0].status_code == 200, pages[0].text
-    return [r for p in pages for r in p.json()["data"]]
 
 
 def instant(text: str) -> datetime:
