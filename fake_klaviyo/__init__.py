@@ -8,7 +8,7 @@ from .clock import GENERATOR_NOW
 from .data import Account, generate_account
 from .events import EventStore, EventView
 from .limits import FAULT_KINDS, Faults
-from .metrics import EMAIL_METRICS
+from .metrics import EMAIL_METRICS, PINNED_METRICS
 from .server import FakeKlaviyo
 from .spec import ENDPOINTS, REVISION
 from .transport import RequestRecord
@@ -18,6 +18,7 @@ __all__ = [
     "ENDPOINTS",
     "FAULT_KINDS",
     "GENERATOR_NOW",
+    "PINNED_METRICS",
     "REVISION",
     "Account",
     "EventStore",

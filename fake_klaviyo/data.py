@@ -19,7 +19,7 @@ from .clock import GENERATOR_NOW
 from .entities import account_resource, generate_flows, generate_lists, generate_segments
 from .events import EventStore, EventView, generate_events
 from .ids import Ids
-from .metrics import EMAIL_METRICS, generate_metrics
+from .metrics import EMAIL_METRICS, generate_metrics, pin_metrics
 from .spec import Resource
 
 
@@ -93,9 +93,10 @@ def generate_account(
 ) -> Account:
     """Build a deterministic account (``random.Random(seed)``).
 
-    ``events_per_metric`` events for each built-in email metric, ``other_events_per_metric``
-    for every other metric (decoys and custom ones included), plus ``future_events``
-    dated after the real current time on the email metrics.
+    ``metrics`` metrics, plus those of ``PINNED_METRICS`` they lack (as a rule only "Placed Order" from the
+    API at the default 40). ``events_per_metric`` events for each built-in email metric,
+    ``other_events_per_metric`` for every other metric (decoys, API ones and pinned ones included), plus
+    ``future_events`` dated after the real current time on the email metrics.
     """
     rng = random.Random(seed)
     ids = Ids(rng)
@@ -118,8 +119,22 @@ def generate_account(
 
     plan = [(i, events_per_metric if k.startswith("email:") else other_events_per_metric) for i, k in enumerate(kinds)]
     email_idx = [i for i, k in enumerate(kinds) if k.startswith("email:")]
+    # The pinned metrics (and their events) come last, from a generator of their own, so that every account
+    # holds them and the rest of each seed's account is what it was before they were pinned.
+    pinned_rng = random.Random(f"pinned metrics {seed}")
+    pin_metrics(pinned_rng, ids.drawing_from(pinned_rng), metric_list, kinds)
+    pinned = [(i, other_events_per_metric) for i in range(len(plan), len(metric_list))]
     store = generate_events(
-        rng, seed, plan, email_idx, future_events, [m["id"] for m in metric_list], kinds, email_sources
+        rng,
+        seed,
+        plan,
+        email_idx,
+        future_events,
+        [m["id"] for m in metric_list],
+        kinds,
+        email_sources,
+        pinned,
+        pinned_rng,
     )
     return Account(
         seed=seed,

@@ -185,7 +185,11 @@ def generate_events(
     metric_ids: list[str],
     kinds: list[str],
     email_sources: list[tuple[str, str, str | None]],
+    pinned: list[tuple[int, int]],
+    pinned_rng: random.Random,
 ) -> EventStore:
+    """Events per ``plan`` ((metric index, count) pairs) and ``future`` ones, then the ``pinned`` metrics' events
+    from ``pinned_rng``; the profiles are as many as ``plan`` and ``future`` call for, whatever ``pinned`` adds."""
     total = sum(c for _, c in plan) + future
     n_profiles = max(20, min(50_000, total // 8))
     profile_ids = [
@@ -213,19 +217,26 @@ def generate_events(
         sub.append((int(rand() * 1000) << 54) | ((((i + off) * _MULT) & _MASK54) ^ xmask))
         i += 1
 
-    for m, count in plan:
-        left = count
-        while left > 0:
-            t = start + randrange(end - start)
-            # Bursts of 3-10 events in the same second test page and bookmark boundaries.
-            k = 1 if rand() < 0.55 else min(left, 3 + randrange(8))
-            for _ in range(k):
-                add(t, m)
-            left -= k
+    def spread(counts: list[tuple[int, int]]) -> None:
+        for m, count in counts:
+            left = count
+            while left > 0:
+                t = start + randrange(end - start)
+                # Bursts of 3-10 events in the same second test page and bookmark boundaries.
+                k = 1 if rand() < 0.55 else min(left, 3 + randrange(8))
+                for _ in range(k):
+                    add(t, m)
+                left -= k
+
+    spread(plan)
     if future and email_idx:
         now = int(time.time())
         for j in range(future):
             add(now + 3600 + randrange(30 * 86400), email_idx[j % len(email_idx)])
+    # The pinned metrics' events come last, from their own generator (add and spread look rand and randrange
+    # up when called), so that the events above are the same with or without them.
+    rand, randrange = pinned_rng.random, pinned_rng.randrange
+    spread(pinned)
 
     keys = [(t << 64) | s for t, s in zip(ts, sub, strict=True)]
     order = sorted(range(len(keys)), key=keys.__getitem__)

@@ -44,6 +44,12 @@ class Ids:
                 self.seen.add(v)
                 return v
 
+    def drawing_from(self, rng: random.Random) -> Ids:
+        """A factory drawing on ``rng`` instead, whose ids are unique among (and recorded with) this one's."""
+        other = Ids(rng)
+        other.seen = self.seen
+        return other
+
     def ulid(self, at: datetime) -> str:
         while True:
             v = ulid((int(at.timestamp() * 1000) << 80) | self.rng.getrandbits(80))

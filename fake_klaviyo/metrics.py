@@ -1,4 +1,5 @@
-"""Generated metrics: Klaviyo's built-in email metrics, a decoy of the same name, and a pool of others."""
+"""Generated metrics: Klaviyo's built-in email metrics, a decoy of the same name, a pool of others, and the
+metrics every account holds whatever its seed and size."""
 
 from __future__ import annotations
 
@@ -44,6 +45,16 @@ INTEGRATION_SHOPIFY: dict[str, Any] = {
     "name": "Shopify",
     "category": "eCommerce",
 }
+_INTEGRATIONS = {i["name"]: i for i in (INTEGRATION_KLAVIYO, INTEGRATION_API, INTEGRATION_SHOPIFY)}
+
+# (name, integration name) of the metrics every account holds: one name from two integrations, each with its
+# own events (pinning a metric's integration picks one), and the SMS metrics an event stream may read by name.
+PINNED_METRICS: tuple[tuple[str, str], ...] = (
+    ("Placed Order", "Shopify"),
+    ("Placed Order", "API"),
+    ("Received SMS", "Klaviyo"),
+    ("Clicked SMS", "Klaviyo"),
+)
 
 
 def generate_metrics(rng: random.Random, ids: Ids, total: int, missing: set[str]) -> tuple[list[Resource], list[str]]:
@@ -73,19 +84,30 @@ def generate_metrics(rng: random.Random, ids: Ids, total: int, missing: set[str]
         decoy = next(i for i, s in enumerate(specs) if s[0] == "Opened Email" and s[1] is INTEGRATION_API)
         if decoy > real:
             specs[decoy], specs[real] = specs[real], specs[decoy]
-    out: list[Resource] = []
-    for name, integ, _ in specs:
-        created, updated, _c = created_updated(rng, 0.0)
-        out.append(
-            {
-                "type": "metric",
-                "id": ids.short(),
-                "attributes": {
-                    "name": name,
-                    "created": created,
-                    "updated": updated,
-                    "integration": dict(integ) if integ else None,
-                },
-            }
-        )
-    return out, [s[2] for s in specs]
+    return [_metric(rng, ids, name, integ) for name, integ, _ in specs], [s[2] for s in specs]
+
+
+def pin_metrics(rng: random.Random, ids: Ids, metrics: list[Resource], kinds: list[str]) -> None:
+    """Append to ``metrics`` (and their event kinds to ``kinds``) the PINNED_METRICS they lack.
+
+    ``rng`` and ``ids`` are the pinned metrics' own, so that the metrics generated before keep their ids.
+    """
+    held = {(m["attributes"]["name"], (m["attributes"]["integration"] or {}).get("name")) for m in metrics}
+    for name, integration in PINNED_METRICS:
+        if (name, integration) not in held:
+            metrics.append(_metric(rng, ids, name, _INTEGRATIONS[integration]))
+            kinds.append("order" if "Order" in name else "generic")
+
+
+def _metric(rng: random.Random, ids: Ids, name: str, integration: dict[str, Any] | None) -> Resource:
+    created, updated, _c = created_updated(rng, 0.0)
+    return {
+        "type": "metric",
+        "id": ids.short(),
+        "attributes": {
+            "name": name,
+            "created": created,
+            "updated": updated,
+            "integration": dict(integration) if integration else None,
+        },
+    }
