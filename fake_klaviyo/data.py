@@ -3,7 +3,7 @@
 Resources are shaped from the spec's attribute schemas (see endpoints.json) and held
 as the API would return them, minus ``links`` and to-many relationships, which the
 server adds per request. The generators live beside this module: metrics.py, entities.py,
-campaigns.py and events.py, drawing on ids.py, clock.py and samples.py.
+campaigns.py, messages.py and events.py, drawing on ids.py, clock.py and samples.py.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from .clock import GENERATOR_NOW
 from .entities import account_resource, generate_flows, generate_lists, generate_segments
 from .events import EventStore, EventView, generate_events
 from .ids import Ids
+from .messages import generate_campaign_messages
 from .metrics import EMAIL_METRICS, generate_metrics, pin_metrics
 from .spec import Resource
 
@@ -32,6 +33,8 @@ class Account:
     segments: list[Resource]
     campaigns: list[Resource]
     campaign_channels: dict[str, str]  # campaign id -> email | sms | mobile_push (not an attribute)
+    # campaign id -> its messages ("campaign-message" resources with a to-one campaign relationship), in order
+    campaign_messages: dict[str, list[Resource]] = field(repr=False)
     flows: list[Resource]
     metrics: list[Resource]
     events: EventStore
@@ -136,14 +139,20 @@ def generate_account(
         pinned,
         pinned_rng,
     )
+    account_res = account_resource(rng, ids)
+    # Messages come last, from a generator of their own, so that each seed's other data is what it was before
+    # messages were generated.
+    messages_rng = random.Random(f"campaign messages {seed}")
+    messages = generate_campaign_messages(messages_rng, ids.drawing_from(messages_rng), campaign_list, channels)
     return Account(
         seed=seed,
         now=GENERATOR_NOW,
-        account=account_resource(rng, ids),
+        account=account_res,
         lists=list_list,
         segments=segment_list,
         campaigns=campaign_list,
         campaign_channels=channels,
+        campaign_messages=messages,
         flows=flow_list,
         metrics=metric_list,
         events=store,

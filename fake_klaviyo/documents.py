@@ -64,9 +64,12 @@ class Documents:
             matched = self.selector.rows(ep, q)
             total = len(matched)
             rows = matched[q.offset : q.offset + q.size]
-        data = [resources.render(ep, r, base, q) for r in rows]
+        related = self._related(ep, q)
+        data = [resources.render(ep, r, base, q, {n: by_id[r["id"]] for n, by_id in related.items()}) for r in rows]
         if ep.name == "events" and q.include:
             included = self._event_includes(rows, base, q)
+        elif related:
+            included = self._included(ep, rows, related, base, q)
         doc: dict[str, Any] = {"data": data, "links": self._links(ep, q, base, total)}
         if q.include:
             doc["included"] = included
@@ -85,6 +88,34 @@ class Documents:
             prev = encode_cursor(max(0, q.offset - q.size), q.digest)
             links["prev"] = coll + "?" + _encode([*plain, ("page[cursor]", prev)])
         return links
+
+    def _related(self, ep: Endpoint, q: Query) -> dict[str, Mapping[str, list[Resource]]]:
+        """The included to-many relationships the account holds: name -> (resource id -> related resources)."""
+        held = {"campaigns": {"campaign-messages": self.account.campaign_messages}}.get(ep.name, {})
+        return {name: by_id for name, by_id in held.items() if name in q.include}
+
+    def _included(
+        self,
+        ep: Endpoint,
+        rows: list[Resource],
+        related: Mapping[str, Mapping[str, list[Resource]]],
+        base: str,
+        q: Query,
+    ) -> list[Resource]:
+        """The related resources of a page's rows, each once, with their own types' fieldsets."""
+        out: list[Resource] = []
+        seen: set[tuple[str, str]] = set()
+        for r in rows:
+            for name, by_id in related.items():
+                rtype = ep.relationships[name]["type"]
+                for res in by_id[r["id"]]:
+                    if (rtype, res["id"]) in seen:
+                        continue
+                    seen.add((rtype, res["id"]))
+                    # Klaviyo's paths name the type in the plural: /api/campaign-messages/{id}/.
+                    url = f"{base}/api/{rtype}s/{res['id']}/"
+                    out.append(resources.resource(res, url, ep.included[rtype]["relationships"], q.fields.get(rtype)))
+        return out
 
     def _event_includes(self, rows: list[Resource], base: str, q: Query) -> list[Resource]:
         out: list[Resource] = []

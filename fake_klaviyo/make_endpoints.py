@@ -69,6 +69,8 @@ def _prose_max(description: str) -> int | None:
 
 
 def _attributes(spec: Spec, item: Json) -> Json:
+    if "attributes" not in item["properties"]:
+        return {}  # e.g. an attribution: relationships only
     attrs = spec.deref(item["properties"]["attributes"])
     required = set(attrs.get("required", []))
     out: Json = {}
@@ -96,8 +98,27 @@ def _relationships(spec: Spec, item: Json) -> Json:
         data = spec.deref(spec.deref(raw)["properties"]["data"])
         many = data.get("type") == "array"
         target = spec.deref(data["items"]) if many else data
-        rtype = spec.deref(target["properties"]["type"])["enum"][0]
-        out[name] = {"kind": "many" if many else "one", "type": rtype}
+        out[name] = {"kind": "many" if many else "one", "type": _resource_type(spec, target)}
+    return out
+
+
+def _resource_type(spec: Spec, item: Json) -> str:
+    return spec.deref(item["properties"]["type"])["enum"][0]
+
+
+def _included(spec: Spec, doc: Json) -> Json:
+    """The resource types the compound document may include, each with its attributes and relationships."""
+    included = doc["properties"].get("included")
+    if not included:
+        return {}
+    items = included["items"]
+    out: Json = {}
+    for raw in items.get("oneOf", [items]):
+        item = spec.deref(raw)
+        out[_resource_type(spec, item)] = {
+            "attributes": _attributes(spec, item),
+            "relationships": _relationships(spec, item),
+        }
     return out
 
 
@@ -109,7 +130,7 @@ def _endpoint(spec: Spec, name: str, path: str) -> Json:
     doc = spec.deref(op["responses"]["200"]["content"]["application/vnd.api+json"]["schema"])
     data = spec.deref(doc["properties"]["data"])
     item = spec.deref(data["items"]) if data.get("type") == "array" else data
-    rtype = spec.deref(item["properties"]["type"])["enum"][0]
+    rtype = _resource_type(spec, item)
 
     page_size = None
     if "page[size]" in query:
@@ -147,6 +168,7 @@ def _endpoint(spec: Spec, name: str, path: str) -> Json:
         "filter": filt,
         "attributes": _attributes(spec, item),
         "relationships": _relationships(spec, item),
+        "included": _included(spec, doc),
     }
 
 

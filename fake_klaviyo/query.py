@@ -15,7 +15,7 @@ from .responses import ApiError, invalid
 from .spec import Endpoint
 
 # Includes whose related resources the fake does not model (answered 501, not faked).
-_UNMODELLED_INCLUDES = frozenset({"campaign-messages", "flow-actions"})
+_UNMODELLED_INCLUDES = frozenset({"flow-actions"})
 
 
 @dataclass

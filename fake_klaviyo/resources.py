@@ -2,25 +2,44 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from .query import Query
 from .spec import Endpoint, Resource
 
 
-def render(ep: Endpoint, res: Resource, base: str, q: Query) -> Resource:
-    rid = res["id"]
-    url = f"{base}{ep.path}/{rid}/"
+def render(
+    ep: Endpoint, res: Resource, base: str, q: Query, related: Mapping[str, list[Resource]] | None = None
+) -> Resource:
+    """A resource of an endpoint's collection; ``related`` holds its included to-many relationships' resources."""
+    url = f"{base}{ep.path}/{res['id']}/"
+    return resource(res, url, ep.relationships, q.fields.get(ep.resource_type), q.include, related)
+
+
+def resource(
+    res: Resource,
+    url: str,
+    relationships: Mapping[str, Any],
+    wanted: list[str] | None,
+    include: Collection[str] = (),
+    related: Mapping[str, list[Resource]] | None = None,
+) -> Resource:
+    """``res`` at ``url`` with the fieldset ``wanted``, its ``relationships`` (as the spec lists them) linked, and
+    the data of its to-one relationships and of the to-many ones in ``include``."""
     attrs = res["attributes"]
-    wanted = q.fields.get(ep.resource_type)
-    out: Resource = {"type": res["type"], "id": rid, "attributes": sparse(attrs, wanted) if wanted else attrs}
+    out: Resource = {"type": res["type"], "id": res["id"], "attributes": sparse(attrs, wanted) if wanted else attrs}
     rels: dict[str, Any] = {}
-    for name, info in ep.relationships.items():
+    for name, info in relationships.items():
         links = {"self": f"{url}relationships/{name}/", "related": f"{url}{name}/"}
         if info["kind"] == "one":
-            rels[name] = {"data": res.get("relationships", {}).get(name, {}).get("data"), "links": links}
-        elif name in q.include:
-            rels[name] = {"data": [], "links": links}  # the generated account has no tags/attributions
+            # A to-one relationship without a target (a message without an image) carries links alone.
+            data = res.get("relationships", {}).get(name, {}).get("data")
+            rels[name] = {"data": data, "links": links} if data is not None else {"links": links}
+        elif name in include:
+            # Only what the account holds; it has no tags, flow triggers or attributions.
+            held = (related or {}).get(name, [])
+            rels[name] = {"data": [{"type": r["type"], "id": r["id"]} for r in held], "links": links}
         else:
             rels[name] = {"links": links}
     if rels:

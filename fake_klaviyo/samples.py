@@ -131,3 +131,18 @@ SHOPIFY_METRICS = [
     "Checkout Started",
 ]
 PRODUCTS = ["Chaussures d'été", "保温ボトル", "Socks 🧦", 'The "Classic" Tee', "Back\\pack", "Ñ-Hoodie"]
+# What campaign messages say (messages.py): senders, preview texts, SMS bodies, push titles and bodies.
+SENDERS = [
+    ("bonjour@eclair.example", "Boutique Éclair 🌸"),
+    ("news@eclair.example", 'Éclair "News"'),
+    ("no-reply@eclair.example", None),
+]
+PREVIEW_TEXTS = ["Jusqu'à -50 % 🎉", "Nouveautés de la semaine", None, "返品無料・送料無料", "Line one\nline two", " "]
+SMS_BODIES = [
+    "Boutique Éclair : -20 % ce week-end 🛍️ https://shop.example/s STOP au 36111",
+    "春のセール開始 https://shop.example/s",
+    'Reply "STOP" to opt out \\ back',
+    "",
+]
+PUSH_TEXTS = [("Soldes 🔥", "Jusqu'à -50 %"), ("新着", "新しいコレクション"), (None, "Body only"), ("Title only", None)]
+MEDIA_URLS = ["https://cdn.shop.example/média/promo.png", "https://cdn.shop.example/a%20b.gif"]

@@ -44,6 +44,8 @@ class Endpoint:
     attributes: dict[str, Any]
     # relationship name -> {"kind": "one"|"many", "type": resource type}
     relationships: dict[str, Any]
+    # resource type -> {"attributes", "relationships"} (as above): what the compound document may include
+    included: dict[str, Any]
 
 
 def _endpoint(name: str, raw: dict[str, Any]) -> Endpoint:
@@ -67,6 +69,7 @@ def _endpoint(name: str, raw: dict[str, Any]) -> Endpoint:
         filter_fields=filt["fields"] if filt else None,
         attributes=raw["attributes"],
         relationships=raw["relationships"],
+        included=raw["included"],
     )
 
 

@@ -247,13 +247,18 @@ def error(resp: requests.Response) -> dict[str, Any]:
     return err
 
 
-def follow(api: Any, path: str, **params: Any) -> list[Row]:
-    """Every page of a collection, following links.next verbatim."""
+def pages(api: Any, path: str, **params: Any) -> list[dict[str, Any]]:
+    """Every page of a collection (each a whole document), following links.next verbatim."""
     resp = api(path, **params)
-    pages = [resp]
-    while (nxt := resp.json()["links"].get("next")) is not None:
+    assert resp.status_code == 200, resp.text
+    docs = [resp.json()]
+    while (nxt := docs[-1]["links"].get("next")) is not None:
         resp = requests.get(nxt, headers=resp.request.headers, timeout=10)
         assert resp.status_code == 200, resp.text
-        pages.append(resp)
-    assert pages[0].status_code == 200, pages[0].text
-    return [r for p in pages for r in p.json()["data"]]
+        docs.append(resp.json())
+    return docs
+
+
+def follow(api: Any, path: str, **params: Any) -> list[Row]:
+    """Every resource of a collection, page after page."""
+    return [r for doc in pages(api, path, **params) for r in doc["data"]]

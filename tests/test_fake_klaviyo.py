@@ -189,7 +189,7 @@ def test_include_metric_on_events_and_unmodelled_includes(account, api):
     ]
     assert all(set(e["attributes"]) == {"datetime"} for e in body["data"])
     assert all(e["relationships"]["attributions"]["data"] == [] for e in body["data"])
-    resp = api("/api/campaigns", filter="equals(messages.channel,'email')", include="campaign-messages")
+    resp = api("/api/flows", include="flow-actions")
     assert resp.status_code == 501 and error(resp)["code"] == "not_implemented"
 
 
