@@ -13,7 +13,7 @@ import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import requests
 
@@ -21,7 +21,6 @@ from tap_klaviyo.codec import NotAsSpecified, Unreadable, decode_document
 from tap_klaviyo.endpoints import Endpoint
 from tap_klaviyo.errors import KlaviyoError
 from tap_klaviyo.pacing import Pacer
-from tap_klaviyo.records import Resource
 
 # Connection-level failures worth another try; a truncated body shows up as `Unreadable` instead.
 TRANSIENT_ERRORS = (
@@ -98,11 +97,11 @@ class KlaviyoClient:
                 self._pacers[endpoint.path] = Pacer(endpoint.burst_per_second, endpoint.steady_per_minute)
             return self._pacers[endpoint.path]
 
-    def pages(self, endpoint: Endpoint, params: Mapping[str, str], *, stream: str) -> Iterator[list[Resource]]:
-        """Each page's resources, following `links.next` exactly as Klaviyo gives it."""
+    def documents(self, endpoint: Endpoint, params: Mapping[str, str], *, stream: str) -> Iterator[dict[str, Any]]:
+        """Each page's document, following `links.next` exactly as Klaviyo gives it."""
         document = self.first_page(endpoint, params, stream=stream)
         while True:
-            yield document["data"]
+            yield document
             next_url = (document.get("links") or {}).get("next")
             if not next_url:
                 return

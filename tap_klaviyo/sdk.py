@@ -4,7 +4,8 @@ singer-sdk's public hooks cover what a stream fetches (`get_records`, `post_proc
 (`get_context_state`, `get_replication_key_signpost`, `is_sorted`). Three things the tap needs have no public
 hook, so they live here, and only here:
 - one line for a user's mistake in the settings, before the SDK logs its own lines about them;
-- a check after every stream has synced and saved its state (`fail_on_no_new_data`);
+- work before any stream syncs (tying event bookmarks to their metric) and a check after every stream has synced
+  and saved its state (`fail_on_no_new_data`);
 - a bookmark that never passes the sync's start, and the page-at-a-time fast path for event streams, which
   writes what the SDK's record loop writes (RECORD lines, STATE at the same points, the same counts) for a
   fraction of its cost per record.
@@ -33,8 +34,8 @@ if TYPE_CHECKING:
 RELIED_ON = {
     "Tap._validate_config": "the SDK validates settings inside Tap.__init__ and logs each problem on lines of its "
     "own before raising: overriding it is the only way to check first and fail with one line",
-    "Tap.sync_all": "final, but the only point after every stream has synced and written its state; the SDK has "
-    "no after-sync hook",
+    "Tap.sync_all": "final, but the only point before any stream syncs and after every stream has synced and "
+    "written its state; the SDK has no hooks there",
     "Stream._increment_stream_state": "the only point between a record and its bookmark: a sorted stream's "
     "bookmark is not capped at the signpost by the SDK, and Klaviyo dates some records in the future",
     "Stream._sync_records": "the record loop; the fast path replaces it for event streams whose records nothing "
@@ -49,11 +50,14 @@ RELIED_ON = {
 
 
 class SdkTap(Tap):
-    """A tap that checks its own settings first and can act once every stream has synced."""
+    """A tap that checks its own settings first, and can act before any stream syncs and once every one has."""
 
     def settings_problems(self) -> list[str]:
         """Every mistake in the settings, each a sentence naming the setting and the fix."""
         return []
+
+    def before_sync(self) -> None:
+        """Called before any stream syncs, with the state as given."""
 
     def after_sync(self) -> None:
         """Called once every selected stream has synced and written its state."""
@@ -70,6 +74,7 @@ class SdkTap(Tap):
         raise KlaviyoError("; ".join(problems))
 
     def sync_all(self) -> None:
+        self.before_sync()
         super().sync_all()
         self.after_sync()
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -67,6 +69,34 @@ SETTINGS = th.PropertiesList(
         ),
     ),
     th.Property(
+        "event_metrics",
+        th.ArrayType(
+            th.CustomType(
+                {
+                    "anyOf": [
+                        {"type": "string"},
+                        {
+                            "type": "object",
+                            "properties": {
+                                "name": {"type": "string"},
+                                "integration": {"type": "string"},
+                                "stream": {"type": "string"},
+                            },
+                            "required": ["name"],
+                        },
+                    ]
+                }
+            )
+        ),
+        default=[],
+        title="More event streams, by metric name",
+        description=(
+            'Klaviyo metric names (e.g. "Placed Order", "Received SMS"), each read as an event stream of its own, '
+            "named in snake_case (placed_order). An entry may be an object {name, integration, stream} to pick the "
+            "metric of one integration (key or name, e.g. shopify) or to choose the stream name."
+        ),
+    ),
+    th.Property(
         "concurrency",
         th.IntegerType,
         default=DEFAULT_CONCURRENCY,
@@ -116,8 +146,9 @@ SETTINGS = th.PropertiesList(
 )
 
 
-def settings_problems(config: Mapping[str, Any], known: set[str]) -> list[str]:
-    """Every mistake in the settings, each as a sentence naming the setting and the fix."""
+def settings_problems(config: Mapping[str, Any], known: set[str], taken: set[str]) -> list[str]:
+    """Every mistake in the settings, each as a sentence naming the setting and the fix (`taken`: the names of
+    the tap's own streams)."""
     problems = []
     if not config.get("api_key"):
         problems.append("Missing setting `api_key`: set it to a Klaviyo private API key (or TAP_KLAVIYO_API_KEY)")
@@ -149,6 +180,8 @@ def settings_problems(config: Mapping[str, Any], known: set[str]) -> list[str]:
     for name in ("fail_on_no_new_data", "validate_records"):
         if not isinstance(config.get(name, False), bool):
             problems.append(f"Setting `{name}` must be true or false, not {config[name]!r}")
+    metrics = config.get("event_metrics")
+    problems += event_metrics([] if metrics is None else metrics, taken)[1]
     for name in sorted(set(config) - known):
         close = difflib.get_close_matches(name, known, n=1)
         hint = f": did you mean `{close[0]}`?" if close else f": remove it (settings: {', '.join(sorted(known))})"
@@ -165,3 +198,60 @@ def _is_revision(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+@dataclass(frozen=True)
+class MetricStream:
+    """An entry of `event_metrics`: the stream it becomes, and the metric it reads."""
+
+    stream: str
+    metric: str
+    integration: str | None = None
+
+
+_STREAM_NAME = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+def stream_name(metric: str) -> str:
+    """A metric name in snake_case, in ASCII: "Received Text Message" -> received_text_message."""
+    ascii_name = unicodedata.normalize("NFKD", metric).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_")
+
+
+def event_metrics(value: Any, taken: set[str]) -> tuple[list[MetricStream], list[str]]:
+    """The streams `event_metrics` asks for, and every mistake in it (`taken`: stream names already in use)."""
+    if not isinstance(value, list):
+        return [], [f"Setting `event_metrics` must be a list of metric names, not {str(value)[:40]!r}"]
+    streams: list[MetricStream] = []
+    problems = []
+    seen = set(taken)
+    for i, entry in enumerate(value):
+        where = f"Setting `event_metrics` entry {i + 1}"
+        if isinstance(entry, str):
+            entry = {"name": entry}
+        if not isinstance(entry, dict) or set(entry) - {"name", "integration", "stream"}:
+            problems.append(f"{where} must be a metric name or an object with `name`, `integration`, `stream`")
+            continue
+        name, integration, stream = entry.get("name"), entry.get("integration"), entry.get("stream")
+        if not isinstance(name, str) or not name.strip():
+            problems.append(f'{where} has no metric name: give the Klaviyo metric\'s name, e.g. "Placed Order"')
+            continue
+        if integration is not None and (not isinstance(integration, str) or not integration.strip()):
+            problems.append(f'{where}: `integration` must be an integration\'s key or name, e.g. "shopify"')
+            continue
+        stream = stream if stream is not None else stream_name(name)
+        if not isinstance(stream, str) or not _STREAM_NAME.fullmatch(stream):
+            problems.append(
+                f"{where} ({name[:40]!r}) needs a `stream` name of lowercase letters, digits and underscores, "
+                f"starting with a letter, not {str(stream)[:40]!r}"
+            )
+            continue
+        if stream in seen:
+            clash = "a stream of the tap" if stream in taken else "another entry's stream"
+            problems.append(
+                f"{where} ({name[:40]!r}) would be stream `{stream}`, {clash}: give it another `stream` name"
+            )
+            continue
+        seen.add(stream)
+        streams.append(MetricStream(stream, name.strip(), integration.strip() if integration else None))
+    return streams, problems

@@ -20,7 +20,7 @@ from tap_klaviyo.settings import (
 )
 from tap_klaviyo.streams import KlaviyoStream, build_streams
 from tap_klaviyo.streams.events import EventStream
-from tap_klaviyo.streams.table import STREAMS
+from tap_klaviyo.streams.table import STREAMS, stream_rows
 from tap_klaviyo.times import parse_datetime
 
 
@@ -38,7 +38,7 @@ class TapKlaviyo(SdkTap):
         self._check_catalog_and_state()
 
     def settings_problems(self) -> list[str]:
-        return settings_problems(self.config, known_settings())
+        return settings_problems(self.config, known_settings(), {row.name for row in STREAMS})
 
     def _check_catalog_and_state(self) -> None:
         if self.input_catalog is not None:
@@ -74,7 +74,12 @@ class TapKlaviyo(SdkTap):
         )
 
     def discover_streams(self) -> list[KlaviyoStream]:
-        return build_streams(self, self.client, STREAMS)
+        return build_streams(self, self.client, stream_rows(self.config))
+
+    def before_sync(self) -> None:
+        for stream in self.streams.values():
+            if isinstance(stream, EventStream) and stream.selected:
+                stream.tie_bookmark_to_metric()
 
     def after_sync(self) -> None:
         if self.config.get("fail_on_no_new_data"):

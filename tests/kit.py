@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -112,6 +114,48 @@ def run_tap(
     return TapRun(proc.returncode, proc.stdout, proc.stderr, messages, state_after)
 
 
+def run_and_kill(
+    config: dict[str, Any],
+    kill_after_states: int,
+    *,
+    catalog: dict[str, Any] | None = None,
+    streams: Iterable[str] = EVENT_METRICS,
+) -> tuple[dict[str, list], dict | None]:
+    """Run the tap and SIGKILL it after it has emitted some STATE messages holding a bookmark of one of `streams`;
+    return what it had sent, and its last STATE."""
+    delivered: dict[str, list] = {}
+    last_state = None
+    seen = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "config.json"
+        path.write_text(json.dumps(config))
+        argv = [str(TAP), "--config", str(path)]
+        if catalog is not None:
+            (Path(tmp) / "catalog.json").write_text(json.dumps(catalog))
+            argv += ["--catalog", str(Path(tmp) / "catalog.json")]
+        proc = subprocess.Popen(
+            argv,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=clean_env(),
+        )
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            message = json.loads(line)
+            if message["type"] == "RECORD":
+                delivered.setdefault(message["stream"], []).append(message["record"])
+            elif message["type"] == "STATE":
+                last_state = message["value"]
+                if any(bookmark(last_state, s) for s in streams):
+                    seen += 1
+                if seen >= kill_after_states:
+                    proc.send_signal(signal.SIGKILL)
+                    break
+        proc.wait()
+    return delivered, last_state
+
+
 def select(discovery: TapRun, streams: set[str], method: str | None = None) -> dict[str, Any]:
     """The discovered catalog with only `streams` selected (and their replication method forced)."""
     catalog = json.loads(discovery.stdout)
@@ -141,6 +185,15 @@ def expected_row(resource: Row, **extra: Any) -> Row:
     """What the tap should emit for a resource, written out here rather than borrowed from the tap."""
     row = {"id": resource["id"], **resource["attributes"], **extra}
     return json.loads(json.dumps(row))
+
+
+def related_ids(resource: Row) -> dict[str, str]:
+    """A resource's to-one relationships that name a resource, as `<name>_id` columns."""
+    return {
+        f"{name}_id": relationship["data"]["id"]
+        for name, relationship in (resource.get("relationships") or {}).items()
+        if isinstance(relationship.get("data"), dict)
+    }
 
 
 def klaviyo_metric(account: Account, metric_name: str) -> Row:
@@ -178,24 +231,33 @@ def expected_streams(account: Account, start_date: str | None = None) -> dict[st
             for c in campaigns
             for i in dict.fromkeys(c["attributes"]["audiences"].get("excluded") or [])
         ],
+        "email_campaign_messages": [
+            expected_row(m, **{**related_ids(m), "campaign_id": c["id"]})
+            for c in campaigns
+            for m in account.campaign_messages[c["id"]]
+        ],
         "flows": [expected_row(f) for f in account.flows],
         "metrics": [expected_row(m) for m in account.metrics],
     }
     for stream, metric_name in EVENT_METRICS.items():
-        metric = klaviyo_metric(account, metric_name)
-        events = account.events_for_metric(metric["id"])
-        if start_date:
-            since = datetime.fromisoformat(start_date)
-            events = [e for e in events if datetime.fromisoformat(e["attributes"]["datetime"]) >= since]
-        expected[stream] = [
-            expected_row(
-                e,
-                metric_id=e["relationships"]["metric"]["data"]["id"],
-                profile_id=e["relationships"]["profile"]["data"]["id"],
-            )
-            for e in events
-        ]
+        expected[stream] = expected_events(account, klaviyo_metric(account, metric_name)["id"], start_date)
     return expected
+
+
+def expected_events(account: Account, metric_id: str, start_date: str | None = None) -> list[Row]:
+    """The records an event stream of that metric should emit (from `start_date` on, if given)."""
+    events = account.events_for_metric(metric_id)
+    if start_date:
+        since = datetime.fromisoformat(start_date)
+        events = [e for e in events if datetime.fromisoformat(e["attributes"]["datetime"]) >= since]
+    return [
+        expected_row(
+            e,
+            metric_id=e["relationships"]["metric"]["data"]["id"],
+            profile_id=e["relationships"]["profile"]["data"]["id"],
+        )
+        for e in events
+    ]
 
 
 def keys_of(rows: list[Row], stream: str) -> list[tuple]:

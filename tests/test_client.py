@@ -61,7 +61,7 @@ def error(status: int, detail: str, parameter: str | None = None) -> dict:
 def test_follows_links_next_verbatim_and_sends_headers(client, requests_mock):
     next_url = f"{API}/api/flows?page%5Bsize%5D=50&page%5Bcursor%5D=abc%3D%3D"
     requests_mock.get(f"{API}/api/flows", [{"json": page(["a", "b"], next_url)}, {"json": page(["c"])}])
-    ids = [r["id"] for p in client.pages(endpoints.FLOWS, {"sort": "id"}, stream="flows") for r in p]
+    ids = [r["id"] for d in client.documents(endpoints.FLOWS, {"sort": "id"}, stream="flows") for r in d["data"]]
     assert ids == ["a", "b", "c"]
     first, second = requests_mock.request_history
     assert parse_qs(urlsplit(first.url).query) == {"sort": ["id"], "page[size]": ["50"]}
@@ -74,7 +74,7 @@ def test_follows_links_next_verbatim_and_sends_headers(client, requests_mock):
 
 def test_metrics_send_no_page_size(client, requests_mock):
     requests_mock.get(f"{API}/api/metrics", json=page(["m"]))
-    list(client.pages(endpoints.METRICS, {}, stream="metrics"))
+    list(client.documents(endpoints.METRICS, {}, stream="metrics"))
     assert "page" not in requests_mock.last_request.url
 
 
@@ -83,14 +83,14 @@ def test_retry_after_is_honoured_on_429(client, clock, requests_mock):
         f"{API}/api/flows",
         [{"status_code": 429, "headers": {"Retry-After": "7"}, "json": error(429, "throttled")}, {"json": page(["a"])}],
     )
-    assert [r["id"] for p in client.pages(endpoints.FLOWS, {}, stream="flows") for r in p] == ["a"]
+    assert [r["id"] for d in client.documents(endpoints.FLOWS, {}, stream="flows") for r in d["data"]] == ["a"]
     assert clock.sleeps == [7.0]
 
 
 def test_requests_are_paced_to_the_endpoint_tier(client, clock, requests_mock):
     requests_mock.get(f"{API}/api/flows", json=page(["a"]))
     for _ in range(10):
-        list(client.pages(endpoints.FLOWS, {}, stream="flows"))
+        list(client.documents(endpoints.FLOWS, {}, stream="flows"))
     # Flows allow 3/s: with headroom, two a second, so ten requests span four seconds.
     assert clock.now - 100.0 == pytest.approx(4.0)
 
@@ -108,7 +108,7 @@ def test_requests_are_paced_to_the_endpoint_tier(client, clock, requests_mock):
 )
 def test_transient_faults_are_retried_with_backoff(client, clock, requests_mock, fault):
     requests_mock.get(f"{API}/api/events", [fault, fault, {"json": page(["a"])}])
-    assert [r["id"] for p in client.pages(endpoints.EVENTS, {}, stream="x") for r in p] == ["a"]
+    assert [r["id"] for d in client.documents(endpoints.EVENTS, {}, stream="x") for r in d["data"]] == ["a"]
     assert len(clock.sleeps) == 2
     assert 0.5 <= clock.sleeps[0] <= 1.0 and 1.0 <= clock.sleeps[1] <= 2.0
 
@@ -116,7 +116,7 @@ def test_transient_faults_are_retried_with_backoff(client, clock, requests_mock,
 def test_gives_up_after_the_retry_budget_with_one_line(client, requests_mock):
     requests_mock.get(f"{API}/api/flows", status_code=503, json=error(503, "down"))
     with pytest.raises(KlaviyoError) as caught:
-        list(client.pages(endpoints.FLOWS, {}, stream="flows"))
+        list(client.documents(endpoints.FLOWS, {}, stream="flows"))
     assert len(requests_mock.request_history) == 4
     message = str(caught.value)
     assert "\n" not in message and "/api/flows" in message and "max_retries" in message
@@ -134,7 +134,7 @@ def test_client_errors_name_the_fix_and_never_the_key(client, requests_mock, sta
     body["errors"][0]["meta"] = {"profile_email": "someone@example.com"}
     requests_mock.get(f"{API}/api/events", status_code=status, json=body)
     with pytest.raises(KlaviyoError) as caught:
-        list(client.pages(endpoints.EVENTS, {}, stream="opened_email"))
+        list(client.documents(endpoints.EVENTS, {}, stream="opened_email"))
     message = str(caught.value)
     assert expected in message
     assert KEY not in message and "someone@example.com" not in message and "\n" not in message
@@ -152,7 +152,7 @@ def test_event_page_size_falls_back_to_200_once(client, requests_mock, caplog):
     requests_mock.get(f"{API}/api/events", json=respond)
     with caplog.at_level(logging.WARNING):
         for _ in range(2):
-            assert [r["id"] for p in client.pages(endpoints.EVENTS, {}, stream="x") for r in p] == ["e"]
+            assert [r["id"] for d in client.documents(endpoints.EVENTS, {}, stream="x") for r in d["data"]] == ["e"]
     sizes = [parse_qs(urlsplit(r.url).query)["page[size]"][0] for r in requests_mock.request_history]
     assert sizes == ["1000", "200", "200"]
     assert "page[size]=1000" in caplog.text

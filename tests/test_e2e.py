@@ -20,7 +20,7 @@ from tests.kit import (
 )
 
 
-def test_discover_lists_exactly_the_twelve_streams(config):
+def test_discover_lists_exactly_the_tables_streams(config):
     result = run_tap(config, "--discover")
     assert result.returncode == 0, result.stderr
     catalog = json.loads(result.stdout)
@@ -64,26 +64,31 @@ def test_full_sync_is_exact_when_events_pages_are_capped_at_200(account):
         assert {r.query["page[size]"][0] for r in reads if r.query["sort"] == ["-datetime"]} == {"1"}
 
 
-def test_campaign_audiences_cost_no_requests(fake, config):
+def test_campaign_audiences_and_messages_cost_no_requests(account, fake, config):
     result = run_tap(config)
     assert result.returncode == 0, result.stderr
-    campaign_requests = [r for r in fake.requests if r.path == "/api/campaigns"]
+    campaign_requests = [r for r in fake.requests if r.path.rstrip("/") == "/api/campaigns"]
     first_pages = [r for r in campaign_requests if "page[cursor]" not in r.query]
-    assert len(first_pages) == 1, "campaigns are fetched once, for the campaigns and both audience streams"
+    assert len(first_pages) == 1, "campaigns are fetched once, for the campaigns, their messages and audiences"
+    assert len(campaign_requests) == -(-len(account.email_campaigns()) // 100), "one request per page of 100"
+    assert first_pages[0].query["include"] == ["campaign-messages"]
     endpoints = {f"/api/{n}" for n in ("lists", "segments", "campaigns", "flows", "metrics", "events")}
     assert {r.path.rstrip("/") for r in fake.requests} == endpoints, "no request beyond the six list endpoints"
     metric_first_pages = [r for r in fake.requests if r.path == "/api/metrics" and "page[cursor]" not in r.query]
     assert len(metric_first_pages) == 1, "metrics are fetched once for the metrics stream and all event streams"
 
 
-def test_audience_streams_alone_still_read_every_email_campaign(account, fake, config):
-    catalog = select(run_tap(config, "--discover"), {"email_campaigns_vs_lists_excluded"})
+@pytest.mark.parametrize("stream", ["email_campaigns_vs_lists_excluded", "email_campaign_messages"])
+def test_a_stream_derived_from_campaigns_alone_still_reads_every_email_campaign(account, fake, config, stream):
+    catalog = select(run_tap(config, "--discover"), {stream})
     result = run_tap(config, catalog=catalog)
     assert result.returncode == 0, result.stderr
-    assert set(result.by_stream()) == {"email_campaigns_vs_lists_excluded"}
-    stream = "email_campaigns_vs_lists_excluded"
+    assert set(result.by_stream()) == {stream}
     assert_exact(result.records(stream), expected_streams(account)[stream], STREAM_KEYS[stream], stream)
     assert {r.path.rstrip("/") for r in fake.requests} == {"/api/campaigns"}
+    # Messages are asked for only when their stream is selected.
+    includes = {tuple(r.query.get("include", [])) for r in fake.requests}
+    assert includes == ({("campaign-messages",)} if stream == "email_campaign_messages" else {()})
     schemas = [m for m in result.messages if m["type"] == "SCHEMA"]
     assert [m["stream"] for m in schemas] == [stream]
 
@@ -211,3 +216,13 @@ def test_settings_from_the_environment(account, fake):
     expected = expected_streams(account, start_date="2025-06-01T00:00:00+00:00")
     for stream in EVENT_METRICS:
         assert_exact(result.records(stream), expected[stream], ["id"], stream)
+
+
+def test_event_metrics_from_the_environment_as_json(fake):
+    env = {"TAP_KLAVIYO_API_KEY": API_KEY, "TAP_KLAVIYO_API_URL": fake.url}
+    metrics = ["Received SMS", {"name": "Placed Order", "integration": "api", "stream": "po"}]
+    env["TAP_KLAVIYO_EVENT_METRICS"] = json.dumps(metrics)
+    result = run_tap("{}", "--config", "ENV", "--discover", env=env)
+    assert result.returncode == 0, result.stderr
+    streams = {s["tap_stream_id"] for s in json.loads(result.stdout)["streams"]}
+    assert {"received_sms", "po"} <= streams and streams - set(STREAM_KEYS) == {"received_sms", "po"}

@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-import json
-import signal
-import subprocess
-import tempfile
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -18,11 +12,11 @@ from tests.kit import (
     API_KEY,
     EVENT_METRICS,
     STREAM_KEYS,
-    TAP,
+    assert_exact,
     bookmark,
-    clean_env,
     expected_streams,
     klaviyo_metric,
+    run_and_kill,
     run_tap,
     select,
     utc,
@@ -62,6 +56,11 @@ def test_a_rerun_from_the_final_state_fetches_next_to_nothing(account, fake, con
         changed = {r["id"] for r in expected[stream] if changed_since(r, utc(bookmark(state, stream)))}
         assert {r["id"] for r in second.records(stream)} == changed, stream
         assert len(changed) < len(expected[stream]) / 4, "the bookmark leaves most entities out"
+    # Campaign messages follow their campaigns: those the run re-read, and only those.
+    campaigns = {r["id"] for r in second.records("email_campaigns")}
+    messages = [r for r in expected["email_campaign_messages"] if r["campaign_id"] in campaigns]
+    assert messages, "the re-read campaigns have messages"
+    assert_exact(second.records("email_campaign_messages"), messages, ["id"], "email_campaign_messages")
     assert second.states[-1]["bookmarks"].keys() == state["bookmarks"].keys()
 
 
@@ -178,34 +177,3 @@ def test_a_killed_sync_resumes_from_its_last_state_losing_nothing():
         assert resent <= EventStream.STATE_MSG_FREQUENCY - 1 + same_second, f"{stream}: {resent} events re-sent"
     for stream in set(STREAM_KEYS) - set(EVENT_METRICS):
         assert resumed.records(stream) or delivered.get(stream), stream
-
-
-def run_and_kill(config: dict[str, Any], kill_after_states: int) -> tuple[dict[str, list], dict | None]:
-    """Run the tap and SIGKILL it after it has emitted some STATE messages; return what it had sent."""
-    delivered: dict[str, list] = {}
-    last_state = None
-    seen = 0
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "config.json"
-        path.write_text(json.dumps(config))
-        proc = subprocess.Popen(
-            [str(TAP), "--config", str(path)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            env=clean_env(),
-        )
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            message = json.loads(line)
-            if message["type"] == "RECORD":
-                delivered.setdefault(message["stream"], []).append(message["record"])
-            elif message["type"] == "STATE":
-                last_state = message["value"]
-                if any(bookmark(last_state, s) for s in EVENT_METRICS):
-                    seen += 1
-                if seen >= kill_after_states:
-                    proc.send_signal(signal.SIGKILL)
-                    break
-        proc.wait()
-    return delivered, last_state

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tap_klaviyo.streams.entities import IncludedStream
 from tap_klaviyo.streams.table import STREAMS
 
 HERE = Path(__file__).parent
@@ -93,11 +94,28 @@ class Converter:
 
     def record_schema(self, *operation_paths: str, extra: dict[str, Schema] | None = None) -> Schema:
         """The flat record schema for one or more endpoints (several endpoints: union, all nullable)."""
+        return self.flat_schema([self.item_schema(path) for path in operation_paths], extra)
+
+    def included_schema(self, operation_path: str, relationship: str) -> Schema:
+        """The flat record schema of the resources an endpoint's response includes for one of its resources'
+        relationships, with the id of the resource they belong to as `<type>_id`."""
+        item = self.item_schema(operation_path)
+        owner = self.resolve(item["properties"]["type"])["enum"][0]
+        related = self.resolve(self.resolve(item["properties"]["relationships"])["properties"][relationship])
+        kind = self.resolve(self.resolve(self.resolve(related["properties"]["data"])["items"])["properties"]["type"])
+        op = self.spec["paths"][operation_path]["get"]
+        doc = self.resolve(op["responses"]["200"]["content"]["application/vnd.api+json"]["schema"])
+        branches = self.resolve(doc["properties"]["included"])["items"]["oneOf"]
+        (branch,) = [
+            b for b in branches if self.resolve(self.resolve(b)["properties"]["type"]).get("enum") == kind["enum"]
+        ]
+        return self.flat_schema([self.resolve(branch)], {f"{owner.replace('-', '_')}_id": {"type": "string"}})
+
+    def flat_schema(self, items: list[Schema], extra: dict[str, Schema] | None) -> Schema:
         properties: dict[str, Schema] = {"id": {"type": "string"}}
         properties.update(extra or {})
-        several = len(operation_paths) > 1
-        for path in operation_paths:
-            item = self.item_schema(path)
+        several = len(items) > 1
+        for item in items:
             attributes = self.resolve(item["properties"]["attributes"])
             required = set(attributes.get("required", []))
             for name, prop in attributes["properties"].items():
@@ -106,7 +124,7 @@ class Converter:
             for name, rel in self.resolve(item["properties"].get("relationships", {})).get("properties", {}).items():
                 data = self.resolve(self.resolve(rel)["properties"]["data"])
                 if data.get("type") == "object":
-                    properties[f"{name.replace('-', '_')}_id"] = {"type": ["string", "null"]}
+                    properties.setdefault(f"{name.replace('-', '_')}_id", {"type": ["string", "null"]})
         return {"type": "object", "properties": properties}
 
 
@@ -119,15 +137,19 @@ def _nullable(schema: Schema) -> Schema:
 
 def build(spec: dict[str, Any]) -> dict[str, Schema]:
     """File name -> schema, for every schema file this folder holds: one per stream table row, from the endpoints it
-    reads (a row read from several carries their resource `type`); a derived row's columns are its key."""
+    reads (a row read from several carries their resource `type`), or from what its parent's responses include;
+    the columns of a row derived from a field of its parent's records are its key."""
     c = Converter(spec)
     schemas = {}
     for row in STREAMS:
         paths = [source.endpoint.path for source in row.sources]
         if paths:
-            schemas[row.schema] = c.record_schema(
-                *paths, extra={"type": {"type": "string"}} if len(paths) > 1 else None
-            )
+            several = len(paths) > 1
+            schemas[row.schema] = c.record_schema(*paths, extra={"type": {"type": "string"}} if several else None)
+        elif row.family is IncludedStream and row.derived_from:
+            stream, relationship = row.derived_from
+            (owner,) = [r for r in STREAMS if r.name == stream]
+            schemas[row.schema] = c.included_schema(owner.sources[0].endpoint.path, relationship)
         else:
             schemas[row.schema] = {
                 "type": "object",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -15,7 +15,7 @@ from tap_klaviyo.client import KlaviyoClient
 from tap_klaviyo.endpoints import Endpoint
 from tap_klaviyo.errors import KlaviyoError
 from tap_klaviyo.progress import Progress
-from tap_klaviyo.records import Resource, compile_schema
+from tap_klaviyo.records import compile_schema
 from tap_klaviyo.sdk import SdkStream
 from tap_klaviyo.times import parse_datetime, parse_or_none
 
@@ -40,17 +40,20 @@ class Source:
 class StreamRow:
     """One stream, declared: its name, the family of stream that reads it, its schema file, where its records
     come from (endpoints, or a field of another stream's records), its key, and how it is read incrementally
-    (`replication_key`, with the server filter operator used on it). Events also name their Klaviyo metric."""
+    (`replication_key`, with the server filter operator used on it). Events also name their Klaviyo metric, and
+    may pin the integration it comes from (its key or name)."""
 
     name: str
     family: type[KlaviyoStream]
     schema: str
     sources: tuple[Source, ...] = ()
-    derived_from: tuple[str, str] | None = None  # (stream, dotted field listing ids)
+    # (stream, what of its records: a dotted field listing ids, or a relationship its requests include)
+    derived_from: tuple[str, str] | None = None
     primary_keys: tuple[str, ...] = ("id",)
     replication_key: str | None = None
     filter_operator: str | None = None
     metric: str | None = None
+    integration: str | None = None
 
 
 class KlaviyoStream(SdkStream):
@@ -144,7 +147,3 @@ class KlaviyoStream(SdkStream):
                 return {**record, self.replication_key: None}
             late = moment > cap
         return {**record, self.replication_key: cap.isoformat()} if late else record
-
-    def fetch(self, endpoint: Endpoint, params: Mapping[str, str]) -> Iterator[Resource]:
-        for page in self.client.pages(endpoint, params, stream=self.name):
-            yield from page

@@ -1,14 +1,17 @@
 """Streams of Klaviyo's entities: read from their list endpoints, in full or past the bookmark, and streams
-derived from a field of another stream's records, which cost no requests of their own."""
+derived from another stream's records (the ids in one of their fields, or the resources their request
+includes), which cost no requests of their own."""
 
 from __future__ import annotations
 
 import datetime
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from tap_klaviyo.client import KlaviyoClient
-from tap_klaviyo.records import flatten
+from tap_klaviyo.records import Resource, flatten
 from tap_klaviyo.streams.base import KlaviyoStream, StreamRow
 from tap_klaviyo.times import filter_time
 
@@ -22,18 +25,37 @@ if TYPE_CHECKING:
 class EntityStream(KlaviyoStream):
     """One or more list endpoints read in full, or past the bookmark with the row's filter operator. Records of a
     stream read from several endpoints carry their resource `type`. A stream others derive from is read once
-    per run and its records kept for them."""
+    per run and its records kept for them, with the related resources its request includes for them."""
 
     def __init__(self, tap: Tap, client: KlaviyoClient, row: StreamRow, run: Run) -> None:
         super().__init__(tap, client, row, run)
         self.keeps_records = run.is_derived_from(row.name)
+        self.run = run
         self._kept: list[dict[str, Any]] | None = None
+        self._included: dict[str, list[Related]] = {}
+
+    @cached_property
+    def includes(self) -> list[str]:
+        """The relationships whose resources selected derived streams read from this stream's responses."""
+        return [
+            row.derived_from[1]
+            for row in self.run.rows
+            if row.family is IncludedStream
+            and row.derived_from
+            and row.derived_from[0] == self.name
+            and self.run.streams[row.name].selected
+        ]
 
     def kept_records(self) -> list[dict[str, Any]]:
         """This run's records, read once (for the streams derived from this one)."""
         if self._kept is None:
             self._kept = list(self.read())
         return self._kept
+
+    def kept_included(self, relationship: str) -> list[Related]:
+        """The resources this run's responses included for `relationship`, each with the record it belongs to."""
+        self.kept_records()
+        return self._included.get(relationship, [])
 
     def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         if self.keeps_records:
@@ -54,33 +76,82 @@ class EntityStream(KlaviyoStream):
                 query["filter"] = and_filters(
                     query.get("filter"), f"{self.row.filter_operator}({self.replication_key},{filter_time(since)})"
                 )
-            for resource in self.fetch(source.endpoint, query):
-                record = flatten(resource)
-                if typed:
-                    record["type"] = resource["type"]
-                yield record
+            if self.includes:
+                query["include"] = ",".join(self.includes)
+            for document in self.client.documents(source.endpoint, query, stream=self.name):
+                if self.includes:
+                    self.keep_included(document)
+                for resource in document["data"]:
+                    record = flatten(resource)
+                    if typed:
+                        record["type"] = resource["type"]
+                    yield record
+
+    def keep_included(self, document: dict[str, Any]) -> None:
+        included = {(r.get("type"), r.get("id")): r for r in document.get("included") or [] if isinstance(r, dict)}
+        for resource in document["data"]:
+            for name in self.includes:
+                data = ((resource.get("relationships") or {}).get(name) or {}).get("data")
+                for ref in data if isinstance(data, list) else [data] if isinstance(data, dict) else []:
+                    related = included.get((ref.get("type"), ref.get("id")))
+                    if related is None:
+                        # JSON:API includes what it lists; a response that does not cannot fill this row.
+                        self.logger.warning(
+                            "Klaviyo listed %s %s of %s %s for stream '%s' but did not include it: left out.",
+                            ref.get("type"),
+                            str(ref.get("id"))[:40],
+                            resource["type"],
+                            resource["id"],
+                            self.name,
+                        )
+                        continue
+                    self._included.setdefault(name, []).append(Related(resource["type"], resource["id"], related))
 
 
-class LinkStream(KlaviyoStream):
-    """One row per (record of another stream, id listed in one of its fields): the row's primary key names the
-    two columns."""
+class DerivedStream(KlaviyoStream):
+    """A stream read from the records another (entity) stream keeps this run: `part` is what of them it reads."""
 
     def __init__(self, tap: Tap, client: KlaviyoClient, row: StreamRow, run: Run) -> None:
         super().__init__(tap, client, row, run)
-        assert row.derived_from is not None, f"{row.name} names the stream and field it derives from"
-        stream, self.path = row.derived_from
+        assert row.derived_from is not None, f"{row.name} names the stream it derives from, and what of it"
+        stream, self.part = row.derived_from
         parent = run.streams[stream]
         assert isinstance(parent, EntityStream), f"{row.name} derives from an entity stream"
         self.parent = parent
+
+
+class LinkStream(DerivedStream):
+    """One row per (record of another stream, id listed in one of its fields, `part`, dotted): the row's primary
+    key names the two columns."""
 
     def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         parent_key, listed_key = self.primary_keys
         for record in self.parent.kept_records():
             value: Any = record
-            for part in self.path.split("."):
-                value = value.get(part) if isinstance(value, dict) else None
+            for name in self.part.split("."):
+                value = value.get(name) if isinstance(value, dict) else None
             for listed in dict.fromkeys(value or []):
                 yield {parent_key: record["id"], listed_key: listed}
+
+
+@dataclass(frozen=True)
+class Related:
+    """A resource a response included, and the record (its type and id) that lists it."""
+
+    owner_type: str
+    owner_id: str
+    resource: Resource
+
+
+class IncludedStream(DerivedStream):
+    """One row per resource another stream's requests include for one of its relationships (`part`, asked for
+    with `include=`), with the id of the record it belongs to as `<type>_id`."""
+
+    def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        for related in self.parent.kept_included(self.part):
+            record = flatten(related.resource)
+            record[f"{related.owner_type.replace('-', '_')}_id"] = related.owner_id
+            yield record
 
 
 def and_filters(*conditions: str | None) -> str:

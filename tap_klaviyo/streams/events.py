@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterable, Iterator, Sequence
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from singer_sdk.helpers.conform import TypeConformanceLevel
@@ -13,6 +14,7 @@ from tap_klaviyo.client import KlaviyoClient
 from tap_klaviyo.codec import NotAsSpecified, NotInSchema, RawPage, event_records, event_rows, skim
 from tap_klaviyo.errors import KlaviyoError
 from tap_klaviyo.progress import Progress
+from tap_klaviyo.records import Resource
 from tap_klaviyo.sdk import PageSyncStream
 from tap_klaviyo.streams.base import KlaviyoStream, StreamRow
 from tap_klaviyo.streams.entities import and_filters
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
 
     from tap_klaviyo.streams import Run
 
+# Where a stream's state keeps the id of the metric its bookmark was read from.
+METRIC_ID = "metric_id"
 # Settings under which records are rewritten one at a time, so they must reach the SDK as dicts.
 REWRITING_SETTINGS = ("stream_maps", "flattening_enabled", "batch_config")
 
@@ -71,28 +75,52 @@ class EventStream(PageSyncStream, KlaviyoStream):
         end = self.config.get("end_date")
         return (max(starts) if starts else None), (parse_datetime(end) if end else None)
 
-    def metric_id(self) -> str | None:
-        """The id of the row's metric in this account (None: it has none of that name)."""
-        metrics = self.directory.find(self.row.metric or "", self.name)
-        return metrics[0]["id"] if metrics else None
+    @cached_property
+    def metric(self) -> Resource | None:
+        """The metric this stream reads (None: the account has none of that name), found and logged once a run."""
+        metrics = self.directory.find(self.row.metric or "", self.name, self.row.integration)
+        of = f" of integration '{self.row.integration}'" if self.row.integration else ""
+        if not metrics:
+            self.logger.warning(
+                "The account has no metric named '%s'%s: stream '%s' is empty.", self.row.metric, of, self.name
+            )
+            return None
+        integration = metrics[0]["attributes"].get("integration") or {}
+        self.logger.info(
+            "Stream '%s' reads metric %s ('%s', integration %s)%s.",
+            self.name,
+            metrics[0]["id"],
+            metrics[0]["attributes"].get("name"),
+            integration.get("name"),
+            f"; {len(metrics)} metrics have that name" if len(metrics) > 1 else "",
+        )
+        return metrics[0]
+
+    def tie_bookmark_to_metric(self) -> None:
+        """Keep the metric's id beside the bookmark; a bookmark left by another metric (a name that now finds a
+        new integration's metric, or one re-created) is not applied to this one."""
+        if self.metric is None:
+            return
+        state = self.get_context_state(None)
+        previous = state.get(METRIC_ID)
+        if previous and previous != self.metric["id"] and state.get("replication_key_value"):
+            self.logger.warning(
+                "Stream '%s' now reads metric %s, not %s as when its bookmark (%s) was saved: the bookmark is not "
+                "applied, and the stream is read from `start_date`.",
+                self.name,
+                self.metric["id"],
+                previous,
+                state["replication_key_value"],
+            )
+            for key in ("replication_key", "replication_key_value"):
+                state.pop(key, None)
+        state[METRIC_ID] = self.metric["id"]
 
     def pages(self, context: Context | None) -> Iterator[tuple[RawPage, datetime.datetime | None]]:
         """The metric's pages of events, oldest first, each with the time its events must be before to be emitted
         (None: all of them)."""
-        metrics = self.directory.find(self.row.metric or "", self.name)
-        if not metrics:
-            self.logger.warning(
-                "The account has no metric named '%s': stream '%s' is empty.", self.row.metric, self.name
-            )
+        if self.metric is None:
             return
-        if len(metrics) > 1:
-            self.logger.info(
-                "%d metrics are named '%s'; using %s (integration %s).",
-                len(metrics),
-                self.row.metric,
-                metrics[0]["id"],
-                (metrics[0]["attributes"].get("integration") or {}).get("name"),
-            )
         self.started_from = self.bookmark(context)
         if self.fetcher is not None:
             yield from self.fetcher.pages(self.name)
@@ -107,9 +135,9 @@ class EventStream(PageSyncStream, KlaviyoStream):
     def plan(self) -> Plan | None:
         """How to read this stream's events (None: it has none to read): one window, [start, end) of the run,
         filtered on the server by metric and time."""
-        metric_id = self.metric_id()
-        if metric_id is None or not self.selected:
+        if self.metric is None or not self.selected:
             return None
+        metric_id = self.metric["id"]
         endpoint = self.source.endpoint
 
         def query(window: Window) -> dict[str, str]:

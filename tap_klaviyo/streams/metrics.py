@@ -29,20 +29,29 @@ class MetricDirectory:
     def all(self, stream: str) -> list[Resource]:
         if self._metrics is None:
             self._metrics = [
-                resource for page in self.client.pages(endpoints.METRICS, {}, stream=stream) for resource in page
+                resource
+                for document in self.client.documents(endpoints.METRICS, {}, stream=stream)
+                for resource in document["data"]
             ]
         return self._metrics
 
-    def find(self, name: str, stream: str) -> list[Resource]:
-        """Metrics of that name (any case), Klaviyo's own first, then oldest first."""
+    def find(self, name: str, stream: str, integration: str | None = None) -> list[Resource]:
+        """Metrics of that name (any case), of that integration if one is given (its key or name, any case),
+        Klaviyo's own first, then oldest first."""
         wanted = name.casefold()
         matches = [m for m in self.all(stream) if str(m["attributes"].get("name") or "").casefold() == wanted]
+        if integration is not None:
+            matches = [m for m in matches if integration.casefold() in _integration_names(m)]
         return sorted(matches, key=lambda m: (not _is_klaviyo_metric(m), m["attributes"].get("created") or "", m["id"]))
 
 
-def _is_klaviyo_metric(metric: Resource) -> bool:
+def _integration_names(metric: Resource) -> tuple[str, str]:
     integration = metric["attributes"].get("integration") or {}
-    return KLAVIYO_INTEGRATION in (str(integration.get("key", "")).lower(), str(integration.get("name", "")).lower())
+    return str(integration.get("key", "")).casefold(), str(integration.get("name", "")).casefold()
+
+
+def _is_klaviyo_metric(metric: Resource) -> bool:
+    return KLAVIYO_INTEGRATION in _integration_names(metric)
 
 
 class MetricsStream(KlaviyoStream):

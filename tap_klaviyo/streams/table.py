@@ -3,21 +3,27 @@
 A row names the stream, the family of stream that reads it, its schema file (`tap_klaviyo/schemas/`), where its
 records come from (endpoints with the fixed part of their query, or a field of another stream's records), its
 primary key, and how it is read incrementally: the replication key and the server filter operator on it.
-Discovery, the schema generator, the README's stream table check and the tests all read this table. A new stream
-of an existing family is one more row (and its schema file).
+Discovery, the schema generator, the README's stream table check and the tests all read this table; the
+`event_metrics` setting adds an event row per metric it names. A new stream of an existing family is one more
+row (and its schema file).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from tap_klaviyo.endpoints import CAMPAIGNS, EVENTS, FLOWS, LISTS, METRICS, SEGMENTS
+from tap_klaviyo.errors import KlaviyoError
+from tap_klaviyo.settings import event_metrics
 from tap_klaviyo.streams.base import Source, StreamRow
-from tap_klaviyo.streams.entities import EntityStream, LinkStream
+from tap_klaviyo.streams.entities import EntityStream, IncludedStream, LinkStream
 from tap_klaviyo.streams.events import EventStream
 from tap_klaviyo.streams.metrics import MetricsStream
 
 
-def event_row(name: str, metric: str) -> StreamRow:
-    """The stream of one Klaviyo metric's events, found by the metric's name at run time."""
+def event_row(name: str, metric: str, integration: str | None = None) -> StreamRow:
+    """The stream of one Klaviyo metric's events, found by the metric's name (and integration) at run time."""
     return StreamRow(
         name,
         EventStream,
@@ -26,6 +32,7 @@ def event_row(name: str, metric: str) -> StreamRow:
         replication_key="datetime",
         filter_operator="greater-or-equal",
         metric=metric,
+        integration=integration,
     )
 
 
@@ -61,6 +68,12 @@ STREAMS: tuple[StreamRow, ...] = (
         primary_keys=("campaign_id", "list_id"),
     ),
     StreamRow(
+        "email_campaign_messages",
+        IncludedStream,
+        "email_campaign_messages",
+        derived_from=("email_campaigns", "campaign-messages"),
+    ),
+    StreamRow(
         "flows",
         EntityStream,
         "flows",
@@ -76,3 +89,12 @@ STREAMS: tuple[StreamRow, ...] = (
     event_row("dropped_email", "Dropped Email"),
     event_row("marked_email_as_spam", "Marked Email as Spam"),
 )
+
+
+def stream_rows(config: Mapping[str, Any]) -> tuple[StreamRow, ...]:
+    """The table, and a row for each metric the `event_metrics` setting names."""
+    value = config.get("event_metrics")
+    extra, problems = event_metrics([] if value is None else value, {row.name for row in STREAMS})
+    if problems:
+        raise KlaviyoError("; ".join(problems))
+    return STREAMS + tuple(event_row(entry.stream, entry.metric, entry.integration) for entry in extra)
