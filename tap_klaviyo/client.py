@@ -76,7 +76,7 @@ class KlaviyoClient:
         # The endpoints that refused their largest page size, and the size that worked instead.
         self._page_size: dict[str, int] = {}
         self._page_size_lock = threading.Lock()
-        self._pacers: dict[str, Pacer] = {}
+        self._pacers: dict[Endpoint, Pacer] = {}
         self._pacers_lock = threading.Lock()
         # Per stream: requests sent, retries, 429s; read by progress logs.
         self._counts: defaultdict[str, Counter[str]] = defaultdict(Counter)
@@ -93,9 +93,9 @@ class KlaviyoClient:
     def pacer(self, endpoint: Endpoint) -> Pacer:
         """The endpoint's one pacer, shared by every stream and thread that calls it."""
         with self._pacers_lock:
-            if endpoint.path not in self._pacers:
-                self._pacers[endpoint.path] = Pacer(endpoint.burst_per_second, endpoint.steady_per_minute)
-            return self._pacers[endpoint.path]
+            if endpoint not in self._pacers:
+                self._pacers[endpoint] = Pacer(endpoint.burst_per_second, endpoint.steady_per_minute)
+            return self._pacers[endpoint]
 
     def documents(self, endpoint: Endpoint, params: Mapping[str, str], *, stream: str) -> Iterator[dict[str, Any]]:
         """Each page's document, following `links.next` exactly as Klaviyo gives it."""
@@ -115,9 +115,11 @@ class KlaviyoClient:
         stream: str,
         decode: Callable[[bytes], T] = decode_document,  # type: ignore[assignment]
         page_size: int | None = None,
+        path: str | None = None,
     ) -> T:
-        """The first page of a query, `page_size` long or at the largest page size the endpoint accepts."""
-        url = self.api_url + endpoint.path
+        """The first page of a query, `page_size` long or at the largest page size the endpoint accepts; `path` is
+        the endpoint's path with its ids filled in, where it has some."""
+        url = self.api_url + (path or endpoint.path)
         if page_size is not None:
             return self.get(url, {**params, "page[size]": str(page_size)}, endpoint, stream=stream, decode=decode)
         if not endpoint.page_sizes:
@@ -227,6 +229,10 @@ class _BadRequest(KlaviyoError):
     """A 400: Klaviyo's detail, for the user or for a smaller page size."""
 
 
+class NotFound(KlaviyoError):
+    """A 404: what was asked for (a list, a segment) is gone."""
+
+
 def _backoff(attempt: int) -> float:
     """Capped exponential backoff with full jitter."""
     return random.uniform(0.5, 1.0) * min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)
@@ -263,10 +269,14 @@ def _client_error(response: requests.Response, endpoint: Endpoint, stream: str) 
             "(Klaviyo > Settings > API keys)."
         )
     if status == 403:
+        scopes = " and ".join(f"'{scope}'" for scope in endpoint.scopes)
         return KlaviyoError(
-            f"The API key lacks the '{endpoint.scope}' scope that stream '{stream}' needs ({endpoint.path}): "
-            f"give the key read access to it in Klaviyo, or deselect the stream. Klaviyo said: {detail}"
+            f"The API key lacks the {scopes} scope{'s' if len(endpoint.scopes) > 1 else ''} that stream "
+            f"'{stream}' needs ({endpoint.path}): give the key read access to it in Klaviyo, or deselect the "
+            f"stream. Klaviyo said: {detail}"
         )
+    if status == 404:
+        return NotFound(f"Klaviyo found no {endpoint.path} for stream '{stream}' (404): {detail}")
     if status == 400:
         return _BadRequest(f"Klaviyo refused GET {endpoint.path} for stream '{stream}' ({status}): {detail}")
     return KlaviyoError(f"Klaviyo refused GET {endpoint.path} for stream '{stream}' ({status}): {detail}")

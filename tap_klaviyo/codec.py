@@ -4,15 +4,17 @@ Two failures are kept apart. A body that is not JSON (cut short on the way, or a
 `Unreadable`: the client asks again. A body that is JSON but not the document the spec describes is
 `NotAsSpecified`: asking again would bring the same, so it is reported, saying where in the body.
 
-An /api/events page is described once, here, for both of its readers. The windows' workers `skim` it for what
-they plan on (how many events, the first and last times, the next cursor) and keep its bytes; the main thread
-decodes it into records typed by the schema (`event_records`, checked in C while decoding), or into dicts
-(`event_rows`) for the SDK's record-by-record path and for a page whose events break the schema.
+A page read through time windows is described once, here, for both of its readers. The windows' workers skim it
+for what they plan on (`skimmer`: how many resources, the first and last times, the next cursor) and keep its
+bytes; the main thread decodes it into dicts (`page_rows`), or, for an /api/events page, into records typed by
+the schema (`event_records`, checked in C while decoding), falling back to dicts for a page whose events break it.
 """
 
 from __future__ import annotations
 
 import datetime
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -55,31 +57,14 @@ def decode_document(body: bytes) -> dict[str, Any]:
     return document
 
 
-# What the windows plan on. Loose where the schema check is not: an odd event reaches that check, not an error here.
-class _SkimAttributes(msgspec.Struct):
-    datetime: Any = None
-
-
-class _SkimEvent(msgspec.Struct):
-    attributes: _SkimAttributes | None = None
-
-
 class _Links(msgspec.Struct):
     next: str | None = None
 
 
-class _SkimPage(msgspec.Struct):
-    data: list[_SkimEvent]
-    links: _Links | None = None
-
-
-_skim_page = msgspec.json.Decoder(_SkimPage)
-
-
 @dataclass
 class RawPage:
-    """An /api/events page as received, and what the windows plan on; `first` and `last` are its first and last
-    events' times (None where that is not a date-time)."""
+    """A page as received, and what the windows plan on: how many resources it holds, its first and last
+    resources' times (None where that is not a date-time), and its next page."""
 
     body: bytes
     count: int
@@ -88,27 +73,41 @@ class RawPage:
     next_url: str | None
 
 
-def skim(body: bytes) -> RawPage:
-    """Check a whole page body but decode only the few fields the windows plan on."""
-    try:
-        page = _skim_page.decode(body)
-    except msgspec.ValidationError as error:
-        raise NotAsSpecified(str(error)) from None
-    except msgspec.DecodeError as error:
-        raise Unreadable(str(error)) from None
-    data = page.data
-    return RawPage(
-        body,
-        len(data),
-        _time_of(data[0]) if data else None,
-        _time_of(data[-1]) if data else None,
-        page.links.next if page.links else None,
+@functools.cache
+def skimmer(field: str) -> Callable[[bytes], RawPage]:
+    """A decoder that checks a whole page body but decodes only what the windows plan on, the resources' `field`
+    among it. Loose where the schema check is not: an odd value reaches that check, not an error here."""
+    attributes = msgspec.defstruct("_SkimAttributes", [(field, Any, None)])
+    resource = msgspec.defstruct("_SkimResource", [("attributes", attributes | None, None)])
+    decoder = msgspec.json.Decoder(
+        msgspec.defstruct("_SkimPage", [("data", list[resource]), ("links", _Links | None, None)])
     )
 
+    def time_of(resource: Any) -> str | None:
+        value = getattr(resource.attributes, field) if resource.attributes is not None else None
+        return value if parse_or_none(value) else None
 
-def _time_of(event: _SkimEvent) -> str | None:
-    value = event.attributes.datetime if event.attributes else None
-    return value if parse_or_none(value) else None
+    def skim(body: bytes) -> RawPage:
+        try:
+            page = decoder.decode(body)
+        except msgspec.ValidationError as error:
+            raise NotAsSpecified(str(error)) from None
+        except msgspec.DecodeError as error:
+            raise Unreadable(str(error)) from None
+        data = page.data
+        return RawPage(
+            body,
+            len(data),
+            time_of(data[0]) if data else None,
+            time_of(data[-1]) if data else None,
+            page.links.next if page.links else None,
+        )
+
+    return skim
+
+
+# An /api/events page, as the windows see it.
+skim = skimmer("datetime")
 
 
 # Klaviyo's form of a date-time (`2024-01-02T00:21:47+00:00`); other ISO 8601 forms take the record-by-record path.
@@ -195,13 +194,14 @@ def event_records(body: bytes, before: datetime.datetime | None = None) -> list[
     return records
 
 
-def event_rows(body: bytes, before: datetime.datetime | None = None) -> list[dict[str, Any]]:
-    """A page's events as flat dicts, whatever their values; with `before`, without those dated at or after it."""
+def page_rows(body: bytes, field: str, before: datetime.datetime | None = None) -> list[dict[str, Any]]:
+    """A page's resources as flat dicts, whatever their values; with `before`, without those whose `field` is at or
+    after it."""
     rows = [flatten(resource) for resource in decode_document(body)["data"]]
-    return rows if before is None else [row for row in rows if not _at_or_after(row.get("datetime"), before)]
+    return rows if before is None else [row for row in rows if not _at_or_after(row.get(field), before)]
 
 
 def _at_or_after(value: Any, before: datetime.datetime) -> bool:
-    # An event without a date-time is kept: no later window, filtered by time, would bring it.
+    # A resource without a date-time is kept: no later window, filtered by time, would bring it.
     moment = parse_or_none(value)
     return moment is not None and moment >= before

@@ -1,7 +1,8 @@
 """What Klaviyo's OpenAPI spec (revision 2026-07-15) says about each endpoint the tap reads.
 
-One row per endpoint: the scope its key needs, the `page[size]` values to ask for, largest first (empty: the
+One row per endpoint: the scopes its key needs, the `page[size]` values to ask for, largest first (empty: the
 endpoint takes no `page[size]`), and its rate limits from `x-klaviyo-ratelimit` (burst per second, steady per minute).
+A path may hold `{id}`, filled in per request.
 """
 
 from __future__ import annotations
@@ -12,16 +13,22 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Endpoint:
     path: str
-    scope: str
+    scopes: tuple[str, ...]
     page_sizes: tuple[int, ...]
     burst_per_second: int
     steady_per_minute: int
 
 
-LISTS = Endpoint("/api/lists", "lists:read", (10,), 75, 750)
-SEGMENTS = Endpoint("/api/segments", "segments:read", (10,), 75, 750)
-CAMPAIGNS = Endpoint("/api/campaigns", "campaigns:read", (100,), 10, 150)
-FLOWS = Endpoint("/api/flows", "flows:read", (50,), 3, 60)
-METRICS = Endpoint("/api/metrics", "metrics:read", (), 10, 150)
+LISTS = Endpoint("/api/lists", ("lists:read",), (10,), 75, 750)
+SEGMENTS = Endpoint("/api/segments", ("segments:read",), (10,), 75, 750)
+CAMPAIGNS = Endpoint("/api/campaigns", ("campaigns:read",), (100,), 10, 150)
+FLOWS = Endpoint("/api/flows", ("flows:read",), (50,), 3, 60)
+METRICS = Endpoint("/api/metrics", ("metrics:read",), (), 10, 150)
 # The schema allows 1000 per page, the prose 200: the client falls back to 200 if Klaviyo refuses 1000.
-EVENTS = Endpoint("/api/events", "events:read", (1000, 200), 350, 3500)
+EVENTS = Endpoint("/api/events", ("events:read",), (1000, 200), 350, 3500)
+PROFILES = Endpoint("/api/profiles", ("profiles:read",), (100,), 75, 750)
+# Asking for `additional-fields[profile]=predictive_analytics` lowers the limits (the endpoint's description says
+# so; `x-klaviyo-ratelimit` does not).
+PROFILES_PREDICTIVE = Endpoint("/api/profiles", ("profiles:read",), (100,), 10, 150)
+LIST_MEMBERS = Endpoint("/api/lists/{id}/profiles", ("lists:read", "profiles:read"), (100,), 75, 750)
+SEGMENT_MEMBERS = Endpoint("/api/segments/{id}/profiles", ("segments:read", "profiles:read"), (100,), 75, 750)

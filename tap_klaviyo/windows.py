@@ -1,4 +1,5 @@
-"""Fetch the event streams' time ranges through several requests at once, handing pages back in time order.
+"""Fetch the time ranges of streams read by time (events, profiles, members) through several requests at once,
+handing pages back in time order.
 
 A stream's range starts as one window. A window's worker reads up to a few pages of it by cursor; if the window
 goes on, the worker splits the rest of the range, from its last page's last timestamp, into windows sized by the
@@ -6,7 +7,7 @@ density it saw, each read by a worker of its own. The calling (main) thread cons
 order while the pool reads the next ones, and the next streams' windows once this stream's last ones leave
 workers idle. Workers keep page bodies as bytes and only skim them (`codec.skim`: the cursor and the first and
 last timestamps): the main thread decodes each page as it emits it, so memory holds raw pages, not millions of
-parsed records. A range that cannot be split by time (one second holding more than a page, or events dated
+parsed records. A range that cannot be split by time (one second holding more than a page, or records dated
 after the sync started) is read by cursor.
 """
 
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from tap_klaviyo.codec import RawPage
 from tap_klaviyo.times import parse_datetime
 
-# Bytes of event pages read ahead: read and not yet emitted, or that windows being read may bring. With the
+# Bytes of pages read ahead: read and not yet emitted, or that windows being read may bring. With the
 # page size it also sets how many pages a worker reads of a window before splitting the rest.
 BUFFERED_BYTES = 64 * 1024 * 1024
 # One split makes at most this many windows per worker; a window that proves denser splits again.
@@ -56,9 +57,9 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Plan:
-    """How to read one stream's events: its first page of a window, a page by cursor, the time of a window's
-    newest event, the windows to read (in time order), and where an open-ended window is cut for splitting
-    (events after it are few)."""
+    """How to read one range (a stream, or one partition of it): its first page of a window, a page by cursor, the
+    time of a window's newest record, the windows to read (in time order), and where an open-ended window is cut
+    for splitting (records after it are few)."""
 
     first: Callable[[Window], RawPage]
     following: Callable[[str], RawPage]
@@ -69,7 +70,7 @@ class Plan:
 
 @dataclass
 class _Range:
-    """One stream's events: its plan once made, and its windows to read, being read, or read (in time order)."""
+    """One range's records: its plan once made, and its windows to read, being read, or read (in time order)."""
 
     key: str
     prepare: Callable[[], Plan | None]
@@ -80,7 +81,7 @@ class _Range:
 
 
 class WindowedFetch:
-    """One pool of `concurrency` workers reading the event streams of a run, which the main thread consumes one
+    """One pool of `concurrency` workers reading the ranges of a run, which the main thread consumes one
     after another. The stream being consumed goes first; when it leaves workers idle (its last windows), the
     streams not consumed yet start, in name order (the SDK's order), so a run's short streams overlap instead of
     each paying its own start-up."""
@@ -103,7 +104,7 @@ class WindowedFetch:
         self._ranges[key] = _Range(key, prepare)
 
     def pages(self, key: str) -> Iterator[tuple[RawPage, datetime.datetime | None]]:
-        """The stream's pages, oldest first, each with the time its events must be before to be emitted (None:
+        """The range's pages, oldest first, each with the time its records must be before to be emitted (None:
         all of them); the rest of such a page is read again in the windows that follow it."""
         current = self._ranges[key]
         try:
@@ -223,8 +224,8 @@ class WindowedFetch:
         first, last = parse_datetime(pages[0].first), parse_datetime(page.last)
         end, tail = window.end, []
         if window.pages == 1 and (newest := plan.newest(Window(last, end))):
-            # The range's first window: split only up to its newest event (a metric may have none for months),
-            # and read what comes after it (events arriving during the run, or dated later) by itself.
+            # The range's first window: split only up to its newest record (a metric may have none for months),
+            # and read what comes after it (records arriving during the run, or dated later) by itself.
             stop = parse_datetime(newest).replace(microsecond=0) + datetime.timedelta(seconds=1)
             if end is None or stop < end:
                 end, tail = stop, [Window(stop, window.end, pages=budget)]
@@ -251,7 +252,7 @@ class WindowedFetch:
 
 
 def split(start: datetime.datetime, end: datetime.datetime, parts: int, pages: int = 1) -> list[Window]:
-    """[start, end) as `parts` windows of equal length, whole seconds apart (Klaviyo's event times are)."""
+    """[start, end) as `parts` windows of equal length, whole seconds apart (Klaviyo's times are)."""
     seconds = math.ceil((end - start).total_seconds())
     bounds = sorted({start + datetime.timedelta(seconds=seconds * i // parts) for i in range(parts)} | {end})
     return [Window(a, b, pages=pages) for a, b in itertools.pairwise(bounds)]

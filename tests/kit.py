@@ -33,6 +33,8 @@ TAP = Path(sys.executable).with_name("tap-klaviyo")
 # The tap's streams and their keys, from the stream table (the README's table is checked against it), and the
 # Klaviyo metric each event stream reads.
 STREAM_KEYS = {row.name: list(row.primary_keys) for row in STREAMS}
+# The streams a run without a catalog syncs (the others are opt-in).
+DEFAULT_STREAMS = {row.name for row in STREAMS if row.selected_by_default}
 EVENT_METRICS = {row.name: row.metric for row in STREAMS if row.metric}
 
 Row = dict[str, Any]

@@ -10,8 +10,8 @@ from fake_klaviyo import FakeKlaviyo, generate_account
 from tap_klaviyo.streams.events import EventStream
 from tests.kit import (
     API_KEY,
+    DEFAULT_STREAMS,
     EVENT_METRICS,
-    STREAM_KEYS,
     assert_exact,
     bookmark,
     expected_streams,
@@ -175,5 +175,5 @@ def test_a_killed_sync_resumes_from_its_last_state_losing_nothing():
         same_second = sum(1 for r in expected[stream] if r["datetime"] == mark)
         resent = len(ids) - len(want)
         assert resent <= EventStream.STATE_MSG_FREQUENCY - 1 + same_second, f"{stream}: {resent} events re-sent"
-    for stream in set(STREAM_KEYS) - set(EVENT_METRICS):
+    for stream in DEFAULT_STREAMS - set(EVENT_METRICS):
         assert resumed.records(stream) or delivered.get(stream), stream

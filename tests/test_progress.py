@@ -8,7 +8,7 @@ import re
 
 from tap_klaviyo.client import KlaviyoClient
 from tap_klaviyo.progress import Progress
-from tests.kit import STREAM_KEYS, run_tap
+from tests.kit import DEFAULT_STREAMS, run_tap
 
 
 def test_status_tells_how_far_and_how_long(caplog, monkeypatch):
@@ -32,7 +32,7 @@ def test_status_tells_how_far_and_how_long(caplog, monkeypatch):
 def test_each_stream_ends_with_a_summary(config):
     result = run_tap(config)
     assert result.returncode == 0, result.stderr
-    for stream in STREAM_KEYS:
+    for stream in DEFAULT_STREAMS:
         n = len(result.records(stream))
         assert re.search(
             rf"{stream}: done: {n:,} records, [\d,]+ requests, \d+ retries \(\d+ throttled\)", result.stderr

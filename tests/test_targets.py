@@ -31,6 +31,7 @@ import pytest
 from fake_klaviyo import FakeKlaviyo
 from tests.kit import (
     API_KEY,
+    DEFAULT_STREAMS,
     EVENT_METRICS,
     STREAM_KEYS,
     TAP,
@@ -200,7 +201,7 @@ def two_runs(account, tap_config, target, target_config, workdir) -> tuple[Pipe,
 def assert_split_runs(account, first_rows: dict[str, list[tuple]], second_rows: dict[str, list[tuple]]) -> None:
     """Run 1 and run 2 together hold exactly the fake's keys; run 1 alone holds only events before the split."""
     expected = expected_keys(account)
-    assert set(first_rows) == set(STREAM_KEYS), f"run 1 loaded {sorted(first_rows)}"
+    assert set(first_rows) == DEFAULT_STREAMS, f"run 1 loaded {sorted(first_rows)}"
     for stream, keys in expected.items():
         both = set(first_rows.get(stream, [])) | set(second_rows.get(stream, []))
         assert both == set(keys), f"{stream}: runs 1 and 2 together miss {len(set(keys) - both)} keys"
@@ -235,7 +236,7 @@ def test_target_jsonl_loads_every_stream_and_an_incremental_run(account, tap_con
     )
     files1, files2 = read_jsonl_dir(workdir / "out1"), read_jsonl_dir(workdir / "out2")
     # The target writes exactly what the tap sent: no record lost, changed or added.
-    for stream in STREAM_KEYS:
+    for stream in DEFAULT_STREAMS:
         assert files1.get(stream, []) == first.records(stream), f"{stream}: target-jsonl changed run 1's records"
         assert files2.get(stream, []) == second.records(stream), f"{stream}: target-jsonl changed run 2's records"
     assert_split_runs(
@@ -276,7 +277,7 @@ def test_target_csv_loads_every_stream_and_an_incremental_run(account, tap_confi
         workdir,
     )
     files1, files2 = read_csv_dir(workdir / "out1"), read_csv_dir(workdir / "out2")
-    for stream in STREAM_KEYS:
+    for stream in DEFAULT_STREAMS:
         assert len(files1.get(stream, [])) == len(first.records(stream)), f"{stream}: rows lost in run 1"
         assert len(files2.get(stream, [])) == len(second.records(stream)), f"{stream}: rows lost in run 2"
     assert_split_runs(
@@ -379,7 +380,7 @@ def postgres_loaded(account, server, tmp_path_factory):
             {**tap_config, "end_date": split_date(account)}, [str(exe)], postgres_config(dsn, schema), workdir / "run1"
         )
         first.check()
-        after_first = {s: pg_keys(dsn, schema, s) for s in STREAM_KEYS}
+        after_first = {s: pg_keys(dsn, schema, s) for s in DEFAULT_STREAMS}
         second = pipe(tap_config, [str(exe)], postgres_config(dsn, schema), workdir / "run2", state=first.final_state)
         second.check()
         yield dsn, schema, first, second, after_first
@@ -389,8 +390,8 @@ def postgres_loaded(account, server, tmp_path_factory):
 
 def test_target_postgres_loads_every_stream_and_an_incremental_run(account, postgres_loaded):
     dsn, schema, _first, second, after_first = postgres_loaded
-    assert pg_tables(dsn, schema) == set(STREAM_KEYS)
-    assert_split_runs(account, after_first, {s: keys_of(second.records(s), s) for s in STREAM_KEYS})
+    assert pg_tables(dsn, schema) == DEFAULT_STREAMS
+    assert_split_runs(account, after_first, {s: keys_of(second.records(s), s) for s in DEFAULT_STREAMS})
     # Upserting on the primary keys, the tables now equal the fake's data: no row twice, none missing.
     for stream, keys in expected_keys(account).items():
         assert_keys_equal(pg_keys(dsn, schema, stream), keys, f"postgres {stream} after two runs")
@@ -408,7 +409,7 @@ def test_postgres_column_types_follow_the_schemas(postgres_loaded):
     dsn, schema, first, _second, _ = postgres_loaded
     columns = pg_columns(dsn, schema)
     wrong = []
-    for stream in STREAM_KEYS:
+    for stream in DEFAULT_STREAMS:
         for name, prop in first.schema(stream)["properties"].items():
             types = set(prop.get("type") if isinstance(prop.get("type"), list) else [prop.get("type")]) - {"null"}
             if prop.get("format") == "date-time":
@@ -475,7 +476,7 @@ def test_batch_files_hold_every_record(account, tap_config, workdir):
         if m["type"] == "BATCH":
             assert m["encoding"] == {"format": "jsonl", "compression": "gzip"}
             manifests.setdefault(m["stream"], []).extend(m["manifest"])
-    assert set(manifests) == set(STREAM_KEYS)
+    assert set(manifests) == DEFAULT_STREAMS
     assert len(manifests["opened_email"]) >= 3, "300 events in batches of 100 make several files"
     plain = run_tap(tap_config)
     assert plain.returncode == 0, plain.stderr

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tap_klaviyo.streams.entities import IncludedStream
+from tap_klaviyo.streams.profiles import MembersStream
 from tap_klaviyo.streams.table import STREAMS
 
 HERE = Path(__file__).parent
@@ -46,7 +47,24 @@ class Converter:
         """The schema of one resource in a list endpoint's `data`."""
         op = self.spec["paths"][operation_path]["get"]
         doc = op["responses"]["200"]["content"]["application/vnd.api+json"]["schema"]
-        return self.resolve(self.resolve(self.resolve(doc)["properties"]["data"])["items"])
+        return self.merge_all_of(self.resolve(self.resolve(doc)["properties"]["data"])["items"])
+
+    def merge_all_of(self, node: Schema) -> Schema:
+        """An object schema whose `allOf` parts are merged into one: their properties (objects merged alike, the
+        last part's first, as it is the resource the others add fields to) and their required fields."""
+        node = self.resolve(node)
+        if "allOf" not in node:
+            return node
+        properties: dict[str, Schema] = {}
+        required: list[str] = []
+        for part in reversed([self.merge_all_of(part) for part in node["allOf"]]):
+            for name, prop in part.get("properties", {}).items():
+                prop = self.resolve(prop)
+                if name in properties and "properties" in prop and "properties" in properties[name]:
+                    prop = self.merge_all_of({"allOf": [prop, properties[name]]})
+                properties[name] = prop
+            required += part.get("required", [])
+        return {"type": "object", "properties": properties, "required": required}
 
     def convert(self, node: Schema, *, nullable: bool, depth: int) -> Schema:
         node = self.resolve(node)
@@ -143,9 +161,20 @@ def build(spec: dict[str, Any]) -> dict[str, Schema]:
     schemas = {}
     for row in STREAMS:
         paths = [source.endpoint.path for source in row.sources]
-        if paths:
+        if paths and row.family is not MembersStream:
             several = len(paths) > 1
             schemas[row.schema] = c.record_schema(*paths, extra={"type": {"type": "string"}} if several else None)
+        elif row.family is MembersStream:
+            joined = c.resolve(c.item_schema(paths[0])["properties"]["attributes"])["properties"]["joined_group_at"]
+            schemas[row.schema] = {
+                "type": "object",
+                "properties": {
+                    "list_id": {"type": "string"},
+                    "profile_id": {"type": "string"},
+                    "type": {"type": "string"},
+                    "joined_group_at": c.convert(joined, nullable=True, depth=1),
+                },
+            }
         elif row.family is IncludedStream and row.derived_from:
             stream, relationship = row.derived_from
             (owner,) = [r for r in STREAMS if r.name == stream]

@@ -1,5 +1,6 @@
 """The tap's streams, built from the stream table (`table.py`): entities and the streams derived from them
-(`entities.py`), metrics (`metrics.py`) and events (`events.py`), on a common base (`base.py`)."""
+(`entities.py`), metrics (`metrics.py`), and the streams read by time windows (`windowed.py`): events
+(`events.py`), profiles and list and segment members (`profiles.py`), on a common base (`base.py`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from tap_klaviyo.client import KlaviyoClient
 from tap_klaviyo.settings import DEFAULT_CONCURRENCY
 from tap_klaviyo.streams.base import KlaviyoStream, StreamRow
 from tap_klaviyo.streams.metrics import MetricDirectory
+from tap_klaviyo.streams.profiles import GroupDirectory
 from tap_klaviyo.windows import WindowedFetch
 
 if TYPE_CHECKING:
@@ -19,11 +21,13 @@ if TYPE_CHECKING:
 
 @dataclass
 class Run:
-    """What the streams of one run share: the account's metrics, the event streams' window pool (None: one page at
-    a time), the rows, and the streams built so far (a derived stream's source comes first in the table)."""
+    """What the streams of one run share: the rows, the account's metrics, its lists and segments, the window pool
+    of the streams read by time windows (None: one page at a time), and the streams built so far (a derived
+    stream's source comes first in the table)."""
 
     rows: Sequence[StreamRow]
     directory: MetricDirectory
+    groups: GroupDirectory
     fetcher: WindowedFetch | None
     streams: dict[str, KlaviyoStream] = field(default_factory=dict)
 
@@ -34,7 +38,8 @@ class Run:
 def build_streams(tap: Tap, client: KlaviyoClient, rows: Sequence[StreamRow]) -> list[KlaviyoStream]:
     """One stream per row, in the table's order."""
     concurrency = tap.config.get("concurrency", DEFAULT_CONCURRENCY)
-    run = Run(rows, MetricDirectory(client), WindowedFetch(concurrency) if concurrency > 1 else None)
+    fetcher = WindowedFetch(concurrency) if concurrency > 1 else None
+    run = Run(rows, MetricDirectory(client), GroupDirectory(client), fetcher)
     for row in rows:
         run.streams[row.name] = row.family(tap, client, row, run)
     return list(run.streams.values())

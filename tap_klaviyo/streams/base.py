@@ -54,6 +54,8 @@ class StreamRow:
     filter_operator: str | None = None
     metric: str | None = None
     integration: str | None = None
+    # Streams of millions of rows are opt-in: a run without a catalog leaves them out.
+    selected_by_default: bool = True
 
 
 class KlaviyoStream(SdkStream):
@@ -66,6 +68,7 @@ class KlaviyoStream(SdkStream):
         self.row = row
         self.primary_keys = row.primary_keys
         self.replication_key = row.replication_key
+        self.selected_by_default = row.selected_by_default
         self._check = compile_schema(self.schema)
         self._known = frozenset(self.schema["properties"])
         self._warned_invalid = False

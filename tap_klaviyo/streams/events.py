@@ -11,15 +11,13 @@ from typing import TYPE_CHECKING, Any
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_klaviyo.client import KlaviyoClient
-from tap_klaviyo.codec import NotAsSpecified, NotInSchema, RawPage, event_records, event_rows, skim
-from tap_klaviyo.errors import KlaviyoError
-from tap_klaviyo.progress import Progress
+from tap_klaviyo.codec import NotInSchema, RawPage, event_records
 from tap_klaviyo.records import Resource
 from tap_klaviyo.sdk import PageSyncStream
-from tap_klaviyo.streams.base import KlaviyoStream, StreamRow
-from tap_klaviyo.streams.entities import and_filters
-from tap_klaviyo.times import filter_time, parse_datetime, parse_or_none
-from tap_klaviyo.windows import Plan, Window
+from tap_klaviyo.streams.base import StreamRow
+from tap_klaviyo.streams.windowed import WindowedStream
+from tap_klaviyo.times import parse_datetime, parse_or_none
+from tap_klaviyo.windows import Plan
 
 if TYPE_CHECKING:
     from singer_sdk import Tap
@@ -33,36 +31,22 @@ METRIC_ID = "metric_id"
 REWRITING_SETTINGS = ("stream_maps", "flattening_enabled", "batch_config")
 
 
-class EventStream(PageSyncStream, KlaviyoStream):
+class EventStream(PageSyncStream, WindowedStream):
     """The events of the row's metric, `start <= datetime < end` of the run, oldest first."""
 
     # Records are typed while decoding (or checked in post_process): the SDK's conformance pass would only cost
     # a third of the time per record again.
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
-    # Save progress at least once a page, so a killed run re-reads at most about a page.
-    STATE_MSG_FREQUENCY = 1000
-
     def __init__(self, tap: Tap, client: KlaviyoClient, row: StreamRow, run: Run) -> None:
         super().__init__(tap, client, row, run)
-        assert row.metric and row.filter_operator and row.replication_key, f"{row.name} is an event stream"
+        assert row.metric, f"{row.name} names its metric"
         self.directory = run.directory
-        (self.source,) = row.sources
-        # Shared by the event streams, in the order they are synced (None: one page at a time).
-        self.fetcher = run.fetcher
         if self.fetcher is not None:
             self.fetcher.add(self.name, self.plan)
         # The bookmark this run started from, and the records strictly after it: `fail_on_no_new_data` reads them.
         self.started_from: datetime.datetime | None = None
         self.new_records = 0
-
-    @property
-    def is_sorted(self) -> bool:
-        return True
-
-    def progress(self, context: Context | None) -> Progress:
-        start, end = self.time_range(context)
-        return Progress(self.logger, self.name, self.client, time_field="datetime", start=start, end=end)
 
     def time_range(self, context: Context | None) -> tuple[datetime.datetime | None, datetime.datetime | None]:
         """[start, end) of this run: from the bookmark (less the lookback) or `start_date`, to `end_date`."""
@@ -116,51 +100,21 @@ class EventStream(PageSyncStream, KlaviyoStream):
                 state.pop(key, None)
         state[METRIC_ID] = self.metric["id"]
 
+    def conditions(self, context: Context | None) -> list[str]:
+        assert self.metric is not None
+        return [f"equals(metric_id,'{self.metric['id']}')"]
+
+    def plan(self, context: Context | None = None) -> Plan | None:
+        if self.metric is None or not self.selected:
+            return None
+        return super().plan(context)
+
     def pages(self, context: Context | None) -> Iterator[tuple[RawPage, datetime.datetime | None]]:
-        """The metric's pages of events, oldest first, each with the time its events must be before to be emitted
-        (None: all of them)."""
+        """The metric's pages of events (none if the account lacks the metric)."""
         if self.metric is None:
             return
         self.started_from = self.bookmark(context)
-        if self.fetcher is not None:
-            yield from self.fetcher.pages(self.name)
-            return
-        plan = self.plan()
-        assert plan is not None
-        page: RawPage | None = plan.first(plan.windows[0])
-        while page:
-            yield page, None
-            page = plan.following(page.next_url) if page.next_url else None
-
-    def plan(self) -> Plan | None:
-        """How to read this stream's events (None: it has none to read): one window, [start, end) of the run,
-        filtered on the server by metric and time."""
-        if self.metric is None or not self.selected:
-            return None
-        metric_id = self.metric["id"]
-        endpoint = self.source.endpoint
-
-        def query(window: Window) -> dict[str, str]:
-            conditions = [f"equals(metric_id,'{metric_id}')"]
-            if window.start:
-                # greater-or-equal: events sharing the bookmark's second are read again, never lost.
-                conditions.append(f"{self.row.filter_operator}({self.replication_key},{filter_time(window.start)})")
-            if window.end:
-                conditions.append(f"less-than({self.replication_key},{filter_time(window.end)})")
-            return {**self.source.query, "filter": and_filters(*conditions)}
-
-        def first(window: Window) -> RawPage:
-            return self.client.first_page(endpoint, query(window), stream=self.name, decode=skim)
-
-        def following(url: str) -> RawPage:
-            return self.client.get(url, None, endpoint, stream=self.name, decode=skim)
-
-        def newest(window: Window) -> str | None:
-            newest_first = {**query(window), "sort": f"-{self.replication_key}"}
-            return self.client.first_page(endpoint, newest_first, stream=self.name, decode=skim, page_size=1).first
-
-        start, end = self.time_range(None)
-        return Plan(first, following, newest, [Window(start, end)], self.get_replication_key_signpost(None))
+        yield from self.windowed_pages(context)
 
     def count_new(self, datetimes: Sequence[str | None]) -> None:
         """Count the records strictly after the bookmark this run started from (`fail_on_no_new_data`)."""
@@ -176,14 +130,6 @@ class EventStream(PageSyncStream, KlaviyoStream):
             rows = self.rows(page.body, before)
             self.count_new([_datetime_of(row) for row in rows])
             yield from rows
-
-    def rows(self, body: bytes, before: datetime.datetime | None) -> list[dict[str, Any]]:
-        try:
-            return event_rows(body, before)
-        except NotAsSpecified as exc:
-            raise KlaviyoError(
-                f"Klaviyo sent stream '{self.name}' a page of events that is not what its API spec describes: {exc}."
-            ) from None
 
     def writes_pages(self) -> bool:
         return (

@@ -13,13 +13,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tap_klaviyo.endpoints import CAMPAIGNS, EVENTS, FLOWS, LISTS, METRICS, SEGMENTS
+from tap_klaviyo.endpoints import (
+    CAMPAIGNS,
+    EVENTS,
+    FLOWS,
+    LIST_MEMBERS,
+    LISTS,
+    METRICS,
+    PROFILES,
+    SEGMENT_MEMBERS,
+    SEGMENTS,
+)
 from tap_klaviyo.errors import KlaviyoError
 from tap_klaviyo.settings import event_metrics
 from tap_klaviyo.streams.base import Source, StreamRow
 from tap_klaviyo.streams.entities import EntityStream, IncludedStream, LinkStream
 from tap_klaviyo.streams.events import EventStream
 from tap_klaviyo.streams.metrics import MetricsStream
+from tap_klaviyo.streams.profiles import MembersStream, ProfilesStream
 
 
 def event_row(name: str, metric: str, integration: str | None = None) -> StreamRow:
@@ -28,7 +39,7 @@ def event_row(name: str, metric: str, integration: str | None = None) -> StreamR
         name,
         EventStream,
         "email_events",
-        sources=(Source(EVENTS, {"sort": "datetime"}),),
+        sources=(Source(EVENTS),),
         replication_key="datetime",
         filter_operator="greater-or-equal",
         metric=metric,
@@ -82,6 +93,28 @@ STREAMS: tuple[StreamRow, ...] = (
         filter_operator="greater-or-equal",
     ),
     StreamRow("metrics", MetricsStream, "metrics", sources=(Source(METRICS),)),
+    StreamRow(
+        "profiles",
+        ProfilesStream,
+        "profiles",
+        sources=(Source(PROFILES, {"additional-fields[profile]": "subscriptions"}),),
+        replication_key="updated",
+        filter_operator="greater-than",  # the only operator profiles offer on `updated`
+        selected_by_default=False,
+    ),
+    StreamRow(
+        "lists_and_segments_members",
+        MembersStream,
+        "lists_and_segments_members",
+        sources=(
+            Source(LIST_MEMBERS, {"fields[profile]": "joined_group_at"}),
+            Source(SEGMENT_MEMBERS, {"fields[profile]": "joined_group_at"}),
+        ),
+        primary_keys=("list_id", "profile_id"),
+        replication_key="joined_group_at",
+        filter_operator="greater-or-equal",
+        selected_by_default=False,
+    ),
     event_row("bounced_email", "Bounced Email"),
     event_row("clicked_email", "Clicked Email"),
     event_row("opened_email", "Opened Email"),
