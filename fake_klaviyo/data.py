@@ -28,6 +28,7 @@ from .ids import Ids
 from .members import Memberships, generate_memberships
 from .messages import generate_campaign_messages
 from .metrics import EMAIL_METRICS, generate_metrics, pin_metrics
+from .profile_selection import profile_order
 from .profiles import ProfileStore, generate_profiles
 from .spec import Resource
 
@@ -90,6 +91,10 @@ class Account:
     def profile(self, profile_id: str) -> Resource:
         """A profile as /api/profiles serves it without additional fields."""
         return self.profiles[self._position(profile_id)]
+
+    def profiles_in_order(self, sort: str | None = None) -> list[Resource]:
+        """Every profile as /api/profiles?sort=... serves them (``sort`` one of the spec's values; None: by id)."""
+        return [self.profiles[i] for i in profile_order(self.profiles, sort)]
 
     def members(self, group_id: str) -> list[tuple[str, str]]:
         """A list's or segment's members as (profile id, joined_group_at), ascending by (joined_group_at, id)."""

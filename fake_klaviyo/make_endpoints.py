@@ -30,6 +30,9 @@ PATHS = {
     "flows": "/api/flows",
     "metrics": "/api/metrics",
     "events": "/api/events",
+    "profiles": "/api/profiles",
+    "list_profiles": "/api/lists/{id}/profiles",
+    "segment_profiles": "/api/segments/{id}/profiles",
 }
 
 # Nested enums the data generator draws from (component schema, property).
@@ -64,10 +67,40 @@ def _rate(text: str) -> int:
     return int(text.split("/", 1)[0])
 
 
+def _field_rate_limits(description: str) -> Json:
+    """Lower limits for requests asking for an additional field, which the description alone gives, e.g.
+    "Rate limits when using the `additional-fields[profile]=predictive_analytics` parameter ...: Burst: `10/s`
+    Steady: `150/m`" (``x-klaviyo-ratelimit`` holds the endpoint's usual limits only)."""
+    found = re.finditer(
+        r"`additional-fields\[[\w-]+\]=(\w+)` parameter.*?Burst: `(\d+)/s`.*?Steady: `(\d+)/m`", description, re.S
+    )
+    return {m.group(1): {"burst": int(m.group(2)), "steady": int(m.group(3))} for m in found}
+
+
 def _prose_max(description: str) -> int | None:
     # e.g. "Returns a maximum of 200 events per page." (differs from the schema for events)
     m = re.search(r"maximum of (\d+) \w+ per (?:page|request)", description)
     return int(m.group(1)) if m else None
+
+
+def _item(spec: Spec, node: Json) -> Json:
+    """A resource schema, its ``allOf`` parts merged: the member and profile collections add the additional
+    fields' attributes (subscriptions, predictive_analytics) in a part of their own."""
+    node = spec.deref(node)
+    if "allOf" not in node:
+        return node
+    props: Json = {}
+    for part in map(spec.deref, node["allOf"]):
+        for name, raw in part.get("properties", {}).items():
+            if name == "attributes" and name in props:
+                have, more = spec.deref(props[name]), spec.deref(raw)
+                raw = {
+                    "type": "object",
+                    "properties": {**have.get("properties", {}), **more.get("properties", {})},
+                    "required": have.get("required", []) + more.get("required", []),
+                }
+            props[name] = raw
+    return {"type": "object", "properties": props}
 
 
 def _attributes(spec: Spec, item: Json) -> Json:
@@ -131,7 +164,7 @@ def _endpoint(spec: Spec, name: str, path: str) -> Json:
 
     doc = spec.deref(op["responses"]["200"]["content"]["application/vnd.api+json"]["schema"])
     data = spec.deref(doc["properties"]["data"])
-    item = spec.deref(data["items"]) if data.get("type") == "array" else data
+    item = _item(spec, data["items"]) if data.get("type") == "array" else data
     rtype = _resource_type(spec, item)
 
     page_size = None
@@ -157,6 +190,7 @@ def _endpoint(spec: Spec, name: str, path: str) -> Json:
             "burst": _rate(op["x-klaviyo-ratelimit"]["burst"]),
             "steady": _rate(op["x-klaviyo-ratelimit"]["steady"]),
         },
+        "field_rate_limits": _field_rate_limits(description),
         "revision_header_required": bool(params.get("revision", {}).get("required")),
         "query_params": sorted(query),
         "page_size": page_size,
@@ -166,6 +200,11 @@ def _endpoint(spec: Spec, name: str, path: str) -> Json:
         "include": query["include"]["schema"]["items"]["enum"] if "include" in query else None,
         "fields": {
             k[len("fields[") : -1]: v["schema"]["items"]["enum"] for k, v in query.items() if k.startswith("fields[")
+        },
+        "additional_fields": {
+            k[len("additional-fields[") : -1]: v["schema"]["items"]["enum"]
+            for k, v in query.items()
+            if k.startswith("additional-fields[")
         },
         "filter": filt,
         "attributes": _attributes(spec, item),

@@ -100,8 +100,9 @@ def test_revision_header_is_required_and_checked(fake, revision, status):
 
 
 def test_unknown_paths_are_404_and_other_methods_405(fake, api):
-    assert error(api("/api/profiles"))["code"] == "not_found"
+    assert error(api("/api/tags"))["code"] == "not_found"
     assert api("/api/lists/abc123").status_code == 404
+    assert api("/api/lists/profiles").status_code == 404
     resp = requests.post(
         fake.url + "/api/lists", json={}, headers={"Authorization": f"Klaviyo-API-Key {KEY}"}, timeout=10
     )
