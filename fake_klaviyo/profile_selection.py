@@ -51,10 +51,9 @@ def profile_order(store: ProfileStore, sort: str | None) -> list[int]:
     elif field == "id":
         value = ids.__getitem__
     else:
-        pick = max if field.startswith(LIST_SUPPRESSIONS) else min
         times = Suppression.list_times if field.startswith(LIST_SUPPRESSIONS) else Suppression.global_times
         held = store.suppressions
-        value = lambda i: pick(times(s), default=None) if (s := held.get(i)) else None  # noqa: E731
+        value = lambda i: max(times(s), default=None) if (s := held.get(i)) else None  # noqa: E731
     keyed = [(value(i), ids[i], i) for i in range(len(store))]
     present = sorted((k for k in keyed if k[0] is not None), reverse=descending)
     absent = sorted((k for k in keyed if k[0] is None), key=lambda k: k[1], reverse=descending)
