@@ -61,7 +61,6 @@ class ProfileStore(LazyResources):
     def __init__(
         self, seed: int, ids: list[str], created: array, updated: array, last_event: array, with_events: int
     ) -> None:
-        self.seed = seed
         self.ids = ids
         self.created = created  # whole seconds, as Klaviyo gives profile times
         self.updated = updated
@@ -73,7 +72,7 @@ class ProfileStore(LazyResources):
         self._key = _mix(seed & _M64)
         self._drawn_until: dict[int, int] = {}  # an edited profile's `updated` before its first edit
         self._lock = threading.Lock()
-        self._positions: tuple[int, dict[str, int]] | None = None
+        self._by_id: tuple[int, dict[str, int]] | None = None
 
     def positions(self) -> Sequence[int]:
         return range(len(self.ids))
@@ -83,9 +82,9 @@ class ProfileStore(LazyResources):
 
     def position(self, profile_id: str) -> int | None:
         """The index of the profile with that id, if any."""
-        cached = self._positions
+        cached = self._by_id
         if cached is None or cached[0] != self.version:
-            cached = self._positions = (self.version, {p: i for i, p in enumerate(self.ids)})
+            cached = self._by_id = (self.version, {p: i for i, p in enumerate(self.ids)})
         return cached[1].get(profile_id)
 
     # --- identifiers: cheap functions of the index, unique as they embed it ---------------------------------
