@@ -16,6 +16,11 @@ def iso(dt: datetime, micro: bool = False) -> str:
     return dt.astimezone(UTC).isoformat(timespec="microseconds" if micro else "seconds")
 
 
+def stamp(seconds: int) -> str:
+    """Whole seconds since the epoch as Klaviyo writes profile times: "2022-11-08T00:00:00+00:00"."""
+    return datetime.fromtimestamp(seconds, UTC).isoformat()
+
+
 def created_updated(rng: random.Random, micro_share: float) -> tuple[str, str, datetime]:
     """A resource's ``created`` and ``updated`` as written (a ``micro_share`` of them with microseconds), and
     ``created`` itself: within three years before the generator's now, a month old at least."""

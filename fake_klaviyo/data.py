@@ -3,7 +3,12 @@
 Resources are shaped from the spec's attribute schemas (see endpoints.json) and held
 as the API would return them, minus ``links`` and to-many relationships, which the
 server adds per request. The generators live beside this module: metrics.py, entities.py,
-campaigns.py, messages.py and events.py, drawing on ids.py, clock.py and samples.py.
+campaigns.py, messages.py, events.py, profiles.py (with consent.py) and members.py, drawing on ids.py, clock.py
+and samples.py.
+
+Profiles and memberships can change between two reads ("as of"): :meth:`Account.add_profiles`,
+:meth:`Account.update_profiles`, :meth:`Account.add_members` and :meth:`Account.remove_members` change the
+account a running :class:`FakeKlaviyo` serves. Change an account of your own, not one other tests share.
 """
 
 from __future__ import annotations
@@ -11,16 +16,20 @@ from __future__ import annotations
 import random
 from array import array
 from bisect import bisect_left
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from .campaigns import generate_campaigns
 from .clock import GENERATOR_NOW
 from .entities import account_resource, generate_flows, generate_lists, generate_segments
 from .events import EventStore, EventView, generate_events
 from .ids import Ids
+from .members import Memberships, generate_memberships
 from .messages import generate_campaign_messages
 from .metrics import EMAIL_METRICS, generate_metrics, pin_metrics
+from .profile_selection import profile_order
+from .profiles import ProfileStore, generate_profiles
 from .spec import Resource
 
 
@@ -38,7 +47,10 @@ class Account:
     flows: list[Resource]
     metrics: list[Resource]
     events: EventStore
-    profile_ids: list[str] = field(repr=False)
+    profile_ids: list[str] = field(repr=False)  # the profiles the events name: the first of `profiles`
+    profiles: ProfileStore = field(repr=False)
+    memberships: Memberships = field(repr=False)
+    last_change: datetime = GENERATOR_NOW  # the latest "as of" change; the next is a second later by default
 
     def metric_by_name(self, name: str, integration: str | None = "Klaviyo") -> Resource | None:
         """First metric whose name matches case-insensitively and whose integration name
@@ -74,6 +86,59 @@ class Account:
         hi = bisect_left(tss, _ceil_ts(end))
         return EventView(self.events, self.events.by_metric[idx][lo:hi])
 
+    # --- profiles and members, as a test would expect them ----------------------------------------------------
+
+    def profile(self, profile_id: str) -> Resource:
+        """A profile as /api/profiles serves it without additional fields."""
+        return self.profiles[self._position(profile_id)]
+
+    def profiles_in_order(self, sort: str | None = None) -> list[Resource]:
+        """Every profile as /api/profiles?sort=... serves them (``sort`` one of the spec's values; None: by id)."""
+        return [self.profiles[i] for i in profile_order(self.profiles, sort)]
+
+    def members(self, group_id: str) -> list[tuple[str, str]]:
+        """A list's or segment's members as (profile id, joined_group_at), ascending by (joined_group_at, id)."""
+        return self.memberships.members(group_id)
+
+    # --- changes between two reads ------------------------------------------------------------------------------
+
+    def add_profiles(self, count: int, at: datetime | None = None) -> list[str]:
+        """``count`` new profiles without events, created and updated ``at`` (whole seconds); their ids."""
+        return [self.profiles.ids[i] for i in self.profiles.add(count, self._moment(at))]
+
+    def update_profiles(self, profile_ids: Iterable[str], at: datetime | None = None) -> None:
+        """Edit profiles ``at``: ``updated`` becomes ``at`` and the custom property "Edits" counts the edits."""
+        self.profiles.update([self._position(p) for p in profile_ids], self._moment(at))
+
+    def add_members(self, group_id: str, profile_ids: Iterable[str], at: datetime | None = None) -> None:
+        """Profiles join a list or segment ``at`` (its ``joined_group_at``); members already in it stay as they were."""
+        self._group(group_id)
+        self.memberships.add(group_id, [self._position(p) for p in profile_ids], self._moment(at))
+
+    def remove_members(self, group_id: str, profile_ids: Iterable[str]) -> None:
+        """Profiles leave a list or segment; they are simply no longer among its members."""
+        self._group(group_id)
+        self.memberships.remove(group_id, [self._position(p) for p in profile_ids])
+
+    def _position(self, profile_id: str) -> int:
+        i = self.profiles.position(profile_id)
+        if i is None:
+            raise KeyError(f"no profile {profile_id!r} in this account")
+        return i
+
+    def _group(self, group_id: str) -> None:
+        if group_id not in self.memberships.groups:
+            raise KeyError(f"no list or segment {group_id!r} in this account")
+
+    def _moment(self, at: datetime | None) -> int:
+        """``at`` (aware) in whole seconds, as Klaviyo's profile times have no fraction, by default a second after the
+        last change; it becomes the last change if it is later."""
+        if at is not None and at.tzinfo is None:
+            raise ValueError("a change needs an aware datetime")
+        when = self.last_change + timedelta(seconds=1) if at is None else at.replace(microsecond=0)
+        self.last_change = max(self.last_change, when)
+        return int(when.timestamp())
+
 
 def _ceil_ts(dt: datetime) -> int:
     t = dt.timestamp()
@@ -93,6 +158,8 @@ def generate_account(
     future_events: int = 0,
     missing_metrics: tuple[str, ...] = (),
     email_share: float = 0.7,
+    profiles: int | None = None,
+    large_list: int | None = None,
 ) -> Account:
     """Build a deterministic account (``random.Random(seed)``).
 
@@ -100,6 +167,9 @@ def generate_account(
     API at the default 40). ``events_per_metric`` events for each built-in email metric,
     ``other_events_per_metric`` for every other metric (decoys, API ones and pinned ones included), plus
     ``future_events`` dated after the real current time on the email metrics.
+
+    ``profiles``: how many profiles, at least those the events name (by default those and a quarter as many
+    without events, 30 at least); ``large_list`` of them are members of the first list (by default 60%).
     """
     rng = random.Random(seed)
     ids = Ids(rng)
@@ -144,6 +214,18 @@ def generate_account(
     # messages were generated.
     messages_rng = random.Random(f"campaign messages {seed}")
     messages = generate_campaign_messages(messages_rng, ids.drawing_from(messages_rng), campaign_list, channels)
+    # Profiles and members come last too, from a generator of their own, for the same reason.
+    profiles_rng = random.Random(f"profiles {seed}")
+    n_events = len(store.profile_ids)
+    count = n_events + max(30, n_events // 4) if profiles is None else profiles
+    last_events = array("q", [-1]) * n_events
+    for p, t in zip(store.profile, store.ts, strict=True):
+        last_events[p] = t  # ascending by time: the newest event is the last written
+    profile_store = generate_profiles(
+        profiles_rng, seed, count, store.profile_ids, last_events, [x["id"] for x in list_list]
+    )
+    large = count * 6 // 10 if large_list is None else large_list
+    memberships = generate_memberships(profiles_rng, profile_store, list_list, segment_list, large)
     return Account(
         seed=seed,
         now=GENERATOR_NOW,
@@ -157,4 +239,6 @@ def generate_account(
         metrics=metric_list,
         events=store,
         profile_ids=store.profile_ids,
+        profiles=profile_store,
+        memberships=memberships,
     )

@@ -5,12 +5,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote, urlencode
 
 from . import resources
 from .data import Account
 from .encoded_events import EncodedEvents
-from .query import Query, encode_cursor
+from .links import collection_links, encode
+from .profile_documents import ProfileDocuments
+from .query import Query
 from .responses import dumps
 from .selection import Selector
 from .spec import ENDPOINTS, Endpoint, Resource
@@ -19,21 +20,26 @@ from .spec import ENDPOINTS, Endpoint, Resource
 class Documents:
     """Renders answers from one account; each event is JSON-encoded once, when first served."""
 
-    def __init__(self, account: Account, selector: Selector, metrics: Mapping[str, Resource]) -> None:
+    def __init__(
+        self, account: Account, selector: Selector, profiles: ProfileDocuments, metrics: Mapping[str, Resource]
+    ) -> None:
         self.account = account
         self.selector = selector
+        self.profiles = profiles
         self.metrics = metrics
         self._lock = threading.Lock()
         self._encoded: EncodedEvents | None = None
 
     def body(self, ep: Endpoint, q: Query, base: str) -> bytes:
         """The encoded document: events pages without sparse fieldsets or includes take the fast path."""
+        if ep.resource_type == "profile":
+            return dumps(self.profiles.document(ep, q, base))
         if ep.name != "events" or q.include or ep.resource_type in q.fields or not EncodedEvents.fits(base):
             return dumps(self.document(ep, q, base))
         assert q.size is not None
         sel = self.selector.events(q)
         descending = q.sort is None or q.sort.startswith("-")  # default: newest first
-        links = dumps(self._links(ep, q, base, len(sel)))
+        links = dumps(collection_links(ep.path, q, base, len(sel)))
         # The same bytes as dumps({"data": [...], "links": {...}}), since JSON encoding composes.
         return self.encoded_events().document(sel.page(q.offset, q.size, descending), links, base)
 
@@ -49,7 +55,7 @@ class Documents:
     def document(self, ep: Endpoint, q: Query, base: str) -> dict[str, Any]:
         if ep.name == "accounts":
             data = [resources.render(ep, self.account.account, base, q)]
-            self_link = f"{base}{ep.path}/" + (("?" + _encode(q.pairs)) if q.pairs else "")
+            self_link = f"{base}{ep.path}/" + (("?" + encode(q.pairs)) if q.pairs else "")
             return {"data": data, "links": {"self": self_link}}
 
         assert q.size is not None
@@ -70,24 +76,10 @@ class Documents:
             included = self._event_includes(rows, base, q)
         elif related:
             included = self._included(ep, rows, related, base, q)
-        doc: dict[str, Any] = {"data": data, "links": self._links(ep, q, base, total)}
+        doc: dict[str, Any] = {"data": data, "links": collection_links(ep.path, q, base, total)}
         if q.include:
             doc["included"] = included
         return doc
-
-    @staticmethod
-    def _links(ep: Endpoint, q: Query, base: str, total: int) -> dict[str, str]:
-        coll = f"{base}{ep.path}/"
-        links: dict[str, str] = {"self": coll + (("?" + _encode(q.pairs)) if q.pairs else "")}
-        assert q.size is not None
-        plain = [p for p in q.pairs if p[0] != "page[cursor]"]
-        if q.offset + q.size < total:
-            nxt = encode_cursor(q.offset + q.size, q.digest)
-            links["next"] = coll + "?" + _encode([*plain, ("page[cursor]", nxt)])
-        if q.offset > 0:
-            prev = encode_cursor(max(0, q.offset - q.size), q.digest)
-            links["prev"] = coll + "?" + _encode([*plain, ("page[cursor]", prev)])
-        return links
 
     def _related(self, ep: Endpoint, q: Query) -> dict[str, Mapping[str, list[Resource]]]:
         """The included to-many relationships the account holds: name -> (resource id -> related resources)."""
@@ -122,6 +114,7 @@ class Documents:
         seen: set[tuple[str, str]] = set()
         metrics_ep = ENDPOINTS["metrics"]
         metric_q = Query(fields={"metric": q.fields["metric"]} if "metric" in q.fields else {})
+        profile_relationships = ENDPOINTS["events"].included["profile"]["relationships"]
         for r in rows:
             for rel in ("metric", "profile"):
                 if rel not in q.include:
@@ -134,11 +127,7 @@ class Documents:
                 if rel == "metric":
                     out.append(resources.render(metrics_ep, self.metrics[ident["id"]], base, metric_q))
                 else:
-                    index = self.selector.profiles()[ident["id"]]
-                    out.append(resources.profile(index, ident["id"], base, q.fields.get("profile")))
+                    index = self.account.profiles.position(ident["id"])
+                    assert index is not None, "every profile an event names is a profile of the account"
+                    out.append(self.profiles.render(index, profile_relationships, base, q.fields.get("profile")))
         return out
-
-
-def _encode(pairs: list[tuple[str, str]]) -> str:
-    # Percent-encode everything, as Klaviyo's own links do ("page%5Bcursor%5D=...").
-    return urlencode(pairs, quote_via=quote, safe="")

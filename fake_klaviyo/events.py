@@ -5,12 +5,13 @@ from __future__ import annotations
 import random
 import time
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, overload
+from typing import Any
 
 from .clock import EVENT_SPAN_DAYS, GENERATOR_NOW, UTC
 from .ids import ulid
+from .lazy import LazyResources
 from .samples import CLIENTS, DOMAINS, PRODUCTS, SUBJECTS, URLS
 from .spec import Resource
 
@@ -20,27 +21,18 @@ _MASK54 = (1 << 54) - 1
 _MULT = 0x9E3779B97F4A7C15 & _MASK54 | 1
 
 
-class EventView(Sequence[Resource]):
+class EventView(LazyResources):
     """Events at some of a store's positions, in the order given (a metric's: ascending by (datetime, id))."""
 
     def __init__(self, store: EventStore, positions: Sequence[int]) -> None:
         self.store = store
-        self.positions = positions
+        self._positions = positions
 
-    def __len__(self) -> int:
-        return len(self.positions)
+    def positions(self) -> Sequence[int]:
+        return self._positions
 
-    @overload
-    def __getitem__(self, i: int) -> Resource: ...
-    @overload
-    def __getitem__(self, i: slice) -> list[Resource]: ...
-    def __getitem__(self, i: int | slice) -> Resource | list[Resource]:
-        if isinstance(i, slice):
-            return [self.store.resource(p) for p in self.positions[i]]
-        return self.store.resource(self.positions[i])
-
-    def __iter__(self) -> Iterator[Resource]:
-        return (self.store.resource(p) for p in self.positions)
+    def make(self, position: int) -> Resource:
+        return self.store.resource(position)
 
 
 class EventStore(EventView):

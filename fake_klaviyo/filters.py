@@ -38,7 +38,7 @@ _DATETIME = re.compile(
     r"(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(Z|[+-]\d{2}(?::?\d{2})?)?)?$"
 )
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?$")
-_IDENT = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
+_IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")  # "_kx", Klaviyo's exchange id, is a field too
 
 
 class FilterError(ValueError):

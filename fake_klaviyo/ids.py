@@ -29,6 +29,15 @@ def ulid(value: int) -> str:
     )[1:]  # 9 x 3 digits hold 135 bits: drop the top 5
 
 
+def ulid_time(ident: str) -> int:
+    """The millisecond time a ULID's first ten digits hold."""
+    return int(ident[:10].translate(_FROM_CROCKFORD), 32)
+
+
+# Crockford base-32 digits as the digits int(..., 32) reads.
+_FROM_CROCKFORD = str.maketrans(CROCKFORD, "0123456789abcdefghijklmnopqrstuv")
+
+
 class Ids:
     """Unique id factory shared by all resource types."""
 

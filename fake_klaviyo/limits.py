@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .responses import ApiError, Response
-from .spec import ENDPOINTS
+from .spec import ENDPOINTS, Endpoint
 
 FAULT_KINDS: tuple[str, ...] = ("500", "503", "drop", "truncate", "429")
 
@@ -76,8 +76,18 @@ def throttled(seconds: int) -> ApiError:
     )
 
 
+def window(ep: Endpoint, pairs: list[tuple[str, str]]) -> str:
+    """The limits a request counts against: its endpoint's or, when it asks for an additional field with lower
+    limits of its own (``additional-fields[profile]=predictive_analytics``), that field's, named as
+    "profiles+predictive_analytics"."""
+    asked = {f for k, v in pairs if k.startswith("additional-fields[") for f in v.split(",")}
+    slower = sorted(asked & set(ep.field_rate_limits))
+    return f"{ep.name}+{slower[0]}" if slower else ep.name
+
+
 class RateLimiter:
-    """Klaviyo's per-account fixed windows: burst per second, steady per minute."""
+    """Klaviyo's per-account fixed windows: burst per second, steady per minute, for each endpoint (and each of
+    its additional fields with limits of their own: see :func:`window`)."""
 
     def __init__(self, limits: Mapping[str, tuple[int, int]]) -> None:
         self.limits = dict(limits)
@@ -90,6 +100,7 @@ class RateLimiter:
         if not rate_limits:
             return None
         limits = {n: (e.burst, e.steady) for n, e in ENDPOINTS.items()}
+        limits.update({f"{n}+{f}": v for n, e in ENDPOINTS.items() for f, v in e.field_rate_limits.items()})
         if isinstance(rate_limits, Mapping):
             bad = set(rate_limits) - set(limits)
             if bad:

@@ -14,8 +14,10 @@ from . import filters
 from .responses import ApiError, invalid
 from .spec import Endpoint
 
-# Includes whose related resources the fake does not model (answered 501, not faked).
-_UNMODELLED_INCLUDES = frozenset({"flow-actions"})
+# Includes whose related resources the fake does not model, and filters on what it does not model (Klaviyo's
+# exchange id): answered 501, not faked.
+_UNMODELLED_INCLUDES = frozenset({"flow-actions", "conversations", "push-tokens"})
+_UNMODELLED_FILTERS = frozenset({"_kx"})
 
 
 @dataclass
@@ -24,11 +26,13 @@ class Query:
     size: int | None = None
     sort: str | None = None
     fields: dict[str, list[str]] = field(default_factory=dict)
+    additional: dict[str, list[str]] = field(default_factory=dict)  # resource type -> additional-fields[type]
     include: list[str] = field(default_factory=list)
     filter_text: str | None = None
     conds: list[filters.Condition] = field(default_factory=list)
     offset: int = 0
     digest: str = ""
+    path_id: str | None = None  # the {id} of /api/lists/{id}/profiles
 
 
 class QueryParser:
@@ -42,7 +46,7 @@ class QueryParser:
         self.page_size_max = page_size_max
         self.metrics_page_size = metrics_page_size
 
-    def parse(self, ep: Endpoint, pairs: list[tuple[str, str]]) -> Query:
+    def parse(self, ep: Endpoint, pairs: list[tuple[str, str]], path_id: str | None = None) -> Query:
         seen: set[str] = set()
         for k, _ in pairs:
             if k not in ep.query_params:
@@ -64,25 +68,24 @@ class QueryParser:
             if key in params:
                 fields[rtype] = _csv(key, params[key], allowed)
 
+        additional: dict[str, list[str]] = {}
+        for rtype, allowed in ep.additional_fields.items():
+            key = f"additional-fields[{rtype}]"
+            if key in params:
+                additional[rtype] = _csv(key, params[key], allowed)
+
         include = _csv("include", params["include"], ep.include or ()) if "include" in params else []
-        unmodelled = sorted(set(include) & _UNMODELLED_INCLUDES)
-        if unmodelled:
-            raise ApiError(
-                501,
-                "not_implemented",
-                "Not implemented by the fake.",
-                f"fake_klaviyo does not model include={','.join(unmodelled)}.",
-                parameter="include",
-            )
+        _unmodelled("include", sorted(set(include) & _UNMODELLED_INCLUDES))
 
         text = params.get("filter")
         conds = self._conditions(ep, text)
+        _unmodelled("filter", sorted({c.field for c in conds} & _UNMODELLED_FILTERS))
 
-        digest = hashlib.sha256(
-            json.dumps([ep.name, size, sorted(p for p in pairs if p[0] != "page[cursor]")]).encode()
-        ).hexdigest()[:16]
+        # A cursor is good for the query it came from only, on the list or segment it came from.
+        unpaged = sorted(p for p in pairs if p[0] != "page[cursor]")
+        digest = hashlib.sha256(json.dumps([ep.name, path_id, size, unpaged]).encode()).hexdigest()[:16]
         offset = decode_cursor(params["page[cursor]"], digest) if "page[cursor]" in params else 0
-        return Query(pairs, size, sort, fields, include, text, conds, offset, digest)
+        return Query(pairs, size, sort, fields, additional, include, text, conds, offset, digest, path_id)
 
     def _page_size(self, ep: Endpoint, raw: str | None) -> int | None:
         if ep.page_size is None:
@@ -111,6 +114,17 @@ class QueryParser:
                 "A channel filter is required to list campaigns, e.g. equals(messages.channel,'email').", "filter"
             )
         return conds
+
+
+def _unmodelled(parameter: str, what: list[str]) -> None:
+    if what:
+        raise ApiError(
+            501,
+            "not_implemented",
+            "Not implemented by the fake.",
+            f"fake_klaviyo does not model {parameter}={','.join(what)}.",
+            parameter=parameter,
+        )
 
 
 def _csv(key: str, raw: str, allowed: Sequence[str]) -> list[str]:

@@ -68,29 +68,3 @@ def sparse(attrs: dict[str, Any], wanted: list[str]) -> dict[str, Any]:
             src = src[part]
             dst = dst.setdefault(part, {})
     return out
-
-
-def profile(index: int, pid: str, base: str, wanted: list[str] | None) -> Resource:
-    """An included profile: profiles are not an endpoint of the fake, so they carry a minimal, stable shape."""
-    attrs: dict[str, Any] = {
-        "email": f"client.{index}@example.com",
-        "phone_number": None,
-        "external_id": None,
-        "first_name": ["Zoë", "李", "محمد", "O'Brien", None][index % 5],
-        "last_name": None,
-        "organization": None,
-        "locale": None,
-        "title": None,
-        "image": None,
-        "created": None,
-        "updated": None,
-        "last_event_date": None,
-        "location": None,
-        "properties": {},
-    }
-    return {
-        "type": "profile",
-        "id": pid,
-        "attributes": sparse(attrs, wanted) if wanted else attrs,
-        "links": {"self": f"{base}/api/profiles/{pid}/"},
-    }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 # Names that break naive code: emoji, CJK, RTL, accents, quotes, backslashes, odd spaces.
 NAMES = [
     "Newsletter",
@@ -146,3 +148,87 @@ SMS_BODIES = [
 ]
 PUSH_TEXTS = [("Soldes 🔥", "Jusqu'à -50 %"), ("新着", "新しいコレクション"), (None, "Body only"), ("Title only", None)]
 MEDIA_URLS = ["https://cdn.shop.example/média/promo.png", "https://cdn.shop.example/a%20b.gif"]
+# What profiles are made of (profiles.py, consent.py): few enough names that many profiles share them.
+FIRST_NAMES = [
+    "Sarah",
+    "Zoë",
+    "José",
+    "Anne-Marie",
+    "李",
+    "محمد",
+    "Ólafur",
+    "Сергей",
+    "Jean\u00a0Luc",
+    "D'Angelo",
+    "  Kim ",
+    "Siobhán",
+    "🙂",
+]
+LAST_NAMES = ["Mason", "Müller", "O'Brien", "van der Berg", "王", "López García", 'Said "the Great"', "Back\\slash", ""]
+EMAIL_LOCALS = ["sarah.mason", "o'brien", "anne-marie+news", "jose.lopez", "li_wei", "m.al-sayed", "kim"]
+EMAIL_DOMAINS = ["example.com", "gmail.com", "yahoo.co.jp", "xn--bcher-kva.example", "mail.example.org"]
+# Distinct prefixes, none the start of another, and the index in the digits: no two profiles share a number.
+PHONE_FORMATS = ["+1555{:07d}", "+336{:08d}", "+8190{:08d}", "+447700{:06d}"]
+EXTERNAL_ID_FORMATS = ["POS-{:06d}", "shopify:{}", "ext_{}_ü"]
+ORGANIZATIONS = ["Example Corporation", "Boutique Éclair", "株式会社サンプル", 'ACME "Widgets" Inc.', "Back\\slash Co"]
+TITLES = ["Regional Manager", "Directrice générale", "店長", "VP, Growth 🚀", "Chief\tTab Officer"]
+LOCALES = ["en-US", "fr-CA", "ja-JP", "de-DE", "ar-SA", "he-IL", "pt-BR"]
+IMAGES = ["https://images.example/p/zoë.jpg", "https://cdn.shop.example/a%20b.png"]
+LOCATIONS: list[dict[str, Any]] = [
+    {
+        "address1": "89 E 42nd St",
+        "address2": "1st floor",
+        "city": "New York",
+        "country": "United States",
+        "latitude": 40.7128,
+        "longitude": -74.006,
+        "region": "NY",
+        "zip": "10017",
+        "timezone": "America/New_York",
+        "ip": "127.0.0.1",
+    },
+    {
+        "address1": "12 Rue de l'Église",
+        "address2": None,
+        "city": "Montréal",
+        "country": "Canada",
+        "latitude": "45.5017",  # the spec allows a string or a number
+        "longitude": "-73.5673",
+        "region": "QC",
+        "zip": "H2X 1Y4",
+        "timezone": "America/Toronto",
+        "ip": "2001:db8::1",
+    },
+    {
+        "address1": "千代田区千代田1-1",
+        "address2": None,
+        "city": "東京",
+        "country": "日本",
+        "latitude": 35.6895,
+        "longitude": 139.6917,
+        "region": None,
+        "zip": "100-0001",
+        "timezone": "Asia/Tokyo",
+        "ip": None,
+    },
+    {"ip": "203.0.113.7", "timezone": "Europe/Paris"},  # located from an IP alone: the other keys are missing
+    {k: None for k in ("address1", "address2", "city", "country", "latitude", "longitude", "region", "zip")},
+]
+# Custom properties, each profile holding some of them: keys come and go, values of every JSON type.
+PROFILE_PROPERTIES: list[tuple[str, Any]] = [
+    ("Couleur préférée 🎨", "Bleu 💙"),
+    ("Loyalty Tier", "Gold"),
+    ("Points", 1234),
+    ("VIP", True),
+    ("Accepts Marketing", False),
+    ("Birthday", "1990-02-28"),
+    ("Tags", ["été", "vip", ""]),
+    ("Nested", {"deep": {"list": [1, 2.5, None], "empty": {}}}),
+    ("$source", "Shopify"),
+    ("Note\tTab", 'line1\nline2 "quoted" \\ back'),
+    ("Nothing", None),
+]
+# How consent was given (free strings in the spec; PREFERENCE_PAGE and TEXT are its examples).
+EMAIL_METHODS = ["PREFERENCE_PAGE", "FORM", "API", "BULK_IMPORT", "SHOPIFY"]
+SMS_METHODS = ["TEXT", "FORM", "API", "CHECKOUT"]
+METHOD_DETAILS = ["", "mydomain.com/signup", None, "Formulaire «Été» 🌞"]

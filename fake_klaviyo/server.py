@@ -18,11 +18,13 @@ from urllib.parse import parse_qsl, urlsplit
 from . import access
 from .data import Account, generate_account
 from .documents import Documents
-from .limits import FaultDraws, Faults, RateLimiter, fault_response
+from .limits import FaultDraws, Faults, RateLimiter, fault_response, window
+from .profile_documents import ProfileDocuments
+from .profile_selection import ProfileSelector
 from .query import QueryParser
 from .responses import ApiError, Response
 from .selection import Selector
-from .spec import ALL_READ_SCOPES, BY_PATH, ENDPOINTS, Endpoint
+from .spec import ALL_READ_SCOPES, ENDPOINTS, Endpoint, route
 from .transport import RequestRecord, Server, skip_body, write
 
 _EXCLUDED_HEADERS = frozenset({"authorization"})
@@ -32,7 +34,8 @@ class FakeKlaviyo:
     """Serve an :class:`Account` over HTTP on loopback, as strictly as Klaviyo does.
 
     ``rate_limits``: False (off), True (the spec's limits) or a mapping of endpoint name
-    to ``(burst_per_second, steady_per_minute)`` overriding the spec for those endpoints.
+    to ``(burst_per_second, steady_per_minute)`` overriding the spec for those endpoints; a request asking for an
+    additional field with lower limits counts against "<endpoint>+<field>" ("profiles+predictive_analytics").
     ``page_size_max``: per-endpoint maximum ``page[size]`` overrides, e.g. ``{"events": 200}``.
     Each event is JSON-encoded once, when first served (:meth:`encode_events` does them all up
     front), and ``/api/events`` pages are spliced from those bytes unless they ask for sparse
@@ -71,7 +74,10 @@ class FakeKlaviyo:
         self._faults = FaultDraws(faults)
         metrics = {m["id"]: m for m in self.account.metrics}
         self._queries = QueryParser(self.page_size_max, metrics_page_size)
-        self._documents = Documents(self.account, Selector(self.account), metrics)
+        profiles = ProfileDocuments(
+            self.account.profiles, self.account.memberships, ProfileSelector(self.account.profiles)
+        )
+        self._documents = Documents(self.account, Selector(self.account), profiles, metrics)
         self._lock = threading.Lock()
         self._records: list[RequestRecord] = []
         self._server: Server | None = None
@@ -149,7 +155,7 @@ class FakeKlaviyo:
         for k, v in pairs:
             query.setdefault(k, []).append(v)
         headers = {k.lower(): v for k, v in h.headers.items() if k.lower() not in _EXCLUDED_HEADERS}
-        ep = BY_PATH.get(split.path.rstrip("/") or "/")
+        ep, path_id = route(split.path) or (None, None)
         skip_body(h)
 
         fault = self._faults.draw() if ep is not None and method == "GET" else None
@@ -159,7 +165,7 @@ class FakeKlaviyo:
         resp: Response | None = None
         if fault is None or fault == "truncate":
             host = h.headers.get("Host") or f"{self.host}:{self.port}"
-            resp = self._respond(method, split.path, ep, pairs, h.headers, f"http://{host}")
+            resp = self._respond(method, split.path, ep, path_id, pairs, h.headers, f"http://{host}")
         elif fault != "drop":
             resp = fault_response(fault)
 
@@ -184,6 +190,7 @@ class FakeKlaviyo:
         method: str,
         path: str,
         ep: Endpoint | None,
+        path_id: str | None,
         pairs: list[tuple[str, str]],
         headers: Message,
         base: str,
@@ -195,8 +202,8 @@ class FakeKlaviyo:
             access.check_revision(headers.get("revision"))
             access.check_scopes(ep, self.scopes)
             if self._limiter is not None:
-                rl_headers = self._limiter.acquire(ep.name)
-            q = self._queries.parse(ep, pairs)
+                rl_headers = self._limiter.acquire(window(ep, pairs))
+            q = self._queries.parse(ep, pairs, path_id)
             return Response(200, self._documents.body(ep, q, base), rl_headers)
         except ApiError as e:
             resp = e.response()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 # A resource as the API returns it: {"type", "id", "attributes", "relationships"?, "links"?}.
 Resource = dict[str, Any]
@@ -31,6 +33,8 @@ class Endpoint:
     scopes: tuple[str, ...]
     burst: int
     steady: int
+    # additional field -> (burst, steady): lower limits for the requests that ask for it
+    field_rate_limits: dict[str, tuple[int, int]]
     query_params: frozenset[str]
     page_size: PageSize | None
     paginated: bool
@@ -38,6 +42,8 @@ class Endpoint:
     sort: tuple[str, ...] | None
     include: tuple[str, ...] | None
     fields: dict[str, tuple[str, ...]]
+    # resource type -> what additional-fields[type] may ask for
+    additional_fields: dict[str, tuple[str, ...]]
     filter_required: bool
     # field -> {"operators": {"single"|"list"|"none": [ops]}, "value": {"type", "format"?, "enum"?}}
     filter_fields: dict[str, Any] | None
@@ -58,6 +64,7 @@ def _endpoint(name: str, raw: dict[str, Any]) -> Endpoint:
         scopes=tuple(raw["scopes"]),
         burst=raw["rate_limit"]["burst"],
         steady=raw["rate_limit"]["steady"],
+        field_rate_limits={k: (v["burst"], v["steady"]) for k, v in raw["field_rate_limits"].items()},
         query_params=frozenset(raw["query_params"]),
         page_size=PageSize(**ps) if ps else None,
         paginated=raw["paginated"],
@@ -65,6 +72,7 @@ def _endpoint(name: str, raw: dict[str, Any]) -> Endpoint:
         sort=tuple(raw["sort"]) if raw["sort"] else None,
         include=tuple(raw["include"]) if raw["include"] else None,
         fields={k: tuple(v) for k, v in raw["fields"].items()},
+        additional_fields={k: tuple(v) for k, v in raw["additional_fields"].items()},
         filter_required=bool(filt and filt["required"]),
         filter_fields=filt["fields"] if filt else None,
         attributes=raw["attributes"],
@@ -74,5 +82,24 @@ def _endpoint(name: str, raw: dict[str, Any]) -> Endpoint:
 
 
 ENDPOINTS: dict[str, Endpoint] = {n: _endpoint(n, r) for n, r in _DATA["endpoints"].items()}
-BY_PATH: dict[str, Endpoint] = {e.path: e for e in ENDPOINTS.values()}
 ALL_READ_SCOPES: frozenset[str] = frozenset(s for e in ENDPOINTS.values() for s in e.scopes)
+
+
+def _pattern(path: str) -> re.Pattern[str]:
+    # "/api/lists/{id}/profiles": a path parameter is any one non-empty segment.
+    parts = ("([^/]+)" if p.startswith("{") else re.escape(p) for p in path.split("/"))
+    return re.compile("/".join(parts) + "$")
+
+
+_ROUTES = [(_pattern(e.path), e) for e in ENDPOINTS.values()]
+
+
+def route(path: str) -> tuple[Endpoint, str | None] | None:
+    """The endpoint serving a request path (a trailing "/" allowed, as Klaviyo's own links end in one) and its
+    ``{id}``, percent-decoded; None if no endpoint does."""
+    path = path.rstrip("/") or "/"
+    for pattern, ep in _ROUTES:
+        m = pattern.match(path)
+        if m:
+            return ep, unquote(m.group(1)) if m.groups() else None
+    return None

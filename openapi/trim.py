@@ -43,6 +43,8 @@ NAMED_SCHEMAS = (
     "NumericOperatorNumericFilter",
     "StringOperatorStringFilter",
     "StaticDateFilter",
+    "EmailMarketingSuppression",
+    "PredictiveAnalytics",
 )
 
 Json = dict[str, Any]

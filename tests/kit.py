@@ -7,6 +7,7 @@ name is fragile; here each helper has one name and one home. conftest.py holds t
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -23,8 +24,10 @@ from typing import Any
 
 import pytest
 import requests
+from jsonschema import Draft7Validator
 
 from fake_klaviyo import Account
+from fake_klaviyo.make_endpoints import DEFAULT_SPEC
 from tap_klaviyo.streams.table import STREAMS
 
 API_KEY = "pk_test_0123456789abcdef0123456789abcdef"
@@ -309,6 +312,36 @@ def error(resp: requests.Response) -> dict[str, Any]:
     assert err["status"] == resp.status_code
     assert re.fullmatch(r"[0-9a-f-]{36}", err["id"])
     return err
+
+
+def _json_schema(node: Any) -> Any:
+    """An OpenAPI 3.0 schema as JSON Schema (draft 7): ``nullable`` becomes a null alternative, ``$ref`` points
+    into ``definitions``, and ``oneOf`` is ``anyOf``: the spec's unions are not exclusive (email tracking
+    options also fit the SMS ones, which list fewer properties and allow others)."""
+    if isinstance(node, list):
+        return [_json_schema(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out = {("anyOf" if k == "oneOf" else k): _json_schema(v) for k, v in node.items() if k != "nullable"}
+    if "$ref" in out:
+        out["$ref"] = "#/definitions/" + out["$ref"].rsplit("/", 1)[1]
+    return {"anyOf": [{"type": "null"}, out]} if node.get("nullable") else out
+
+
+@functools.cache
+def spec_validator(path: str) -> Draft7Validator:
+    """A validator for the spec's (the vendored copy's) response schema of ``GET path``, e.g. "/api/campaigns"."""
+    spec = json.loads(DEFAULT_SPEC.read_text(encoding="utf-8"))
+    response = spec["paths"][path]["get"]["responses"]["200"]["content"]["application/vnd.api+json"]
+    return Draft7Validator(
+        {**_json_schema(response["schema"]), "definitions": _json_schema(spec["components"]["schemas"])}
+    )
+
+
+def assert_valid(document: dict[str, Any], path: str) -> None:
+    """``document`` fits the spec's response schema of ``GET path``."""
+    errors = sorted(spec_validator(path).iter_errors(document), key=str)
+    assert not errors, f"the document breaks the spec's schema of {path}: {errors[0]}"
 
 
 def pages(api: Any, path: str, **params: Any) -> list[dict[str, Any]]:

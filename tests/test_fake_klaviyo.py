@@ -100,8 +100,9 @@ def test_revision_header_is_required_and_checked(fake, revision, status):
 
 
 def test_unknown_paths_are_404_and_other_methods_405(fake, api):
-    assert error(api("/api/profiles"))["code"] == "not_found"
+    assert error(api("/api/tags"))["code"] == "not_found"
     assert api("/api/lists/abc123").status_code == 404
+    assert api("/api/lists/profiles").status_code == 404
     resp = requests.post(
         fake.url + "/api/lists", json={}, headers={"Authorization": f"Klaviyo-API-Key {KEY}"}, timeout=10
     )
@@ -598,9 +599,9 @@ def test_connections_are_kept_alive(fake):
     conn.close()
 
 
-def test_the_command_line_sets_page_sizes():
+def test_the_command_line_sets_page_sizes_and_profiles():
     argv = [sys.executable, "-m", "fake_klaviyo", "--port", "0", "--api-key", KEY, "--events-per-metric", "20"]
-    argv += ["--events-page-size-max", "50", "--metrics-page-size", "9"]
+    argv += ["--events-page-size-max", "50", "--metrics-page-size", "9", "--profiles", "321"]
     root = Path(__file__).resolve().parent.parent
     with subprocess.Popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
         try:
@@ -611,11 +612,14 @@ def test_the_command_line_sets_page_sizes():
             assert get("/api/events", **{"page[size]": 50}).status_code == 200
             assert get("/api/events", **{"page[size]": 51}).status_code == 400
             assert len(get("/api/metrics").json()["data"]) == 9
+            assert len(follow(get, "/api/profiles", **{"page[size]": 100})) == 321
         finally:
             proc.send_signal(signal.SIGINT)
             proc.wait(timeout=10)
         assert proc.stderr is not None
         assert re.search(rb"encoded \d+ events", proc.stderr.read())
+    too_few = subprocess.run([*argv[:-1], "5"], cwd=root, capture_output=True, text=True, timeout=60, check=False)
+    assert too_few.returncode == 2 and "profiles must be at least" in too_few.stderr
 
 
 # --- generated data ------------------------------------------------------------------------------
