@@ -15,4 +15,17 @@ _fake = FakeKlaviyo(generate_account(seed=3, events_per_metric=25), api_key=API_
 _fake.start()
 atexit.register(_fake.stop)
 
-TestTapKlaviyo = get_tap_test_class(TapKlaviyo, config={"api_key": API_KEY, "api_url": _fake.url})
+_config = {"api_key": API_KEY, "api_url": _fake.url}
+
+
+def _every_stream_selected() -> dict:
+    """The discovered catalog with the opt-in streams (profiles, members) selected too."""
+    catalog = TapKlaviyo(config=_config).catalog_dict
+    for entry in catalog["streams"]:
+        for item in entry["metadata"]:
+            if item["breadcrumb"] == []:
+                item["metadata"]["selected"] = True
+    return catalog
+
+
+TestTapKlaviyo = get_tap_test_class(TapKlaviyo, config=_config, catalog=_every_stream_selected())

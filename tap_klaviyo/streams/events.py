@@ -105,7 +105,8 @@ class EventStream(PageSyncStream, WindowedStream):
         return [f"equals(metric_id,'{self.metric['id']}')"]
 
     def plan(self, context: Context | None = None) -> Plan | None:
-        if self.metric is None or not self.selected:
+        # Selection first: a deselected stream must not look its metric up.
+        if not self.selected or self.metric is None:
             return None
         return super().plan(context)
 
