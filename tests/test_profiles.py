@@ -3,6 +3,7 @@ printing a person's data."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -196,3 +197,19 @@ def test_no_log_line_prints_a_persons_data(tmp_path, account):
         personal |= {row[f] for f in ("email", "phone_number", "external_id", "last_name") if row.get(f)}
     leaked = sorted(value for value in personal if len(value) > 5 and value in result.stderr)
     assert leaked == [], f"{len(leaked)} profile values appear in the log"
+
+
+def test_the_readme_stream_map_drops_and_hashes_personal_fields(account):
+    stream_maps = {"profiles": {"phone_number": None, "email": "md5(email) if email else None"}}
+    with FakeKlaviyo(account, api_key=API_KEY) as fake:
+        config = {"api_key": API_KEY, "api_url": fake.url, "stream_maps": stream_maps}
+        catalog = select(run_tap(config, "--discover"), {"profiles"})
+        result = run_tap(config, catalog=catalog)
+    assert result.returncode == 0, result.stderr[-2000:]
+    by_id = {r["id"]: r for r in expected_profiles(account)}
+    records = result.records("profiles")
+    assert len(records) == len(by_id)
+    for record in records:
+        assert "phone_number" not in record
+        email = by_id[record["id"]]["email"]
+        assert record["email"] == (hashlib.md5(email.encode()).hexdigest() if email else None)
