@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from .campaigns import generate_campaigns
-from .clock import GENERATOR_NOW
+from .clock import GENERATOR_NOW, stamp
 from .entities import account_resource, generate_flows, generate_lists, generate_segments
 from .events import EventStore, EventView, generate_events
 from .ids import Ids
@@ -119,6 +119,21 @@ class Account:
         """Profiles leave a list or segment; they are simply no longer among its members."""
         self._group(group_id)
         self.memberships.remove(group_id, [self._position(p) for p in profile_ids])
+
+    def delete(self, kind: str, resource_id: str) -> None:
+        """Delete a list, segment, campaign or flow: it is served no more, nor are a list's or segment's members."""
+        collection = {"list": self.lists, "segment": self.segments, "campaign": self.campaigns, "flow": self.flows}
+        (resource,) = [r for r in collection[kind] if r["id"] == resource_id]
+        collection[kind].remove(resource)
+        self.memberships.groups.pop(resource_id, None)
+
+    def set_audiences(
+        self, campaign_id: str, included: list[str], excluded: list[str], at: datetime | None = None
+    ) -> None:
+        """Change a campaign's audiences ``at``, which becomes its ``updated_at``."""
+        (campaign,) = [c for c in self.campaigns if c["id"] == campaign_id]
+        campaign["attributes"]["audiences"] = {"included": list(included), "excluded": list(excluded)}
+        campaign["attributes"]["updated_at"] = stamp(self._moment(at))
 
     def _position(self, profile_id: str) -> int:
         i = self.profiles.position(profile_id)

@@ -8,7 +8,8 @@ hook, so they live here, and only here:
   and saved its state (`fail_on_no_new_data`);
 - a bookmark that never passes the sync's start, and the page-at-a-time fast path for event streams, which
   writes what the SDK's record loop writes (RECORD lines, STATE at the same points, the same counts) for a
-  fraction of its cost per record.
+  fraction of its cost per record;
+- ACTIVATE_VERSION after a stream's last record instead of before its first.
 
 `RELIED_ON` names each member used and why. tests/test_sdk_boundary.py checks that each still exists with the
 signature used here and that no other module touches a private SDK member; tests/test_parity.py syncs the same
@@ -46,6 +47,11 @@ RELIED_ON = {
     "Stream._stream_version": "the `version` the loop puts on RECORD messages",
     "Stream._tap": "the tap's message writer, to write encoded RECORD lines and to see it can take them",
     "StreamStateManager.is_flushed": "the loop clears it after writing records, so the next STATE is written",
+    "Stream._write_activate_version_message": "the SDK writes ACTIVATE_VERSION before a stream's records and SDK "
+    "targets act on it at once (older rows deleted), so a run that fails mid-stream would hide live rows: the "
+    "message is held and written once the stream has synced",
+    "Stream.finalize_state_progress_markers": "the point after a stream synced without error (the tap calls it "
+    "then, and only then): where the held ACTIVATE_VERSION is written",
 }
 
 
@@ -80,7 +86,19 @@ class SdkTap(Tap):
 
 
 class SdkStream(Stream):
-    """A stream that decides what its bookmark sees of a record."""
+    """A stream that decides what its bookmark sees of a record, and activates a full table's version only once its
+    records are all written."""
+
+    _version_to_activate: int | None = None
+
+    def _write_activate_version_message(self, full_table_version: int) -> None:
+        self._version_to_activate = full_table_version
+
+    def finalize_state_progress_markers(self, state: dict | None = None) -> None:
+        if self._version_to_activate is not None:
+            version, self._version_to_activate = self._version_to_activate, None
+            super()._write_activate_version_message(version)
+        super().finalize_state_progress_markers(state)
 
     def bookmark_record(self, record: dict[str, Any]) -> dict[str, Any]:
         """The record as the bookmark should take it (the stream may cap its replication key)."""

@@ -19,6 +19,8 @@ DEFAULT_REVISION = "2026-07-15"
 DEFAULT_MAX_RETRIES = 8
 # Requests in flight: at 250 ms per request, 16 reach /api/events' steady limit.
 DEFAULT_CONCURRENCY = 16
+# The SDK's own name for the setting that turns ACTIVATE_VERSION on.
+MIRROR = "emit_activate_version_messages"
 
 
 # The tap's own settings (the SDK appends its built-in ones to `config_jsonschema`).
@@ -107,6 +109,18 @@ SETTINGS = th.PropertiesList(
         ),
     ),
     th.Property(
+        "emit_activate_version_messages",
+        th.BooleanType,
+        default=False,
+        title="Mirror deletions (ACTIVATE_VERSION)",
+        description=(
+            "Read lists and segments, campaigns (with their messages and audiences), flows and metrics whole every "
+            "run and follow each with ACTIVATE_VERSION, so a target that honours it (target-postgres) keeps "
+            "exactly Klaviyo's current rows: deleted ones are marked deleted or removed. Event streams stay "
+            "incremental; profiles and members are mirrored when the catalog sets them to FULL_TABLE."
+        ),
+    ),
+    th.Property(
         "concurrency",
         th.IntegerType,
         default=DEFAULT_CONCURRENCY,
@@ -187,7 +201,7 @@ def settings_problems(config: Mapping[str, Any], known: set[str], taken: set[str
         value = config.get(name, least)
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             problems.append(f"Setting `{name}` must be a whole number, {least} or more, not {value!r}")
-    for name in ("fail_on_no_new_data", "validate_records", "profiles_predictive_analytics"):
+    for name in ("fail_on_no_new_data", "validate_records", "profiles_predictive_analytics", MIRROR):
         if not isinstance(config.get(name, False), bool):
             problems.append(f"Setting `{name}` must be true or false, not {config[name]!r}")
     metrics = config.get("event_metrics")

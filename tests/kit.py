@@ -40,6 +40,17 @@ STREAM_KEYS = {row.name: list(row.primary_keys) for row in STREAMS}
 DEFAULT_STREAMS = {row.name for row in STREAMS if row.selected_by_default}
 EVENT_METRICS = {row.name: row.metric for row in STREAMS if row.metric}
 
+# The streams `emit_activate_version_messages` reads whole and mirrors.
+MIRRORED = {
+    "lists_and_segments",
+    "email_campaigns",
+    "email_campaign_messages",
+    "email_campaigns_vs_lists_included",
+    "email_campaigns_vs_lists_excluded",
+    "flows",
+    "metrics",
+}
+
 Row = dict[str, Any]
 
 
@@ -263,6 +274,19 @@ def expected_events(account: Account, metric_id: str, start_date: str | None = N
         )
         for e in events
     ]
+
+
+def delete_and_change(account: Account) -> None:
+    """Between two runs: a list, a segment, an email campaign and a flow deleted, and a campaign's audiences
+    changed."""
+    campaigns = account.email_campaigns()
+    audience = next(c for c in campaigns if len(c["attributes"]["audiences"]["included"]) > 1)
+    included = audience["attributes"]["audiences"]["included"]
+    account.set_audiences(audience["id"], included[1:], [account.lists[-1]["id"]])
+    account.delete("campaign", next(c for c in campaigns if c is not audience)["id"])
+    account.delete("list", account.lists[0]["id"])
+    account.delete("segment", account.segments[0]["id"])
+    account.delete("flow", account.flows[0]["id"])
 
 
 def keys_of(rows: list[Row], stream: str) -> list[tuple]:

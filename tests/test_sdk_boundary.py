@@ -26,6 +26,8 @@ SIGNATURES = {
     "Stream._write_starting_replication_value": ["self", "context"],
     "Stream._write_state_message": ["self"],
     "Stream._finalize_state": ["self", "state"],
+    "Stream._write_activate_version_message": ["self", "full_table_version"],
+    "Stream.finalize_state_progress_markers": ["self", "state"],
 }
 # Members that are attributes of an instance, not of the class.
 INSTANCE_ATTRIBUTES = {"Stream._stream_version", "Stream._tap", "StreamStateManager.is_flushed"}

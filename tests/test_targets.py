@@ -28,15 +28,17 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 
-from fake_klaviyo import FakeKlaviyo
+from fake_klaviyo import FakeKlaviyo, generate_account
 from tests.kit import (
     API_KEY,
     DEFAULT_STREAMS,
     EVENT_METRICS,
+    MIRRORED,
     STREAM_KEYS,
     TAP,
     assert_keys_equal,
     clean_env,
+    delete_and_change,
     expected_keys,
     fake_events,
     keys_of,
@@ -560,3 +562,53 @@ def test_flattening_expands_nested_objects_into_columns(account, tap_config, wor
     for row in rows:
         assert row["s"] == campaigns[row["id"]]["send_options"].get("use_smart_sending"), row["id"]
         assert row["m"] == (campaigns[row["id"]]["send_strategy"] or {}).get("method"), row["id"]
+
+
+# --- mirroring deletions into target-postgres ---------------------------------------------------------------
+
+
+def pg_live_and_deleted(dsn: str, schema: str, stream: str) -> tuple[set[tuple], set[tuple]]:
+    """A table's keys without and with `_sdc_deleted_at`."""
+    cols = ", ".join(STREAM_KEYS[stream])
+    rows = psql(dsn, f"SELECT {cols}, _sdc_deleted_at FROM {schema}.{stream}")
+    keys = [(tuple(str(r[k]) for k in STREAM_KEYS[stream]), r["_sdc_deleted_at"]) for r in rows]
+    return {k for k, deleted in keys if deleted is None}, {k for k, deleted in keys if deleted is not None}
+
+
+@pytest.mark.parametrize("hard_delete", [False, True], ids=["soft-delete", "hard-delete"])
+def test_target_postgres_mirrors_klaviyo_and_a_failed_run_deletes_nothing(pg_schema, tmp_path, hard_delete):
+    dsn, schema = pg_schema
+    exe = [str(target_exe("target-postgres"))]
+    target = {**postgres_config(dsn, schema), "hard_delete": hard_delete}
+    account = generate_account(seed=63, events_per_metric=40, flows=120)
+    with FakeKlaviyo(account, api_key=API_KEY) as fake:
+        tap_config = {"api_key": API_KEY, "api_url": fake.url, "emit_activate_version_messages": True}
+        first = pipe(tap_config, exe, target, tmp_path / "run1").check()
+        loaded = {s: pg_live_and_deleted(dsn, schema, s)[0] for s in MIRRORED}
+        delete_and_change(account)
+        second = pipe(tap_config, exe, target, tmp_path / "run2", state=first.final_state).check()
+        after_second = {s: pg_live_and_deleted(dsn, schema, s) for s in MIRRORED}
+        third = pipe(tap_config, exe, target, tmp_path / "run3", state=second.final_state).check()
+    expected = expected_keys(account)
+    assert third.records("flows") and after_second == {s: pg_live_and_deleted(dsn, schema, s) for s in MIRRORED}, (
+        "a third run with nothing changed in Klaviyo changes nothing"
+    )
+    for stream in MIRRORED:
+        live, deleted = pg_live_and_deleted(dsn, schema, stream)
+        assert live == set(expected[stream]), f"{stream}: the table's live rows are Klaviyo's current ones"
+        gone = loaded[stream] - live
+        assert deleted == (set() if hard_delete else gone), f"{stream}: rows gone from Klaviyo, marked or removed"
+    assert any(loaded[s] - set(expected[s]) for s in MIRRORED), "the changes deleted something"
+    for stream in EVENT_METRICS:
+        live, deleted = pg_live_and_deleted(dsn, schema, stream)
+        assert deleted == set() and live == set(expected[stream]), f"{stream}: events are never deleted"
+
+    # A run that fails inside a mirrored stream (flows: the fake allows one request a second, the tap retries
+    # nothing) activates nothing for it: every current row stays live.
+    before = {s: pg_live_and_deleted(dsn, schema, s) for s in MIRRORED}
+    with FakeKlaviyo(account, api_key=API_KEY, rate_limits={"flows": (1, 60)}) as fake:
+        failing = {"api_key": API_KEY, "api_url": fake.url, "emit_activate_version_messages": True, "max_retries": 0}
+        broken = pipe(failing, exe, target, tmp_path / "run4", state=third.final_state)
+    assert broken.tap_returncode == 1 and broken.records("flows"), "the run stopped inside flows"
+    assert not [m for m in broken.tap_messages if m["type"] == "ACTIVATE_VERSION" and m["stream"] == "flows"]
+    assert pg_live_and_deleted(dsn, schema, "flows") == before["flows"]

@@ -17,6 +17,7 @@ from tap_klaviyo.errors import KlaviyoError
 from tap_klaviyo.progress import Progress
 from tap_klaviyo.records import compile_schema
 from tap_klaviyo.sdk import SdkStream
+from tap_klaviyo.settings import MIRROR
 from tap_klaviyo.times import parse_datetime, parse_or_none
 
 if TYPE_CHECKING:
@@ -61,6 +62,9 @@ class StreamRow:
 class KlaviyoStream(SdkStream):
     """A stream whose records come from Klaviyo through the run's shared client."""
 
+    # With the mirror on, read whole every run (by default: a catalog may say otherwise) and so mirrored.
+    READ_WHOLE_TO_MIRROR = True
+
     def __init__(self, tap: Tap, client: KlaviyoClient, row: StreamRow, run: Run) -> None:
         schema = json.loads((SCHEMAS / f"{row.schema}.json").read_text(encoding="utf-8"))
         super().__init__(tap, schema=schema, name=row.name)
@@ -69,6 +73,9 @@ class KlaviyoStream(SdkStream):
         self.primary_keys = row.primary_keys
         self.replication_key = row.replication_key
         self.selected_by_default = row.selected_by_default
+        self.mirror = bool(self.config.get(MIRROR))
+        if self.mirror and self.READ_WHOLE_TO_MIRROR:
+            self.forced_replication_method = "FULL_TABLE"
         self._check = compile_schema(self.schema)
         self._known = frozenset(self.schema["properties"])
         self._warned_invalid = False

@@ -64,7 +64,8 @@ class EntityStream(KlaviyoStream):
         return self.read()
 
     def read(self) -> Iterator[dict[str, Any]]:
-        since = self.bookmark(None)
+        # The streams derived from this one are mirrored whole with the mirror on, whatever this one's catalog says.
+        since = None if self.mirror and self.keeps_records else self.bookmark(None)
         if since and self.row.filter_operator == "greater-than":
             # Some endpoints only offer greater-than: step back a second so records that share the bookmark's
             # timestamp are read again rather than lost.

@@ -32,6 +32,8 @@ class WindowedStream(KlaviyoStream):
 
     # Save progress every few pages, so a killed run re-reads little.
     STATE_MSG_FREQUENCY = 1000
+    # Too big to read whole every run unless the catalog asks for it (FULL_TABLE), which mirrors them too.
+    READ_WHOLE_TO_MIRROR = False
 
     def __init__(self, tap: Tap, client: KlaviyoClient, row: StreamRow, run: Run) -> None:
         super().__init__(tap, client, row, run)
