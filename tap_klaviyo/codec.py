@@ -155,12 +155,21 @@ class EventRecord(msgspec.Struct):
     metric_id: str | None
 
 
+class AccountEventRecord(EventRecord):
+    """An event with the id of the account it belongs to (`add_account_id`)."""
+
+    account_id: str | None = None
+
+
 _OBJECT_OR_NULL = (ord("{"), ord("n"))
 
 
-def event_records(body: bytes, before: datetime.datetime | None = None) -> list[EventRecord]:
+def event_records(
+    body: bytes, before: datetime.datetime | None = None, account_id: str | None = None
+) -> list[EventRecord]:
     """A page's events as records typed by the schema, `event_properties` kept as the raw JSON Klaviyo sent;
-    with `before`, only those dated before it. Raises NotInSchema if any event breaks the schema."""
+    with `before`, only those dated before it; with `account_id`, each carrying it. Raises NotInSchema if any
+    event breaks the schema."""
     try:
         events = _typed_page.decode(body).data
     except msgspec.ValidationError as error:
@@ -180,17 +189,11 @@ def event_records(body: bytes, before: datetime.datetime | None = None) -> list[
                 profile = relationships.profile.data.id
             if relationships.metric is not None and relationships.metric.data is not None:
                 metric = relationships.metric.data.id
-        append(
-            EventRecord(
-                event.id,
-                attributes.timestamp,
-                attributes.event_properties,
-                attributes.datetime,
-                attributes.uuid,
-                profile,
-                metric,
-            )
-        )
+        fields = (event.id, attributes.timestamp, attributes.event_properties, attributes.datetime, attributes.uuid)
+        if account_id is None:
+            append(EventRecord(*fields, profile, metric))
+        else:
+            append(AccountEventRecord(*fields, profile, metric, account_id))
     return records
 
 

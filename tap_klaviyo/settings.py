@@ -21,6 +21,9 @@ DEFAULT_MAX_RETRIES = 8
 DEFAULT_CONCURRENCY = 16
 # The SDK's own name for the setting that turns ACTIVATE_VERSION on.
 MIRROR = "emit_activate_version_messages"
+# The setting that adds the account's id to every record and key, and the column it fills.
+ACCOUNT_ID = "add_account_id"
+ACCOUNT_COLUMN = "account_id"
 
 
 # The tap's own settings (the SDK appends its built-in ones to `config_jsonschema`).
@@ -121,6 +124,17 @@ SETTINGS = th.PropertiesList(
         ),
     ),
     th.Property(
+        "add_account_id",
+        th.BooleanType,
+        default=False,
+        title="Add the account's id",
+        description=(
+            "Ask Klaviyo which account the key belongs to (one /api/accounts request; scope accounts:read) and add "
+            "its id as `account_id` to every record of every stream and to every stream's primary key, so several "
+            "accounts can load into the same tables."
+        ),
+    ),
+    th.Property(
         "concurrency",
         th.IntegerType,
         default=DEFAULT_CONCURRENCY,
@@ -201,7 +215,7 @@ def settings_problems(config: Mapping[str, Any], known: set[str], taken: set[str
         value = config.get(name, least)
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             problems.append(f"Setting `{name}` must be a whole number, {least} or more, not {value!r}")
-    for name in ("fail_on_no_new_data", "validate_records", "profiles_predictive_analytics", MIRROR):
+    for name in ("fail_on_no_new_data", "validate_records", "profiles_predictive_analytics", MIRROR, ACCOUNT_ID):
         if not isinstance(config.get(name, False), bool):
             problems.append(f"Setting `{name}` must be true or false, not {config[name]!r}")
     metrics = config.get("event_metrics")

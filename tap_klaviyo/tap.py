@@ -77,8 +77,12 @@ class TapKlaviyo(SdkTap):
         return build_streams(self, self.client, stream_rows(self.config))
 
     def before_sync(self) -> None:
-        for stream in self.streams.values():
-            if isinstance(stream, EventStream) and stream.selected:
+        selected = [stream for stream in self.streams.values() if stream.selected]
+        if selected and selected[0].adds_account:
+            # Asked before any stream syncs, so a key without accounts:read stops the run before it writes anything.
+            self.logger.info("Every record carries account_id %s.", selected[0].account_id)
+        for stream in selected:
+            if isinstance(stream, EventStream):
                 stream.tie_bookmark_to_metric()
 
     def after_sync(self) -> None:

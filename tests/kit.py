@@ -11,6 +11,7 @@ import functools
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import pytest
 import requests
@@ -383,3 +385,47 @@ def pages(api: Any, path: str, **params: Any) -> list[dict[str, Any]]:
 def follow(api: Any, path: str, **params: Any) -> list[Row]:
     """Every resource of a collection, page after page."""
     return [r for doc in pages(api, path, **params) for r in doc["data"]]
+
+
+# --- PostgreSQL (from scripts/ci-services) ------------------------------------------------------------
+
+
+def pg_dsn() -> str:
+    dsn = os.environ.get("TAP_KLAVIYO_TEST_PG_DSN")
+    if not dsn:
+        unavailable("PostgreSQL is not available (TAP_KLAVIYO_TEST_PG_DSN is not set)")
+    if not shutil.which("psql"):
+        unavailable("psql is not installed")
+    return dsn
+
+
+def psql(dsn: str, sql: str) -> Any:
+    """Run one query and return its rows as JSON (json_agg), through the psql client."""
+    proc = subprocess.run(
+        ["psql", dsn, "-qAtX", "-v", "ON_ERROR_STOP=1", "-c", f"SELECT coalesce(json_agg(q), '[]') FROM ({sql}) q"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def postgres_config(dsn: str, schema: str) -> dict[str, Any]:
+    url = urlparse(dsn)
+    return {
+        "host": url.hostname,
+        "port": url.port or 5432,
+        "user": unquote(url.username or ""),
+        "password": unquote(url.password or ""),
+        "database": url.path.lstrip("/"),
+        "default_target_schema": schema,
+        "load_method": "upsert",
+    }
+
+
+def drop_schema(dsn: str, schema: str) -> None:
+    subprocess.run(
+        ["psql", dsn, "-qX", "-c", f"DROP SCHEMA IF EXISTS {schema} CASCADE"], capture_output=True, check=False
+    )

@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,13 +27,18 @@ from tests.kit import (
     API_KEY,
     DEFAULT_STREAMS,
     EVENT_METRICS,
+    STREAM_KEYS,
     TAP,
     assert_keys_equal,
     clean_env,
+    drop_schema,
     event_metric_id,
     expected_keys,
     fake_events,
     keys_of,
+    pg_dsn,
+    postgres_config,
+    psql,
     unavailable,
     utc,
 )
@@ -191,8 +197,8 @@ def events_since(fake: FakeKlaviyo) -> dict[str, list[str]]:
     return out
 
 
-def get_state(meltano: Meltano) -> dict[str, Any]:
-    proc = meltano.run("state", "get", STATE_ID)
+def get_state(meltano: Meltano, state_id: str = STATE_ID) -> dict[str, Any]:
+    proc = meltano.run("state", "get", state_id)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout)["singer_state"]
 
@@ -288,3 +294,79 @@ def test_meltano_reads_settings_from_the_environment_and_hides_the_key(meltano):
     missing = meltano.run("run", "tap-klaviyo", "target-jsonl", env={"TAP_KLAVIYO_API_URL": "http://127.0.0.1:9"})
     assert missing.returncode != 0, "a run without api_key must fail"
     assert "api_key" in missing.stdout + missing.stderr
+
+
+def test_two_accounts_run_in_parallel_into_one_postgres(meltano, tmp_path):
+    # The meltano.yml layout for many accounts: a plugin and a job per account, the same tables for both.
+    dsn, schema = pg_dsn(), f"klaviyo_accounts_{uuid.uuid4().hex[:8]}"
+    accounts = {
+        "a": generate_account(seed=81, events_per_metric=60),
+        "b": generate_account(seed=82, events_per_metric=60),
+    }
+    keys = {"a": API_KEY, "b": API_KEY.replace("0123", "9876")}
+    target = postgres_config(dsn, schema)
+    env = {f"TARGET_POSTGRES_{name.upper()}": str(value) for name, value in target.items()}
+    try:
+        with (
+            FakeKlaviyo(accounts["a"], api_key=keys["a"]) as fake_a,
+            FakeKlaviyo(accounts["b"], api_key=keys["b"]) as fake_b,
+        ):
+            fakes = {"a": fake_a, "b": fake_b}
+            for brand, fake in fakes.items():
+                env[f"KLAVIYO_BRAND_{brand.upper()}_API_KEY"] = keys[brand]
+                env[f"TAP_KLAVIYO_BRAND_{brand.upper()}_API_URL"] = fake.url
+
+            def in_parallel(label: str, brands: tuple[str, ...] = ("a", "b")) -> None:
+                runs = {
+                    brand: subprocess.Popen(
+                        [meltano.exe, "run", f"klaviyo-brand-{brand}-to-postgres"],
+                        cwd=meltano.root,
+                        env={**meltano.base_env, **env},
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.STDOUT,
+                        text=True,
+                    )
+                    for brand in brands
+                }
+                for brand, proc in runs.items():
+                    out, _ = proc.communicate(timeout=600)
+                    assert proc.returncode == 0, f"{label}, account {brand}:\n{out[-5000:]}"
+
+            # As the README says: one account's first run creates the tables (target-postgres does not guard its
+            # CREATE TABLE against a second writer); from then on, the accounts run side by side.
+            in_parallel("first run of account a", ("a",))
+            states_a = get_state(meltano, "dev:tap-klaviyo-brand-a-to-target-postgres")
+            for fake in fakes.values():
+                fake.clear_requests()
+            in_parallel("run 1")
+            assert events_since(fakes["a"]), "account a went on from its state while b ran its first"
+            for stream in DEFAULT_STREAMS:
+                cols = ", ".join(STREAM_KEYS[stream])
+                rows = psql(dsn, f"SELECT account_id, {cols} FROM {schema}.{stream}")
+                for brand, account in accounts.items():
+                    mine = [
+                        tuple(str(r[k]) for k in STREAM_KEYS[stream])
+                        for r in rows
+                        if r["account_id"] == account.account["id"]
+                    ]
+                    assert_keys_equal(mine, expected_keys(account)[stream], f"{stream}, account {brand}")
+                assert {r["account_id"] for r in rows} <= {a.account["id"] for a in accounts.values()}, stream
+            states = {brand: get_state(meltano, f"dev:tap-klaviyo-brand-{brand}-to-target-postgres") for brand in fakes}
+            for brand, account in accounts.items():
+                for stream in EVENT_METRICS:
+                    newest = max(utc(e["attributes"]["datetime"]) for e in fake_events(account, stream).values())
+                    assert utc(states[brand]["bookmarks"][stream]["replication_key_value"]) == newest, (brand, stream)
+
+            assert states["a"]["bookmarks"].keys() == states_a["bookmarks"].keys()
+            for fake in fakes.values():
+                fake.clear_requests()
+            in_parallel("run 2")
+            # Each account went on from its own state: one page per event stream, from its own bookmark.
+            for brand, fake in fakes.items():
+                pages = events_since(fake)
+                for stream in EVENT_METRICS:
+                    bounds = pages.get(event_metric_id(accounts[brand], stream))
+                    assert bounds and len(bounds) == 1, (brand, stream, bounds)
+                    assert utc(bounds[0]) == utc(states[brand]["bookmarks"][stream]["replication_key_value"])
+    finally:
+        drop_schema(dsn, schema)

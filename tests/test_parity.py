@@ -89,13 +89,16 @@ def account():
     return account
 
 
-@pytest.mark.parametrize("concurrency", [1, 16])
-@pytest.mark.parametrize("incremental", [False, True], ids=["full", "incremental"])
-def test_the_fast_path_writes_what_the_sdk_loop_writes(account, concurrency, incremental, monkeypatch):
+@pytest.mark.parametrize(
+    ("concurrency", "incremental", "add_account_id"),
+    [(1, False, False), (16, False, False), (1, True, False), (16, True, False), (16, False, True)],
+    ids=["one-page-full", "full", "one-page-incremental", "incremental", "with-account-id"],
+)
+def test_the_fast_path_writes_what_the_sdk_loop_writes(account, concurrency, incremental, add_account_id, monkeypatch):
     midway = account.events[len(account.events) // 2]["attributes"]["datetime"]
     state = {"bookmarks": {"opened_email": {"replication_key": "datetime", "replication_key_value": midway}}}
     with FakeKlaviyo(account, api_key=API_KEY) as fake:
-        config = {"api_key": API_KEY, "api_url": fake.url, "concurrency": concurrency}
+        config = {"api_key": API_KEY, "api_url": fake.url, "concurrency": concurrency, "add_account_id": add_account_id}
         state = state if incremental else {}
         fast, fast_counts = sync(config, state, fast=True, monkeypatch=monkeypatch)
         slow, slow_counts = sync(config, state, fast=False, monkeypatch=monkeypatch)
@@ -105,6 +108,7 @@ def test_the_fast_path_writes_what_the_sdk_loop_writes(account, concurrency, inc
     assert len(fast) == len(slow)
     records = Counter(m["stream"] for m in fast if m["type"] == "RECORD")
     assert fast_counts == slow_counts == records
-    # The data reaches what is compared: several STATE points per event stream.
+    # The data reaches what is compared: several STATE points per event stream, and the account's id if asked for.
+    assert all(("account_id" in m["record"]) == add_account_id for m in fast if m["type"] == "RECORD")
     assert all(records[stream] > 1000 for stream in EVENT_METRICS), records
     assert sum(m["type"] == "STATE" for m in fast) > 2 * len(EVENT_METRICS)

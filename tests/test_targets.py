@@ -39,9 +39,13 @@ from tests.kit import (
     assert_keys_equal,
     clean_env,
     delete_and_change,
+    drop_schema,
     expected_keys,
     fake_events,
     keys_of,
+    pg_dsn,
+    postgres_config,
+    psql,
     run_tap,
     unavailable,
     utc,
@@ -298,47 +302,6 @@ def test_target_csv_loads_every_stream_and_an_incremental_run(account, tap_confi
 
 
 # --- meltanolabs-target-postgres --------------------------------------------------------------------------
-
-
-def pg_dsn() -> str:
-    dsn = os.environ.get("TAP_KLAVIYO_TEST_PG_DSN")
-    if not dsn:
-        unavailable("PostgreSQL is not available (TAP_KLAVIYO_TEST_PG_DSN is not set)")
-    if not shutil.which("psql"):
-        unavailable("psql is not installed")
-    return dsn
-
-
-def psql(dsn: str, sql: str) -> Any:
-    """Run one query and return its rows as JSON (json_agg), through the psql client."""
-    proc = subprocess.run(
-        ["psql", dsn, "-qAtX", "-v", "ON_ERROR_STOP=1", "-c", f"SELECT coalesce(json_agg(q), '[]') FROM ({sql}) q"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)
-
-
-def postgres_config(dsn: str, schema: str) -> dict[str, Any]:
-    url = urlparse(dsn)
-    return {
-        "host": url.hostname,
-        "port": url.port or 5432,
-        "user": unquote(url.username or ""),
-        "password": unquote(url.password or ""),
-        "database": url.path.lstrip("/"),
-        "default_target_schema": schema,
-        "load_method": "upsert",
-    }
-
-
-def drop_schema(dsn: str, schema: str) -> None:
-    subprocess.run(
-        ["psql", dsn, "-qX", "-c", f"DROP SCHEMA IF EXISTS {schema} CASCADE"], capture_output=True, check=False
-    )
 
 
 @pytest.fixture

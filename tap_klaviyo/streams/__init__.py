@@ -8,8 +8,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from tap_klaviyo import endpoints
 from tap_klaviyo.client import KlaviyoClient
-from tap_klaviyo.settings import DEFAULT_CONCURRENCY
+from tap_klaviyo.errors import KlaviyoError
+from tap_klaviyo.settings import ACCOUNT_ID, DEFAULT_CONCURRENCY
 from tap_klaviyo.streams.base import KlaviyoStream, StreamRow
 from tap_klaviyo.streams.metrics import MetricDirectory
 from tap_klaviyo.streams.profiles import GroupDirectory
@@ -22,14 +24,25 @@ if TYPE_CHECKING:
 @dataclass
 class Run:
     """What the streams of one run share: the rows, the account's metrics, its lists and segments, the window pool
-    of the streams read by time windows (None: one page at a time), and the streams built so far (a derived
-    stream's source comes first in the table)."""
+    of the streams read by time windows (None: one page at a time), the client, the streams built so far (a
+    derived stream's source comes first in the table), and the account's id once asked for."""
 
     rows: Sequence[StreamRow]
     directory: MetricDirectory
     groups: GroupDirectory
     fetcher: WindowedFetch | None
+    client: KlaviyoClient
     streams: dict[str, KlaviyoStream] = field(default_factory=dict)
+    _account_id: str | None = None
+
+    def account_id(self) -> str:
+        """The id of the account the key belongs to, asked for once a run."""
+        if self._account_id is None:
+            accounts = next(self.client.documents(endpoints.ACCOUNTS, {}, stream=ACCOUNT_ID))["data"]
+            if not accounts:
+                raise KlaviyoError("Klaviyo's /api/accounts named no account for this API key: check `api_key`.")
+            self._account_id = str(accounts[0]["id"])
+        return self._account_id
 
     def is_derived_from(self, name: str) -> bool:
         return any(row.derived_from and row.derived_from[0] == name for row in self.rows)
@@ -39,7 +52,7 @@ def build_streams(tap: Tap, client: KlaviyoClient, rows: Sequence[StreamRow]) ->
     """One stream per row, in the table's order."""
     concurrency = tap.config.get("concurrency", DEFAULT_CONCURRENCY)
     fetcher = WindowedFetch(concurrency) if concurrency > 1 else None
-    run = Run(rows, MetricDirectory(client), GroupDirectory(client), fetcher)
+    run = Run(rows, MetricDirectory(client), GroupDirectory(client), fetcher, client)
     for row in rows:
         run.streams[row.name] = row.family(tap, client, row, run)
     return list(run.streams.values())

@@ -17,7 +17,7 @@ from tap_klaviyo.errors import KlaviyoError
 from tap_klaviyo.progress import Progress
 from tap_klaviyo.records import compile_schema
 from tap_klaviyo.sdk import SdkStream
-from tap_klaviyo.settings import MIRROR
+from tap_klaviyo.settings import ACCOUNT_COLUMN, ACCOUNT_ID, MIRROR
 from tap_klaviyo.times import parse_datetime, parse_or_none
 
 if TYPE_CHECKING:
@@ -67,10 +67,15 @@ class KlaviyoStream(SdkStream):
 
     def __init__(self, tap: Tap, client: KlaviyoClient, row: StreamRow, run: Run) -> None:
         schema = json.loads((SCHEMAS / f"{row.schema}.json").read_text(encoding="utf-8"))
+        # With `add_account_id`, every record names its account, and so does every key.
+        self.adds_account = bool(tap.config.get(ACCOUNT_ID))
+        if self.adds_account:
+            schema["properties"] = {ACCOUNT_COLUMN: {"type": "string"}, **schema["properties"]}
         super().__init__(tap, schema=schema, name=row.name)
         self.client = client
         self.row = row
-        self.primary_keys = row.primary_keys
+        self.run = run
+        self.primary_keys = (ACCOUNT_COLUMN, *row.primary_keys) if self.adds_account else row.primary_keys
         self.replication_key = row.replication_key
         self.selected_by_default = row.selected_by_default
         self.mirror = bool(self.config.get(MIRROR))
@@ -81,7 +86,14 @@ class KlaviyoStream(SdkStream):
         self._warned_invalid = False
         self._warned_unknown = False
 
+    @property
+    def account_id(self) -> str | None:
+        """The id every record carries (None: `add_account_id` is off)."""
+        return self.run.account_id() if self.adds_account else None
+
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
+        if self.adds_account:
+            row[ACCOUNT_COLUMN] = self.account_id
         if not row.keys() <= self._known:
             # An attribute a newer Klaviyo revision added: not in the schema the target was given.
             unknown = sorted(row.keys() - self._known)

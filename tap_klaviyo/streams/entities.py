@@ -30,7 +30,6 @@ class EntityStream(KlaviyoStream):
     def __init__(self, tap: Tap, client: KlaviyoClient, row: StreamRow, run: Run) -> None:
         super().__init__(tap, client, row, run)
         self.keeps_records = run.is_derived_from(row.name)
-        self.run = run
         self._kept: list[dict[str, Any]] | None = None
         self._included: dict[str, list[Related]] = {}
 
@@ -126,7 +125,7 @@ class LinkStream(DerivedStream):
     key names the two columns."""
 
     def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
-        parent_key, listed_key = self.primary_keys
+        parent_key, listed_key = self.row.primary_keys
         for record in self.parent.kept_records():
             value: Any = record
             for name in self.part.split("."):

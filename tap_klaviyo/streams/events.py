@@ -153,7 +153,7 @@ class EventStream(PageSyncStream, WindowedStream):
         """A page's records, typed as the schema says, and their datetimes. A page that breaks the schema is
         checked record by record, as the SDK's path would (warn once, or stop with `validate_records`)."""
         try:
-            records = event_records(body, before)
+            records = event_records(body, before, self.account_id)
             return records, [record.datetime for record in records]
         except NotInSchema:
             rows = [self.post_process(row) for row in self.rows(body, before)]
