@@ -75,9 +75,11 @@ class KlaviyoClient:
         )
         # The endpoints that refused their largest page size, and the size that worked instead.
         self._page_size: dict[str, int] = {}
-        self._page_size_lock = threading.Lock()
+        # The page sizes an endpoint refused (streams that start together may each hear it: it is said once).
+        self._refused: set[tuple[str, int]] = set()
         self._pacers: dict[Endpoint, Pacer] = {}
-        self._pacers_lock = threading.Lock()
+        # Guards the pacers as they are made and the page sizes refused.
+        self._lock = threading.Lock()
         # Per stream: requests sent, retries, 429s; read by progress logs.
         self._counts: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self._counts_lock = threading.Lock()
@@ -92,7 +94,7 @@ class KlaviyoClient:
 
     def pacer(self, endpoint: Endpoint) -> Pacer:
         """The endpoint's one pacer, shared by every stream and thread that calls it."""
-        with self._pacers_lock:
+        with self._lock:
             if endpoint not in self._pacers:
                 self._pacers[endpoint] = Pacer(endpoint.burst_per_second, endpoint.steady_per_minute)
             return self._pacers[endpoint]
@@ -125,10 +127,8 @@ class KlaviyoClient:
         if not endpoint.page_sizes:
             return self.get(url, params, endpoint, stream=stream, decode=decode)
         if endpoint.path not in self._page_size:
-            # Until one request has found the size that works, concurrent callers wait for it.
-            with self._page_size_lock:
-                if endpoint.path not in self._page_size:
-                    return self._probe_page_size(url, endpoint, params, stream=stream, decode=decode)
+            # Callers that start together each find the size that works, rather than wait a round trip for one.
+            return self._probe_page_size(url, endpoint, params, stream=stream, decode=decode)
         size = self._page_size[endpoint.path]
         return self.get(url, {**params, "page[size]": str(size)}, endpoint, stream=stream, decode=decode)
 
@@ -144,9 +144,13 @@ class KlaviyoClient:
                 # it minds: any 400 on a first page is worth one try at the next smaller size.
                 if i + 1 == len(sizes):
                     raise
-                self.logger.warning(
-                    "Klaviyo refused page[size]=%d on %s (%s); trying %d", size, endpoint.path, exc, sizes[i + 1]
-                )
+                with self._lock:
+                    first_refusal = (endpoint.path, size) not in self._refused
+                    self._refused.add((endpoint.path, size))
+                if first_refusal:
+                    self.logger.warning(
+                        "Klaviyo refused page[size]=%d on %s (%s); trying %d", size, endpoint.path, exc, sizes[i + 1]
+                    )
                 continue
             self._page_size[endpoint.path] = size
             return document

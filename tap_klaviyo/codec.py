@@ -74,16 +74,19 @@ class RawPage:
 
 
 @functools.cache
-def skimmer(field: str) -> Callable[[bytes], RawPage]:
+def skimmer(field: str | None) -> Callable[[bytes], RawPage]:
     """A decoder that checks a whole page body but decodes only what the windows plan on, the resources' `field`
-    among it. Loose where the schema check is not: an odd value reaches that check, not an error here."""
-    attributes = msgspec.defstruct("_SkimAttributes", [(field, Any, None)])
+    among it (None: no times, for pages read by cursor only). Loose where the schema check is not: an odd value
+    reaches that check, not an error here."""
+    attributes = msgspec.defstruct("_SkimAttributes", [(field, Any, None)] if field else [])
     resource = msgspec.defstruct("_SkimResource", [("attributes", attributes | None, None)])
     decoder = msgspec.json.Decoder(
         msgspec.defstruct("_SkimPage", [("data", list[resource]), ("links", _Links | None, None)])
     )
 
     def time_of(resource: Any) -> str | None:
+        if field is None:
+            return None
         value = getattr(resource.attributes, field) if resource.attributes is not None else None
         return value if parse_or_none(value) else None
 
@@ -106,8 +109,9 @@ def skimmer(field: str) -> Callable[[bytes], RawPage]:
     return skim
 
 
-# An /api/events page, as the windows see it.
+# An /api/events page, as the windows see it, and any page read by cursor only.
 skim = skimmer("datetime")
+skim_cursor = skimmer(None)
 
 
 # Klaviyo's form of a date-time (`2024-01-02T00:21:47+00:00`); other ISO 8601 forms take the record-by-record path.

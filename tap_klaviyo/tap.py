@@ -78,6 +78,10 @@ class TapKlaviyo(SdkTap):
 
     def before_sync(self) -> None:
         selected = [stream for stream in self.streams.values() if stream.selected]
+        fetcher = next(iter(self.streams.values())).run.fetcher
+        if fetcher is not None:
+            # The streams that need no lookup send their first requests now, beside the lookups below.
+            fetcher.start()
         if selected and selected[0].adds_account:
             # Asked before any stream syncs, so a key without accounts:read stops the run before it writes anything.
             self.logger.info("Every record carries account_id %s.", selected[0].account_id)

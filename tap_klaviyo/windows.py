@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import itertools
 import math
+import threading
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -63,7 +64,8 @@ class Plan:
 
     first: Callable[[Window], RawPage]
     following: Callable[[str], RawPage]
-    newest: Callable[[Window], str | None]
+    # None: the range is read by cursor only (its pages carry no times to split by).
+    newest: Callable[[Window], str | None] | None
     windows: list[Window]
     now: datetime.datetime
 
@@ -74,6 +76,8 @@ class _Range:
 
     key: str
     prepare: Callable[[], Plan | None]
+    # Whether `prepare` may run before the run has looked anything up (it asks the network nothing).
+    early: bool = False
     plan: Plan | None = None
     prepared: bool = False
     consumed: bool = False
@@ -98,10 +102,17 @@ class WindowedFetch:
         self._closed = False
         self._pool: ThreadPoolExecutor | None = None
 
-    def add(self, key: str, prepare: Callable[[], Plan | None]) -> None:
-        """A stream. `prepare` (called on the main thread, at the latest when the stream is consumed) makes its
-        plan, or says there is nothing to read (None)."""
-        self._ranges[key] = _Range(key, prepare)
+    def add(self, key: str, prepare: Callable[[], Plan | None], *, early: bool = False) -> None:
+        """A range. `prepare` (called on the main thread, at the latest when the range is consumed) makes its plan,
+        or says there is nothing to read (None); an `early` one asks the network nothing, so `start` may read it
+        before the run has looked anything up."""
+        self._ranges[key] = _Range(key, prepare, early)
+
+    def start(self) -> None:
+        """Start reading the early ranges now, before anything is consumed: a run's first round trips overlap."""
+        early = sorted((r for r in self._ranges.values() if r.early and not r.consumed), key=lambda r: r.key)
+        if early:
+            self._fill_ranges(early)
 
     def pages(self, key: str) -> Iterator[tuple[RawPage, datetime.datetime | None]]:
         """The range's pages, oldest first, each with the time its records must be before to be emitted (None:
@@ -159,10 +170,14 @@ class WindowedFetch:
         """Take in the windows workers have read, and give idle workers the next windows: the current stream's
         first, then those of the streams after it. Past `BUFFERED_BYTES` of pages read and not yet consumed or
         that windows being read may bring, only the window the current stream waits on is started."""
+        later = sorted((r for r in self._ranges.values() if r is not current and not r.consumed), key=lambda r: r.key)
+        self._fill_ranges([current, *later])
+
+    def _fill_ranges(self, ranges: list[_Range]) -> None:
+        """Take in what workers have read, and start the windows of `ranges`, in order: all of the first one's
+        (it is waited on), then the others' while there is room."""
         for item in self._ranges.values():
             self._expand(item)
-        later = sorted((r for r in self._ranges.values() if r is not current and not r.consumed), key=lambda r: r.key)
-        ranges = [current, *later]
         for n, item in enumerate(ranges):
             if len(self._in_flight) >= self.concurrency or (n and self._full()):
                 return
@@ -178,9 +193,16 @@ class WindowedFetch:
                     assert item.plan is not None
                     future = self._submit(item.plan, entry)
                     item.items[i] = future
-                    self._in_flight[future] = entry.pages * self._largest_page
+                    self._in_flight[future] = self._reservation(entry)
                     self._reserved += self._in_flight[future]
                 waited_on = waited_on and isinstance(entry, Chunk)
+
+    def _reservation(self, window: Window) -> int:
+        """The bytes a window being read may bring: its page budget at the largest page seen, but no more than a
+        worker's share of the budget (a window's page budget was sized to that share at its own range's page size,
+        so a range of small pages has a large page count) and no less than two of the largest pages."""
+        share = max(BUFFERED_BYTES // self.concurrency, 2 * self._largest_page)
+        return min(window.pages * self._largest_page, share)
 
     def _full(self) -> bool:
         return self._buffered + self._reserved >= BUFFERED_BYTES
@@ -210,6 +232,11 @@ class WindowedFetch:
 
     def fetch(self, plan: Plan, window: Window) -> Chunk:
         """Up to `window.pages` pages of a window (in a worker thread), and the windows that cover the rest."""
+        probe = None
+        if window.pages == 1 and not window.next_url and plan.newest is not None:
+            # The range's first window: its newest record is asked for beside its first page, one round trip for
+            # both (wasted only when the range fits on one page).
+            probe = _Probe(plan.newest, Window(window.start, window.end))
         page = plan.following(window.next_url) if window.next_url else plan.first(window)
         pages = [page]
         budget = max(2, BUFFERED_BYTES // (self.concurrency * max(len(page.body), 1)))
@@ -223,7 +250,7 @@ class WindowedFetch:
             return cursor
         first, last = parse_datetime(pages[0].first), parse_datetime(page.last)
         end, tail = window.end, []
-        if window.pages == 1 and (newest := plan.newest(Window(last, end))):
+        if probe is not None and (newest := probe.result()):
             # The range's first window: split only up to its newest record (a metric may have none for months),
             # and read what comes after it (records arriving during the run, or dated later) by itself.
             stop = parse_datetime(newest).replace(microsecond=0) + datetime.timedelta(seconds=1)
@@ -256,3 +283,26 @@ def split(start: datetime.datetime, end: datetime.datetime, parts: int, pages: i
     seconds = math.ceil((end - start).total_seconds())
     bounds = sorted({start + datetime.timedelta(seconds=seconds * i // parts) for i in range(parts)} | {end})
     return [Window(a, b, pages=pages) for a, b in itertools.pairwise(bounds)]
+
+
+class _Probe(threading.Thread):
+    """A range's newest record's time, asked for in a thread of its own while the worker reads the first page."""
+
+    def __init__(self, newest: Callable[[Window], str | None], window: Window) -> None:
+        super().__init__(name="klaviyo-newest", daemon=True)
+        self.newest, self.window = newest, window
+        self.value: str | None = None
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.value = self.newest(self.window)
+        except BaseException as error:  # handed to the worker that waits for it
+            self.error = error
+
+    def result(self) -> str | None:
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return self.value

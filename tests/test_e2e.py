@@ -57,8 +57,13 @@ def test_full_sync_returns_every_record_once_and_intact(account, fake, config):
 def test_full_sync_is_exact_when_events_pages_are_capped_at_200(account):
     with FakeKlaviyo(account, api_key=API_KEY, page_size_max={"events": 200}) as fake:
         result = run_tap({"api_key": API_KEY, "api_url": fake.url})
-        # One refusal of page[size]=1000, then every events page at 200.
-        assert_full_sync_exact(account, fake, result, refused=1)
+        # The event streams start together: each first page may be refused at page[size]=1000 (at most one each),
+        # then every events page is read at 200.
+        refused = [r for r in fake.requests if r.status == 400]
+        assert 1 <= len(refused) <= len(EVENT_METRICS)
+        assert {(r.path, r.query["page[size]"][0]) for r in refused} == {("/api/events", "1000")}
+        assert_full_sync_exact(account, fake, result, refused=len(refused))
+        assert result.stderr.count("Klaviyo refused page[size]=1000") == 1, "said once"
         reads = [r for r in fake.requests if r.path == "/api/events" and r.status == 200]
         assert {r.query["page[size]"][0] for r in reads if r.query["sort"] == ["datetime"]} == {"200"}
         # Where a stream's events end is asked with one event, newest first.
@@ -110,10 +115,14 @@ def test_event_streams_are_filtered_on_the_server_by_metric(account, fake, confi
     result = run_tap(config)
     assert result.returncode == 0, result.stderr
     event_requests = [r for r in fake.requests if r.path == "/api/events" and "page[cursor]" not in r.query]
-    filters = sorted(r.query["filter"][0] for r in event_requests)
     expected = sorted(f"equals(metric_id,'{klaviyo_metric(account, m)['id']}')" for m in EVENT_METRICS.values())
-    assert filters == expected
-    assert all(r.query["sort"] == ["datetime"] for r in event_requests)
+    # Each stream's first page, oldest first, and beside it one request for its newest event.
+    first_pages = [r for r in event_requests if r.query["sort"] == ["datetime"]]
+    newest = [r for r in event_requests if r.query["sort"] == ["-datetime"]]
+    assert sorted(r.query["filter"][0] for r in first_pages) == expected
+    assert sorted(r.query["filter"][0] for r in newest) == expected
+    assert all(r.query["page[size]"] == ["1"] for r in newest)
+    assert len(first_pages) + len(newest) == len(event_requests)
 
 
 def test_a_missing_metric_is_a_warning_and_an_empty_stream():

@@ -24,7 +24,8 @@ from tests.kit import (
 
 
 def event_requests(fake: FakeKlaviyo) -> list:
-    return [r for r in fake.requests if r.path == "/api/events"]
+    """Requests for pages of events, oldest first (not those for a stream's newest event, sent beside them)."""
+    return [r for r in fake.requests if r.path.rstrip("/") == "/api/events" and r.query.get("sort") != ["-datetime"]]
 
 
 def test_a_rerun_from_the_final_state_fetches_next_to_nothing(account, fake, config):

@@ -184,10 +184,11 @@ def read_output(root: Path) -> dict[str, list[dict[str, Any]]]:
 
 
 def events_since(fake: FakeKlaviyo) -> dict[str, list[str]]:
-    """The `greater-or-equal(datetime, ...)` bound of each /api/events request, by metric id."""
+    """The `greater-or-equal(datetime, ...)` bound of each request for a page of events, by metric id (not those
+    for a stream's newest event, sent beside its first page)."""
     out: dict[str, list[str]] = {}
     for r in fake.requests:
-        if r.path != "/api/events":
+        if r.path != "/api/events" or r.query.get("sort") == ["-datetime"]:
             continue
         text = " ".join(r.query.get("filter", []))
         metric = re.search(r"equals\(metric_id,\s*['\"]?([^'\")]+)", text)
