@@ -188,20 +188,24 @@ class WindowedFetch:
                 if len(self._in_flight) >= self.concurrency:
                     return
                 if isinstance(entry, Window):
-                    if self._full() and not waited_on:
+                    reservation = self._reservation(entry)
+                    if not waited_on and self._buffered + self._reserved + reservation > BUFFERED_BYTES:
                         return
                     assert item.plan is not None
                     future = self._submit(item.plan, entry)
                     item.items[i] = future
-                    self._in_flight[future] = self._reservation(entry)
-                    self._reserved += self._in_flight[future]
+                    self._in_flight[future] = reservation
+                    self._reserved += reservation
                 waited_on = waited_on and isinstance(entry, Chunk)
 
     def _reservation(self, window: Window) -> int:
         """The bytes a window being read may bring: its page budget at the largest page seen, but no more than a
         worker's share of the budget (a window's page budget was sized to that share at its own range's page size,
-        so a range of small pages has a large page count) and no less than two of the largest pages."""
+        so a range of small pages has a large page count) and no less than two of the largest pages. Before any
+        page is read, a worker's share."""
         share = max(BUFFERED_BYTES // self.concurrency, 2 * self._largest_page)
+        if not self._largest_page:
+            return share
         return min(window.pages * self._largest_page, share)
 
     def _full(self) -> bool:
