@@ -4,10 +4,14 @@ Two failures are kept apart. A body that is not JSON (cut short on the way, or a
 `Unreadable`: the client asks again. A body that is JSON but not the document the spec describes is
 `NotAsSpecified`: asking again would bring the same, so it is reported, saying where in the body.
 
-A page read through time windows is described once, here, for both of its readers. The windows' workers skim it
-for what they plan on (`skimmer`: how many resources, the first and last times, the next cursor) and keep its
-bytes; the main thread decodes it into dicts (`page_rows`), or, for an /api/events page, into records typed by
-the schema (`event_records`, checked in C while decoding), falling back to dicts for a page whose events break it.
+A page read through time windows is described once, here, for both of its readers. The windows' workers decode
+what they plan on (how many resources, the first and last times, the next cursor) and keep its bytes: they skim
+most pages (`skimmer`), and decode an /api/events page whole, once, into records typed by the schema
+(`event_page`, checked in C while decoding) while its bytes are fresh in the cache. The main thread decodes the
+bytes of other pages into dicts (`page_rows`), as it does for an events page whose events break the schema.
+
+Decoded structs are left untracked by the garbage collector (`gc=False`; they cannot form cycles): a page makes
+thousands, and tracked ones set off collections over the whole heap, which cost more than the decoding.
 """
 
 from __future__ import annotations
@@ -57,20 +61,31 @@ def decode_document(body: bytes) -> dict[str, Any]:
     return document
 
 
-class _Links(msgspec.Struct):
+class _Links(msgspec.Struct, gc=False):
     next: str | None = None
+
+
+# What a decoded event record holds beyond its page's bytes (a struct, its strings), for the read-ahead budget.
+RECORD_BYTES = 512
 
 
 @dataclass
 class RawPage:
     """A page as received, and what the windows plan on: how many resources it holds, its first and last
-    resources' times (None where that is not a date-time), and its next page."""
+    resources' times (None where that is not a date-time), and its next page; for an /api/events page, its events
+    decoded (None: read from `body` record by record)."""
 
     body: bytes
     count: int
     first: str | None
     last: str | None
     next_url: str | None
+    records: list[EventRecord] | None = None
+
+    @property
+    def size(self) -> int:
+        """The memory the page holds while it waits to be emitted."""
+        return len(self.body) + (len(self.records) * RECORD_BYTES if self.records else 0)
 
 
 @functools.cache
@@ -78,10 +93,10 @@ def skimmer(field: str | None) -> Callable[[bytes], RawPage]:
     """A decoder that checks a whole page body but decodes only what the windows plan on, the resources' `field`
     among it (None: no times, for pages read by cursor only). Loose where the schema check is not: an odd value
     reaches that check, not an error here."""
-    attributes = msgspec.defstruct("_SkimAttributes", [(field, Any, None)] if field else [])
-    resource = msgspec.defstruct("_SkimResource", [("attributes", attributes | None, None)])
+    attributes = msgspec.defstruct("_SkimAttributes", [(field, Any, None)] if field else [], gc=False)
+    resource = msgspec.defstruct("_SkimResource", [("attributes", attributes | None, None)], gc=False)
     decoder = msgspec.json.Decoder(
-        msgspec.defstruct("_SkimPage", [("data", list[resource]), ("links", _Links | None, None)])
+        msgspec.defstruct("_SkimPage", [("data", list[resource]), ("links", _Links | None, None)], gc=False)
     )
 
     def time_of(resource: Any) -> str | None:
@@ -118,36 +133,38 @@ skim_cursor = skimmer(None)
 _DATETIME = Annotated[str, msgspec.Meta(pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)$")]
 
 
-class _Related(msgspec.Struct):
+class _Related(msgspec.Struct, gc=False):
     id: str | None = None
 
 
-class _ToOne(msgspec.Struct):
+class _ToOne(msgspec.Struct, gc=False):
     data: _Related | None = None
 
 
-class _Relationships(msgspec.Struct):
+class _Relationships(msgspec.Struct, gc=False):
     profile: _ToOne | None = None
     metric: _ToOne | None = None
 
 
-class _Attributes(msgspec.Struct):
+class _Attributes(msgspec.Struct, gc=False):
     timestamp: int | None = None
     event_properties: msgspec.Raw = msgspec.Raw(b"null")
     datetime: _DATETIME | None = None
     uuid: str | None = None
 
 
-class _Event(msgspec.Struct):
+class _Event(msgspec.Struct, gc=False):
     id: str
     attributes: _Attributes = msgspec.field(default_factory=_Attributes)
     relationships: _Relationships | None = None
 
 
-_typed_page = msgspec.json.Decoder(msgspec.defstruct("_TypedPage", [("data", list[_Event])]))
+_typed_page = msgspec.json.Decoder(
+    msgspec.defstruct("_TypedPage", [("data", list[_Event]), ("links", _Links | None, None)], gc=False)
+)
 
 
-class EventRecord(msgspec.Struct):
+class EventRecord(msgspec.Struct, gc=False):
     """An event as the tap emits it: the `email_events` schema's fields, in its order."""
 
     id: str
@@ -168,36 +185,56 @@ class AccountEventRecord(EventRecord):
 _OBJECT_OR_NULL = (ord("{"), ord("n"))
 
 
-def event_records(
-    body: bytes, before: datetime.datetime | None = None, account_id: str | None = None
-) -> list[EventRecord]:
-    """A page's events as records typed by the schema, `event_properties` kept as the raw JSON Klaviyo sent;
-    with `before`, only those dated before it; with `account_id`, each carrying it. Raises NotInSchema if any
-    event breaks the schema."""
+def event_page(body: bytes) -> RawPage:
+    """An /api/events page with its events as records typed by the schema, `event_properties` kept as the raw JSON
+    Klaviyo sent; a page whose events break the schema is skimmed instead, for a record-by-record check."""
     try:
-        events = _typed_page.decode(body).data
-    except msgspec.ValidationError as error:
-        raise NotInSchema(str(error)) from None
-    records = []
-    append = records.append
-    for event in events:
-        attributes = event.attributes
-        if memoryview(attributes.event_properties)[0] not in _OBJECT_OR_NULL:
-            raise NotInSchema("event_properties is not an object")
-        if before is not None and attributes.datetime is not None and parse_datetime(attributes.datetime) >= before:
-            continue
-        relationships = event.relationships
-        profile = metric = None
-        if relationships is not None:
-            if relationships.profile is not None and relationships.profile.data is not None:
-                profile = relationships.profile.data.id
-            if relationships.metric is not None and relationships.metric.data is not None:
-                metric = relationships.metric.data.id
-        fields = (event.id, attributes.timestamp, attributes.event_properties, attributes.datetime, attributes.uuid)
-        if account_id is None:
-            append(EventRecord(*fields, profile, metric))
-        else:
-            append(AccountEventRecord(*fields, profile, metric, account_id))
+        page = _typed_page.decode(body)
+        records = [_record(event) for event in page.data]
+    except (msgspec.ValidationError, NotInSchema):
+        return skim(body)
+    except msgspec.DecodeError as error:
+        raise Unreadable(str(error)) from None
+    return RawPage(
+        body,
+        len(records),
+        records[0].datetime if records else None,
+        records[-1].datetime if records else None,
+        page.links.next if page.links else None,
+        records,
+    )
+
+
+def _record(event: _Event) -> EventRecord:
+    attributes = event.attributes
+    if memoryview(attributes.event_properties)[0] not in _OBJECT_OR_NULL:
+        raise NotInSchema("event_properties is not an object")
+    relationships = event.relationships
+    profile = metric = None
+    if relationships is not None:
+        if relationships.profile is not None and relationships.profile.data is not None:
+            profile = relationships.profile.data.id
+        if relationships.metric is not None and relationships.metric.data is not None:
+            metric = relationships.metric.data.id
+    return EventRecord(
+        event.id,
+        attributes.timestamp,
+        attributes.event_properties,
+        attributes.datetime,
+        attributes.uuid,
+        profile,
+        metric,
+    )
+
+
+def emitted_events(
+    records: list[EventRecord], before: datetime.datetime | None = None, account_id: str | None = None
+) -> list[EventRecord]:
+    """Of a page's records, those dated before `before` (all without it), each carrying `account_id` if given."""
+    if before is not None:
+        records = [r for r in records if r.datetime is None or parse_datetime(r.datetime) < before]
+    if account_id is not None:
+        records = [AccountEventRecord(*msgspec.structs.astuple(r), account_id) for r in records]
     return records
 
 

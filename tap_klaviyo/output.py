@@ -14,7 +14,7 @@ from singer_sdk.contrib.msgspec import MsgSpecWriter, encoder
 from singer_sdk.singerlib import Message, RecordMessage
 
 
-class _RecordMessage(msgspec.Struct, tag_field="type", tag="RECORD", omit_defaults=True):
+class _RecordMessage(msgspec.Struct, tag_field="type", tag="RECORD", omit_defaults=True, gc=False):
     # The fields and order of the SDK's RECORD message.
     stream: str
     record: Any

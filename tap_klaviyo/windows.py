@@ -5,8 +5,8 @@ A stream's range starts as one window. A window's worker reads up to a few pages
 goes on, the worker splits the rest of the range, from its last page's last timestamp, into windows sized by the
 density it saw, each read by a worker of its own. The calling (main) thread consumes windows strictly in time
 order while the pool reads the next ones, and the next streams' windows once this stream's last ones leave
-workers idle. Workers keep page bodies as bytes and only skim them (`codec.skim`: the cursor and the first and
-last timestamps): the main thread decodes each page as it emits it, so memory holds raw pages, not millions of
+workers idle. Workers decode what they plan on (`codec`: the cursor and the first and last timestamps) and
+keep the pages read ahead within a budget of bytes, so memory holds a bounded number of pages, not millions of
 parsed records. A range that cannot be split by time (one second holding more than a page, or records dated
 after the sync started) is read by cursor.
 """
@@ -53,7 +53,7 @@ class Chunk:
 
     @property
     def size(self) -> int:
-        return sum(len(page.body) for page in self.pages)
+        return sum(page.size for page in self.pages)
 
 
 @dataclass(frozen=True)
@@ -227,7 +227,7 @@ class WindowedFetch:
                 if entry.exception() is None:
                     chunk = entry.result()
                     self._buffered += chunk.size
-                    self._largest_page = max(self._largest_page, *(len(page.body) for page in chunk.pages))
+                    self._largest_page = max(self._largest_page, *(page.size for page in chunk.pages))
                     expanded.append(chunk)
                     expanded.extend(chunk.then)
                     continue
@@ -243,7 +243,7 @@ class WindowedFetch:
             probe = _Probe(plan.newest, Window(window.start, window.end))
         page = plan.following(window.next_url) if window.next_url else plan.first(window)
         pages = [page]
-        budget = max(2, BUFFERED_BYTES // (self.concurrency * max(len(page.body), 1)))
+        budget = max(2, BUFFERED_BYTES // (self.concurrency * max(page.size, 1)))
         while page.next_url and len(pages) < window.pages and not self._closed:
             page = plan.following(page.next_url)
             pages.append(page)

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_klaviyo.client import KlaviyoClient
-from tap_klaviyo.codec import NotInSchema, RawPage, event_records
+from tap_klaviyo.codec import RawPage, emitted_events, event_page
 from tap_klaviyo.records import Resource
 from tap_klaviyo.sdk import PageSyncStream
 from tap_klaviyo.streams.base import StreamRow
@@ -41,6 +41,7 @@ class EventStream(PageSyncStream, WindowedStream):
     def __init__(self, tap: Tap, client: KlaviyoClient, row: StreamRow, run: Run) -> None:
         super().__init__(tap, client, row, run)
         assert row.metric, f"{row.name} names its metric"
+        self.skim = event_page
         self.directory = run.directory
         if self.fetcher is not None:
             self.fetcher.add(self.name, self.plan)
@@ -142,22 +143,21 @@ class EventStream(PageSyncStream, WindowedStream):
     def record_pages(self) -> Iterator[tuple[Sequence[Any], Sequence[Any]]]:
         progress = self.progress(None)
         for page, before in self.pages(None):
-            records, datetimes = self.page_records(page.body, before)
+            records, datetimes = self.page_records(page, before)
             if records:
                 self.count_new(datetimes)
                 progress.add(len(records), next((d for d in reversed(datetimes) if d), None))
                 yield records, datetimes
         progress.done()
 
-    def page_records(self, body: bytes, before: datetime.datetime | None) -> tuple[list[Any], list[Any]]:
+    def page_records(self, page: RawPage, before: datetime.datetime | None) -> tuple[list[Any], list[Any]]:
         """A page's records, typed as the schema says, and their datetimes. A page that breaks the schema is
         checked record by record, as the SDK's path would (warn once, or stop with `validate_records`)."""
-        try:
-            records = event_records(body, before, self.account_id)
+        if page.records is not None:
+            records = emitted_events(page.records, before, self.account_id)
             return records, [record.datetime for record in records]
-        except NotInSchema:
-            rows = [self.post_process(row) for row in self.rows(body, before)]
-            return rows, [_datetime_of(row) for row in rows]
+        rows = [self.post_process(row) for row in self.rows(page.body, before)]
+        return rows, [_datetime_of(row) for row in rows]
 
 
 def _datetime_of(row: dict[str, Any]) -> str | None:
