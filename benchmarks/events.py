@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime
 import io
 import json
@@ -111,6 +112,8 @@ class Expected:
     previous: dict[str, set[str]] = field(default_factory=dict)
     entities_all: bool = True
     metric_ids: dict[str, str] = field(default_factory=dict)  # event stream -> the Klaviyo metric it reads
+    # A run from a state: each event stream's bookmark in it; an old event sent again must be of that instant.
+    bookmarks: dict[str, datetime.datetime] = field(default_factory=dict)
 
     @property
     def events(self) -> int:
@@ -619,7 +622,7 @@ def check_output(path: Path, expected: Expected, *, complete: bool) -> Checked:
     entities: dict[str, set[tuple[str, ...]]] = {stream: set() for stream in expected.entities}
     out = Checked()
     problems = out.problems
-    counts = dict.fromkeys(("duplicate", "unknown", "out of order", "no datetime", "unexpected stream"), 0)
+    counts = dict.fromkeys(("duplicate", "unknown", "re-sent", "out of order", "no datetime", "unexpected stream"), 0)
     unreadable: int | None = None  # a bad line is only forgiven as the last one of a stopped run
 
     def problem(kind: str, text: str) -> None:
@@ -663,6 +666,13 @@ def check_output(path: Path, expected: Expected, *, complete: bool) -> Checked:
             elif record.id not in expected.ids[stream]:
                 if record.id in expected.previous.get(stream, ()):
                     out.resent += 1
+                    mark = expected.bookmarks.get(stream)
+                    if mark is not None and record.datetime and parse_datetime(record.datetime) != mark:
+                        problem(
+                            "re-sent",
+                            f"{stream}: old event {record.id} at {record.datetime} re-sent, its bookmark is {mark} "
+                            f"(line {number})",
+                        )
                 else:
                     problem("unknown", f"{stream}: event {record.id} is not one of the fake's (line {number})")
             check.seen.add(record.id)
@@ -797,11 +807,11 @@ def fmt(value: float | None, spec: str) -> str:
 
 def round_ratios(variant: Variant, yardstick: Variant) -> list[float]:
     """Per round (runs are interleaved, so the i-th runs of two variants ran side by side in time): the variant's
-    events per CPU-second over the yardstick's."""
+    events per CPU-second over the yardstick's; rounds where either was not exact are left out."""
     return [
         a / b
         for run, other in zip(variant.runs, yardstick.runs, strict=False)
-        if (a := run.events_per_cpu_second) and (b := other.events_per_cpu_second)
+        if run.exact and other.exact and (a := run.events_per_cpu_second) and (b := other.events_per_cpu_second)
     ]
 
 
@@ -837,8 +847,12 @@ def print_table(
         if resent:
             row.append(fmt(v.median(lambda r: r.resent), "{:,.0f}"))
         row += [
-            fmt(base_wall / wall if wall and base_wall and not capped and v is not base else None, "{:.2f}x"),
-            fmt(eps / base_eps if eps and base_eps and v is not base else None, "{:.2f}x"),
+            # The reader is a yardstick, not a variant of the tap: no speed-up for it.
+            fmt(
+                base_wall / wall if wall and base_wall and not capped and not (v is base or v.reader) else None,
+                "{:.2f}x",
+            ),
+            fmt(eps / base_eps if eps and base_eps and not (v is base or v.reader) else None, "{:.2f}x"),
         ]
         if yardstick:
             ratios = round_ratios(v, yardstick) if v is not yardstick else []
@@ -1011,6 +1025,7 @@ def scenario_incremental(ctx: Context, workdir: Path) -> list[Variant]:
             first = measure(args, full, None, workdir, full_expected, fake)
         if first.state is None:
             raise BenchmarkError("the full run sent no STATE message: no incremental run to make")
+        expected = dataclasses.replace(next_expected, bookmarks=event_bookmarks(first.state))
         for variant in variants:
             with running_fake(
                 args,
@@ -1021,11 +1036,21 @@ def scenario_incremental(ctx: Context, workdir: Path) -> list[Variant]:
                 rate_limits=True,
                 new_events=new,
             ) as fake:
-                measure(args, variant, None, workdir, next_expected, fake, state=first.state)
+                measure(args, variant, None, workdir, expected, fake, state=first.state)
     print_table(f"incremental (from a full run's state, {new:,} new events per metric, {latency_text(args)})", variants)
     wall = full.median(lambda r: r.wall)
     print(f"  the full runs before them: median wall {fmt(wall, '{:.2f}')} s; re-sent: old events sent again")
     return [full, *variants]
+
+
+def event_bookmarks(state: bytes) -> dict[str, datetime.datetime]:
+    """Each event stream's bookmark in a STATE value (those it has)."""
+    bookmarks = json.loads(state).get("bookmarks", {})
+    return {
+        stream: parse_datetime(value)
+        for stream in EVENT_STREAMS
+        if isinstance(value := bookmarks.get(stream, {}).get("replication_key_value"), str)
+    }
 
 
 SCENARIOS = {
@@ -1157,7 +1182,11 @@ def run(args: argparse.Namespace) -> bool:
         exact = True
         for name in args.scenarios:
             variants = SCENARIOS[name](ctx, workdir)
-            exact &= all(r.exact for v in variants for r in v.runs)
+            # The tap's data decides the exit status; a failed yardstick run is reported and left out of the ratios.
+            exact &= all(r.exact for v in variants if not v.reader for r in v.runs)
+            for v in variants:
+                if v.reader and (failed := sum(not r.exact for r in v.runs)):
+                    print(f"  note: the reference reader failed in {failed} round(s), left out of the ratios")
     return exact
 
 

@@ -6,7 +6,8 @@ following ``links.next`` with a ``requests`` session, decodes each body with ``j
 to stdout with ``json.dumps`` and a newline. Nothing else: no schema, no typing, no state, no concurrency.
 
 Its summary goes to stderr as one JSON line: ``{"requests": N, "events": {metric_id: count, ...}}``. A non-200
-answer stops it with exit status 1.
+answer stops it with exit status 1; a timeout or dropped connection is retried twice (a loaded machine can stall
+the fake), as the tap would.
 """
 
 from __future__ import annotations
@@ -47,8 +48,15 @@ def main(argv: list[str] | None = None) -> int:
             }
             counts[metric] = 0
             while url:
-                response = session.get(url, params=params, timeout=60)
-                sent += 1
+                for attempt in range(3):
+                    sent += 1
+                    try:
+                        response = session.get(url, params=params, timeout=120)
+                        break
+                    except (requests.ConnectionError, requests.Timeout) as exc:
+                        print(f"GET {url}: {exc!r}; attempt {attempt + 1} of 3", file=sys.stderr)
+                        if attempt == 2:
+                            raise
                 if response.status_code != 200:
                     print(f"GET {response.url}: {response.status_code} {response.text[:300]}", file=sys.stderr)
                     return 1
