@@ -890,7 +890,9 @@ def tap_variants(ctx: Context, cap: float | None = None) -> list[Variant]:
     default = setting.get("default") if setting else None
     variants = [Variant(f"concurrency {default} (default)" if default is not None else "default", {})]
     if ctx.args.tap:
-        variants.append(Variant("--tap (default settings)", {}, tap=ctx.args.tap, baseline=True))
+        path = ctx.args.tap
+        where = path.parents[2] if len(path.parents) > 2 and path.parent.parent.name == ".venv" else path
+        variants.append(Variant(f"--tap {where} (default settings)", {}, tap=path, baseline=True))
     if setting is not None:
         variants.append(Variant("concurrency 1", {"concurrency": 1}, cap=cap, baseline=not ctx.args.tap))
     return variants
