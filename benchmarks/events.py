@@ -820,7 +820,8 @@ def print_table(
 ) -> None:
     """One row per variant (medians), with ratios to the same-run baseline (and to the reference reader)."""
     base = next((v for v in variants if v.baseline and v.runs), None)
-    base_wall = base.median(lambda r: r.wall) if base else None
+    # A baseline stopped at the cap has no wall time to compare with.
+    base_wall = base.median(lambda r: r.wall) if base and not any(r.capped for r in base.runs) else None
     base_eps = base.median(lambda r: r.events_per_cpu_second) if base else None
     resent = any(r.resent is not None for v in variants for r in v.runs)
     headers = ["variant", "wall s", "events", "tap CPU s", "events/CPU-s", "requests", "429s", "peak RSS MB", "exact"]
