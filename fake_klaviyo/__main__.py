@@ -26,6 +26,21 @@ def main(argv: list[str] | None = None) -> None:
         help="how many profiles (default: those the events name and a quarter more; about 13 s and 0.3 GB a million)",
     )
     p.add_argument("--latency", type=float, default=0.0, help="seconds slept per request")
+    p.add_argument(
+        "--latency-jitter",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="each request sleeps the latency plus a uniform draw in [-S, +S], never below 0",
+    )
+    p.add_argument(
+        "--new-events",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N more events per email metric, dated in the day after the rest (for an incremental run after a "
+        "full one against the same seed without them)",
+    )
     p.add_argument("--rate-limits", action="store_true", help="enforce the spec's per-endpoint limits")
     p.add_argument("--fault-rate", type=float, default=0.0, help="share of requests given a random fault")
     p.add_argument(
@@ -47,17 +62,22 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     if args.events_page_size_max is not None and args.events_page_size_max < 1:
         p.error("--events-page-size-max must be at least 1")
+    if args.latency < 0 or args.latency_jitter < 0 or args.new_events < 0:
+        p.error("--latency, --latency-jitter and --new-events must not be negative")
     if args.metrics_page_size < 1:
         p.error("--metrics-page-size must be at least 1")
 
     try:
-        account = generate_account(args.seed, events_per_metric=args.events_per_metric, profiles=args.profiles)
+        account = generate_account(
+            args.seed, events_per_metric=args.events_per_metric, new_events=args.new_events, profiles=args.profiles
+        )
     except ValueError as e:
         p.error(str(e))
     fake = FakeKlaviyo(
         account,
         api_key=args.api_key,
         latency=args.latency,
+        latency_jitter=args.latency_jitter,
         rate_limits=args.rate_limits,
         faults=Faults(args.fault_rate) if args.fault_rate else None,
         page_size_max={"events": args.events_page_size_max} if args.events_page_size_max else None,

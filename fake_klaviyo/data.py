@@ -171,6 +171,7 @@ def generate_account(
     events_per_metric: int = 300,
     other_events_per_metric: int = 40,
     future_events: int = 0,
+    new_events: int = 0,
     missing_metrics: tuple[str, ...] = (),
     email_share: float = 0.7,
     profiles: int | None = None,
@@ -182,6 +183,11 @@ def generate_account(
     API at the default 40). ``events_per_metric`` events for each built-in email metric,
     ``other_events_per_metric`` for every other metric (decoys, API ones and pinned ones included), plus
     ``future_events`` dated after the real current time on the email metrics.
+
+    ``new_events``: as many more events per email metric, dated in the day after the generator's now (after every
+    other event, and before the real current time): the same account plus events that arrived since, for an
+    incremental run after a full one. Everything else is as without them, but the ``last_event_date`` of the
+    profiles they name.
 
     ``profiles``: how many profiles, at least those the events name (by default those and a quarter as many
     without events, 30 at least); ``large_list`` of them are members of the first list (by default 60%).
@@ -223,6 +229,8 @@ def generate_account(
         email_sources,
         pinned,
         pinned_rng,
+        new_events,
+        random.Random(f"new events {seed}"),
     )
     account_res = account_resource(rng, ids)
     # Messages come last, from a generator of their own, so that each seed's other data is what it was before

@@ -19,6 +19,8 @@ from .spec import Resource
 # event's generation index, so ids are unique without a set and sort like (time, id).
 _MASK54 = (1 << 54) - 1
 _MULT = 0x9E3779B97F4A7C15 & _MASK54 | 1
+# Where `new` events lie: the day after GENERATOR_NOW, after every other event but the future ones.
+NEW_EVENTS_SPAN = 86400
 
 
 class EventView(LazyResources):
@@ -179,9 +181,13 @@ def generate_events(
     email_sources: list[tuple[str, str, str | None]],
     pinned: list[tuple[int, int]],
     pinned_rng: random.Random,
+    new: int = 0,
+    new_rng: random.Random | None = None,
 ) -> EventStore:
     """Events per ``plan`` ((metric index, count) pairs) and ``future`` ones, then the ``pinned`` metrics' events
-    from ``pinned_rng``; the profiles are as many as ``plan`` and ``future`` call for, whatever ``pinned`` adds."""
+    from ``pinned_rng``, then ``new`` events per email metric from ``new_rng``, dated in the ``NEW_EVENTS_SPAN``
+    after the others (which lie before ``GENERATOR_NOW``); the profiles are as many as ``plan`` and ``future``
+    call for, whatever ``pinned`` and ``new`` add."""
     total = sum(c for _, c in plan) + future
     n_profiles = max(20, min(50_000, total // 8))
     profile_ids = [
@@ -209,11 +215,11 @@ def generate_events(
         sub.append((int(rand() * 1000) << 54) | ((((i + off) * _MULT) & _MASK54) ^ xmask))
         i += 1
 
-    def spread(counts: list[tuple[int, int]]) -> None:
+    def spread(counts: list[tuple[int, int]], first: int = start, last: int = end) -> None:
         for m, count in counts:
             left = count
             while left > 0:
-                t = start + randrange(end - start)
+                t = first + randrange(last - first)
                 # Bursts of 3-10 events in the same second test page and bookmark boundaries.
                 k = 1 if rand() < 0.55 else min(left, 3 + randrange(8))
                 for _ in range(k):
@@ -229,6 +235,11 @@ def generate_events(
     # up when called), so that the events above are the same with or without them.
     rand, randrange = pinned_rng.random, pinned_rng.randrange
     spread(pinned)
+    # Events that arrived after the rest of the account was read (an incremental run's new data), from a generator
+    # of their own for the same reason: the account without them is the same account.
+    if new and new_rng is not None:
+        rand, randrange = new_rng.random, new_rng.randrange
+        spread([(m, new) for m in email_idx], end, end + NEW_EVENTS_SPAN)
 
     keys = [(t << 64) | s for t, s in zip(ts, sub, strict=True)]
     order = sorted(range(len(keys)), key=keys.__getitem__)

@@ -6,6 +6,7 @@ limits), access (path, key, revision, scopes), query (the query string), selecti
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from collections import Counter
@@ -37,6 +38,8 @@ class FakeKlaviyo:
     to ``(burst_per_second, steady_per_minute)`` overriding the spec for those endpoints; a request asking for an
     additional field with lower limits counts against "<endpoint>+<field>" ("profiles+predictive_analytics").
     ``page_size_max``: per-endpoint maximum ``page[size]`` overrides, e.g. ``{"events": 200}``.
+    ``latency_jitter``: each request sleeps ``latency`` plus a uniform draw in [-jitter, +jitter] (never below 0),
+    drawn from a generator seeded with the account's seed.
     Each event is JSON-encoded once, when first served (:meth:`encode_events` does them all up
     front), and ``/api/events`` pages are spliced from those bytes unless they ask for sparse
     fieldsets or includes.
@@ -48,6 +51,7 @@ class FakeKlaviyo:
         *,
         api_key: str = "pk_test_123",
         latency: float = 0.0,
+        latency_jitter: float = 0.0,
         rate_limits: bool | Mapping[str, tuple[int, int]] = False,
         faults: Faults | None = None,
         scopes: Iterable[str] | None = None,
@@ -58,7 +62,11 @@ class FakeKlaviyo:
     ) -> None:
         self.account = account if account is not None else generate_account()
         self.api_key = api_key
+        if latency < 0 or latency_jitter < 0:
+            raise ValueError("latency and latency_jitter must not be negative")
         self.latency = latency
+        self.latency_jitter = latency_jitter
+        self._jitter = random.Random(f"latency jitter {self.account.seed}")
         self.faults = faults
         self.scopes = frozenset(ALL_READ_SCOPES if scopes is None else scopes)
         self.page_size_max = dict(page_size_max or {})
@@ -122,6 +130,14 @@ class FakeKlaviyo:
         """
         return self._documents.encoded_events().encode_all()
 
+    def delay(self) -> float:
+        """Seconds the next request sleeps: the latency, give or take the jitter, never below 0."""
+        if not self.latency_jitter:
+            return self.latency
+        with self._lock:  # one generator for every handler thread
+            jitter = self._jitter.uniform(-self.latency_jitter, self.latency_jitter)
+        return max(0.0, self.latency + jitter)
+
     # --- observation --------------------------------------------------------------------------
 
     @property
@@ -159,8 +175,8 @@ class FakeKlaviyo:
         skip_body(h)
 
         fault = self._faults.draw() if ep is not None and method == "GET" else None
-        if self.latency:
-            time.sleep(self.latency)  # in the handler thread, so concurrent requests overlap
+        if delay := self.delay():
+            time.sleep(delay)  # in the handler thread, so concurrent requests overlap
 
         resp: Response | None = None
         if fault is None or fault == "truncate":
