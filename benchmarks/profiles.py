@@ -30,7 +30,9 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from bisect import bisect_left
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,7 +70,7 @@ loggers:
 """
 # urllib3: `http://host:port "GET /api/profiles?... HTTP/1.1" 200 1234`; cursor pages may use `/api/profiles/?...`.
 REQUEST_LINE = re.compile(
-    rb'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[,.]\d{3}) .*"GET /api/profiles[/?][^"]* HTTP/[\d.]+" (\d{3})\b'
+    rb'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[,.]\d{3}) .*"GET (/api/profiles[/?][^"]*) HTTP/[\d.]+" (\d{3})\b'
 )
 # tap_klaviyo/progress.py: `profiles: 12,300 records, 125 requests, 0 throttled, through ..., 40% of the range,
 # about 30s left, 20s so far`; the summary at the end says `profiles: done: ...` instead.
@@ -329,6 +331,13 @@ class Requests:
     throttled: int = 0
     first: datetime.datetime | None = None
     last: datetime.datetime | None = None
+    # Pages per time window (its `filter`, which Klaviyo's `links.next` URLs carry too), the newest-record probe
+    # (`sort=-updated`) left out: how many pages a worker read one after another.
+    windows: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def longest_window(self) -> int:
+        return max(self.windows.values(), default=0)
 
     @property
     def span(self) -> float:
@@ -348,7 +357,10 @@ def count_requests(lines: Iterator[bytes]) -> Requests | None:
             continue
         moment = datetime.datetime.strptime(match.group(1).decode().replace(".", ","), "%Y-%m-%d %H:%M:%S,%f")
         found.count += 1
-        found.throttled += match.group(2) == b"429"
+        found.throttled += match.group(3) == b"429"
+        query = urllib.parse.parse_qs(urllib.parse.urlsplit(match.group(2).decode()).query)
+        if query.get("sort") != ["-updated"]:
+            found.windows[query.get("filter", [""])[0]] += 1
         found.first = moment if found.first is None else min(found.first, moment)
         found.last = moment if found.last is None else max(found.last, moment)
     return found if found.count else None
@@ -650,6 +662,14 @@ def scenario_latency(ctx: Context, workdir: Path) -> list[Variant]:
     rps, base_rps = default.median(lambda r: r.request_rate), base.median(lambda r: r.request_rate)
     if rps and base_rps:
         print(f"  requests/s against one page at a time: {rps / base_rps:.1f}x")
+    windows = default.median(lambda r: len(r.requests.windows) if r.requests else None)
+    longest = default.median(lambda r: r.requests.longest_window if r.requests else None)
+    if windows and longest:
+        # Pages of one window are read one after another, by cursor: the longest sets a floor under the wall time.
+        print(
+            f"  default run: {windows:.0f} time windows; the longest read {longest:.0f} pages one after another "
+            f"(at least {longest * args.latency:.1f} s at {args.latency} s a request)"
+        )
     return items
 
 
