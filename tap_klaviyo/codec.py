@@ -65,15 +65,16 @@ class _Links(msgspec.Struct, gc=False):
     next: str | None = None
 
 
-# What a decoded event record holds beyond its page's bytes (a struct, its strings), for the read-ahead budget.
-RECORD_BYTES = 512
+# The memory a decoded event record holds besides its `event_properties` (a struct and its strings), for the
+# read-ahead budget.
+RECORD_BYTES = 576
 
 
 @dataclass
 class RawPage:
     """A page as received, and what the windows plan on: how many resources it holds, its first and last
-    resources' times (None where that is not a date-time), and its next page; for an /api/events page, its events
-    decoded (None: read from `body` record by record)."""
+    resources' times (None where that is not a date-time), and its next page. An /api/events page holds its events
+    decoded instead of its bytes (`records`; None: read from `body` record by record), and what they take."""
 
     body: bytes
     count: int
@@ -81,11 +82,12 @@ class RawPage:
     last: str | None
     next_url: str | None
     records: list[EventRecord] | None = None
+    records_bytes: int = 0
 
     @property
     def size(self) -> int:
         """The memory the page holds while it waits to be emitted."""
-        return len(self.body) + (len(self.records) * RECORD_BYTES if self.records else 0)
+        return len(self.body) + self.records_bytes
 
 
 @functools.cache
@@ -187,7 +189,8 @@ _OBJECT_OR_NULL = (ord("{"), ord("n"))
 
 def event_page(body: bytes) -> RawPage:
     """An /api/events page with its events as records typed by the schema, `event_properties` kept as the raw JSON
-    Klaviyo sent; a page whose events break the schema is skimmed instead, for a record-by-record check."""
+    Klaviyo sent (copied out, so the page's bytes are freed); a page whose events break the schema is skimmed
+    instead, for a record-by-record check."""
     try:
         page = _typed_page.decode(body)
         records = [_record(event) for event in page.data]
@@ -196,12 +199,13 @@ def event_page(body: bytes) -> RawPage:
     except msgspec.DecodeError as error:
         raise Unreadable(str(error)) from None
     return RawPage(
-        body,
+        b"",
         len(records),
         records[0].datetime if records else None,
         records[-1].datetime if records else None,
         page.links.next if page.links else None,
         records,
+        sum(len(record.event_properties) for record in records) + RECORD_BYTES * len(records),
     )
 
 
@@ -219,7 +223,7 @@ def _record(event: _Event) -> EventRecord:
     return EventRecord(
         event.id,
         attributes.timestamp,
-        attributes.event_properties,
+        attributes.event_properties.copy(),
         attributes.datetime,
         attributes.uuid,
         profile,

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_klaviyo.client import KlaviyoClient
-from tap_klaviyo.codec import RawPage, emitted_events, event_page
+from tap_klaviyo.codec import RawPage, emitted_events, event_page, skimmer
 from tap_klaviyo.records import Resource
 from tap_klaviyo.sdk import PageSyncStream
 from tap_klaviyo.streams.base import StreamRow
@@ -41,7 +41,6 @@ class EventStream(PageSyncStream, WindowedStream):
     def __init__(self, tap: Tap, client: KlaviyoClient, row: StreamRow, run: Run) -> None:
         super().__init__(tap, client, row, run)
         assert row.metric, f"{row.name} names its metric"
-        self.skim = event_page
         self.directory = run.directory
         if self.fetcher is not None:
             self.fetcher.add(self.name, self.plan)
@@ -109,6 +108,9 @@ class EventStream(PageSyncStream, WindowedStream):
         # Selection first: a deselected stream must not look its metric up.
         if not self.selected or self.metric is None:
             return None
+        # Pages written a page at a time are decoded whole, once, by the worker that reads them; the SDK's record
+        # path decodes their bytes into dicts instead.
+        self.skim = event_page if self.writes_pages() else skimmer(self.time_field)
         return super().plan(context)
 
     def pages(self, context: Context | None) -> Iterator[tuple[RawPage, datetime.datetime | None]]:
