@@ -5,10 +5,10 @@ Two failures are kept apart. A body that is not JSON (cut short on the way, or a
 `NotAsSpecified`: asking again would bring the same, so it is reported, saying where in the body.
 
 A page read through time windows is described once, here, for both of its readers. The windows' workers decode
-what they plan on (how many resources, the first and last times, the next cursor) and keep its bytes: they skim
-most pages (`skimmer`), and decode an /api/events page whole, once, into records typed by the schema
-(`event_page`, checked in C while decoding) while its bytes are fresh in the cache. The main thread decodes the
-bytes of other pages into dicts (`page_rows`), as it does for an events page whose events break the schema.
+what they plan on (how many resources, the first and last times, the next cursor). Most pages they skim
+(`skimmer`) and keep as bytes, which the main thread decodes into dicts (`page_rows`). An /api/events page
+written a page at a time they decode whole, once, into records typed by the schema (`event_page`, checked in C
+while decoding), and keep the records instead of the bytes; a page whose events break the schema is skimmed.
 
 Decoded structs are left untracked by the garbage collector (`gc=False`; they cannot form cycles): a page makes
 thousands, and tracked ones set off collections over the whole heap, which cost more than the decoding.
