@@ -35,6 +35,9 @@ MAX_SPLIT_PER_WORKER = 4
 # A split for idle workers gives each window at least this many pages (by the density seen): every window ends
 # with a partial page, which a window of one page would pay for as much as it saves.
 MIN_IDLE_SPLIT_PAGES = 2
+# A window expected to hold a few pages reads up to this many times as many before it looks again (splits, or goes
+# on by cursor): what it reserves of the read-ahead budget, which a full worker's share would take up in vain.
+CAP_SLACK = 2
 
 
 @dataclass(frozen=True)
@@ -306,6 +309,8 @@ class WindowedFetch:
             pages.append(page)
         if not page.next_url or not page.count:
             return Chunk(pages, [])
+        if window.pages > 1 and (idle := self._split_for_idle(plan, window, pages)) is not None:
+            return idle
         cursor = Chunk(pages, [Window(end=window.end, next_url=page.next_url, pages=budget)])
         if plan.newest is None or not pages[0].first or not page.last:
             return cursor
@@ -327,7 +332,7 @@ class WindowedFetch:
             # A window that outgrew its budget by less than a budget goes on by cursor: every window it were
             # split into would cost a partial last page, and the other windows keep the workers busy (when they
             # stop doing so, it splits for them).
-            return cursor
+            return Chunk(pages, [Window(end=window.end, next_url=page.next_url, pages=_cap(expected_pages, budget))])
         # Aim each window just under a worker's budget: every window ends with a partial page, so fewer, fuller
         # windows cost fewer requests. The range's first window (one page) also spreads the range over every
         # worker at once.
@@ -335,7 +340,8 @@ class WindowedFetch:
         if window.pages == 1:
             parts = max(parts, min(expected_pages, self.concurrency))
         parts = max(1, min(math.ceil(parts), MAX_SPLIT_PER_WORKER * self.concurrency))
-        return Chunk(pages, [*split(last, end, parts, pages=budget), *tail], before=last)
+        windows = split(last, end, parts, pages=_cap(expected_pages / parts, budget))
+        return Chunk(pages, [*windows, *tail], before=last)
 
     def _split_for_idle(self, plan: Plan, window: Window, pages: list[RawPage]) -> Chunk | None:
         """The pages read so far and the rest of the window split among this worker and idle ones, if workers are
@@ -349,16 +355,20 @@ class WindowedFetch:
         first, last = parse_datetime(pages[0].first), parse_datetime(page.last)
         if last <= first or last >= end:
             return None
+        left = _pages_left(window, pages, first, last, end)
         # Whole seconds apart (`split`): a window shorter than that many seconds cannot make that many parts.
-        most = min(
-            math.floor(_pages_left(window, pages, first, last, end) / MIN_IDLE_SPLIT_PAGES),
-            math.ceil((end - last).total_seconds()),
-        )
+        most = min(math.floor(left / MIN_IDLE_SPLIT_PAGES), math.ceil((end - last).total_seconds()))
         idle = self._claim_idle(most - 1)
         if not idle:
             return None
-        tail = [] if window.end else [Window(plan.now, None, pages=window.pages)]
-        return Chunk(pages, [*split(last, end, idle + 1, pages=window.pages), *tail], before=last, claimed=idle)
+        budget = max(2, BUFFERED_BYTES // (self.concurrency * max(page.size, 1)))
+        windows = split(last, end, idle + 1, pages=_cap(left / (idle + 1), budget))
+        tail = [] if window.end else [Window(plan.now, None, pages=budget)]
+        return Chunk(pages, [*windows, *tail], before=last, claimed=idle)
+
+
+def _cap(expected: float, budget: int) -> int:
+    return max(2, min(budget, math.ceil(CAP_SLACK * expected)))
 
 
 def _pages_left(
