@@ -36,6 +36,12 @@ _COMPARE: dict[str, Callable[[Any, Any], bool]] = {
     "less-than": lambda a, b: a < b,
     "less-or-equal": lambda a, b: a <= b,
 }
+_MIRRORED = {
+    "greater-than": "less-than",
+    "greater-or-equal": "less-or-equal",
+    "less-than": "greater-than",
+    "less-or-equal": "greater-or-equal",
+}
 
 
 def profile_order(store: ProfileStore, sort: str | None) -> list[int]:
@@ -69,6 +75,26 @@ class ProfileSelector:
         self._lock = threading.Lock()
         self._cache: OrderedDict[tuple[Any, ...], Sequence[int]] = OrderedDict()
         self._lookups: dict[str, tuple[int, dict[str, int]]] = {}
+        # Orders apart from the selections: a few sorts, each reused by every selection in it, so the selections
+        # cycling through the cache must not evict them.
+        self._order_lock = threading.Lock()
+        self._orders: dict[str | None, tuple[int, array, array | None]] = {}
+
+    def _order(self, sort: str | None) -> tuple[array, array | None]:
+        """The profiles in ``sort``'s order and, for a time sort, their times in that order, negated when
+        descending so that they ascend (what bisect needs)."""
+        with self._order_lock:
+            version = self.store.version
+            hit = self._orders.get(sort)
+            if hit is None or hit[0] != version:
+                order = array("I", profile_order(self.store, sort))
+                field = (sort or "id").lstrip("-")
+                keys = None
+                if field in ("created", "updated"):
+                    column, sign = getattr(self.store, field), -1 if (sort or "").startswith("-") else 1
+                    keys = array("q", (sign * column[i] for i in order))
+                hit = self._orders[sort] = (version, order, keys)
+            return hit[1], hit[2]
 
     def _cached(self, key: tuple[Any, ...], make: Callable[[], Sequence[int]]) -> Sequence[int]:
         key = (self.store.version, *key)
@@ -107,7 +133,34 @@ class ProfileSelector:
 
     def profiles(self, q: Query) -> Sequence[int]:
         """The indexes of the profiles a /api/profiles query matches, in its order."""
+        bisected = self._bisected(q)
+        if bisected is not None:
+            return bisected
         return self._cached(("profiles", q.filter_text, q.sort), lambda: self._select(q))
+
+    def _bisected(self, q: Query) -> Sequence[int] | None:
+        """A query whose only conditions are bounds on the time it sorts by: a slice of that order, found by
+        bisecting (a windowed read asks for many such windows, each a page at a time); None for any other."""
+        field = (q.sort or "").lstrip("-")
+        if field not in ("created", "updated") or any(c.field != field or c.op not in _COMPARE for c in q.conds):
+            return None
+        order, keys = self._order(q.sort)
+        assert keys is not None
+        descending = q.sort is not None and q.sort.startswith("-")
+        lo, hi = 0, len(keys)
+        for c in q.conds:
+            bound, op = _seconds(c), c.op
+            if descending:  # keys are negated times: the bound and the comparison turn around
+                bound, op = -bound, _MIRRORED[op]
+            if op == "greater-than":
+                lo = max(lo, bisect_right(keys, bound))
+            elif op == "greater-or-equal":
+                lo = max(lo, bisect_left(keys, bound))
+            elif op == "less-than":
+                hi = min(hi, bisect_left(keys, bound))
+            else:
+                hi = min(hi, bisect_right(keys, bound))
+        return memoryview(order)[lo : max(lo, hi)]
 
     def _select(self, q: Query) -> Sequence[int]:
         store = self.store
@@ -121,7 +174,7 @@ class ProfileSelector:
             if mine:
                 preds.append(_suppression_filter(store.suppressions, mine, prefix, times))
         picked = self._picked(q.conds)
-        order = self._cached(("order", q.sort), lambda: array("I", profile_order(store, q.sort)))
+        order: Sequence[int] = self._order(q.sort)[0]
         if picked is not None:
             rank = {i: k for k, i in enumerate(order) if i in picked}
             order = sorted(picked, key=rank.__getitem__)

@@ -5,10 +5,12 @@ A stream's range starts as one window. A window's worker reads up to a few pages
 goes on, the worker splits the rest of the range, from its last page's last timestamp, into windows sized by the
 density it saw, each read by a worker of its own. The calling (main) thread consumes windows strictly in time
 order while the pool reads the next ones, and the next streams' windows once this stream's last ones leave
-workers idle. Workers decode what they plan on (`codec`: the cursor and the first and last timestamps) and
-keep the pages read ahead within a budget of bytes, so memory holds a bounded number of pages, not millions of
-parsed records. A range that cannot be split by time (one second holding more than a page, or records dated
-after the sync started) is read by cursor.
+workers idle. A worker that finds workers idle with nothing queued for them splits the rest of its window among
+them and itself, so that a dense stretch of a range is not read page after page by one worker. Workers decode
+what they plan on (`codec`: the cursor and the first and last timestamps) and keep the pages read ahead within a
+budget of bytes, so memory holds a bounded number of pages, not millions of parsed records. A range that cannot
+be split by time (one second holding more than a page, or records dated after the sync started) is read by
+cursor.
 """
 
 from __future__ import annotations
@@ -30,11 +32,18 @@ from tap_klaviyo.times import parse_datetime
 BUFFERED_BYTES = 64 * 1024 * 1024
 # One split makes at most this many windows per worker; a window that proves denser splits again.
 MAX_SPLIT_PER_WORKER = 4
+# A split for idle workers gives each window at least this many pages (by the density seen): every window ends
+# with a partial page, which a window of one page would pay for as much as it saves.
+MIN_IDLE_SPLIT_PAGES = 2
+# A window expected to hold a few pages reads up to this many times as many before it looks again (splits, or goes
+# on by cursor): what it reserves of the read-ahead budget, which a full worker's share would take up in vain.
+CAP_SLACK = 2
 
 
 @dataclass(frozen=True)
 class Window:
-    """Events with start <= datetime < end (None: unbounded), or the page a `links.next` URL points to."""
+    """Events with start <= datetime < end (None: unbounded), or the page a `links.next` URL points to (`end`:
+    that of the query the cursor goes on with, so that what is left of it can still be split)."""
 
     start: datetime.datetime | None = None
     end: datetime.datetime | None = None
@@ -50,6 +59,8 @@ class Chunk:
     pages: list[RawPage]
     then: list[Window]
     before: datetime.datetime | None = None
+    # Idle workers the windows of `then` were split for (`WindowedFetch._claimed`).
+    claimed: int = 0
 
     @property
     def size(self) -> int:
@@ -101,6 +112,13 @@ class WindowedFetch:
         self._buffered = 0
         self._closed = False
         self._pool: ThreadPoolExecutor | None = None
+        # Whether workers are idle with nothing to read, asked by workers that could split for them: windows
+        # made and not started yet (queued), workers reading, and idle ones already split for. Only ever steers
+        # splitting, never what is read.
+        self._lock = threading.Lock()
+        self._queued = 0
+        self._busy = 0
+        self._claimed = 0
 
     def add(self, key: str, prepare: Callable[[], Plan | None], *, early: bool = False) -> None:
         """A range. `prepare` (called on the main thread, at the latest when the range is consumed) makes its plan,
@@ -153,11 +171,20 @@ class WindowedFetch:
     def _drop(self, item: _Range) -> None:
         for entry in item.items:
             if isinstance(entry, Future):
-                entry.cancel()
+                if entry.cancel():
+                    self._count(queued=-1)
+                else:  # what it split the window into will not be read
+                    entry.add_done_callback(self._forget)
                 self._reserved -= self._in_flight.pop(entry, 0)
             elif isinstance(entry, Chunk):
                 self._buffered -= entry.size
+            else:
+                self._count(queued=-1)
         item.items.clear()
+
+    def _forget(self, future: Future[Chunk]) -> None:
+        if not future.cancelled() and future.exception() is None:
+            self._count(queued=-len(future.result().then))
 
     def _prepare(self, item: _Range) -> None:
         if not item.prepared:
@@ -165,6 +192,7 @@ class WindowedFetch:
             item.plan = item.prepare()
             if item.plan is not None:
                 item.items.extend(item.plan.windows)
+                self._count(queued=len(item.plan.windows))
 
     def _fill(self, current: _Range) -> None:
         """Take in the windows workers have read, and give idle workers the next windows: the current stream's
@@ -214,7 +242,36 @@ class WindowedFetch:
     def _submit(self, plan: Plan, window: Window) -> Future[Chunk]:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="klaviyo-window")
-        return self._pool.submit(self.fetch, plan, window)
+        return self._pool.submit(self._read, plan, window)
+
+    def _count(self, queued: int = 0, busy: int = 0, claimed: int = 0) -> None:
+        with self._lock:
+            self._queued += queued
+            self._busy += busy
+            self._claimed += claimed
+
+    def _read(self, plan: Plan, window: Window) -> Chunk:
+        self._count(queued=-1, busy=1)
+        chunk = None
+        try:
+            chunk = self.fetch(plan, window)
+            return chunk
+        finally:
+            if chunk is None:
+                self._count(busy=-1)
+            else:
+                self._count(queued=len(chunk.then), busy=-1, claimed=-chunk.claimed)
+
+    def _claim_idle(self, most: int) -> int:
+        """Up to `most` idle workers with nothing queued for them, claimed for windows about to be split off."""
+        if self.concurrency - self._busy - self._queued - self._claimed <= 0:
+            return 0  # the usual answer, without the lock
+        with self._lock:
+            idle = min(most, self.concurrency - self._busy - self._queued - self._claimed)
+            if idle <= 0:
+                return 0
+            self._claimed += idle
+            return idle
 
     def _expand(self, item: _Range) -> None:
         """Replace windows read in full by their pages and the windows that cover the rest."""
@@ -245,12 +302,17 @@ class WindowedFetch:
         pages = [page]
         budget = max(2, BUFFERED_BYTES // (self.concurrency * max(page.size, 1)))
         while page.next_url and len(pages) < window.pages and not self._closed:
+            idle = self._split_for_idle(plan, window, pages)
+            if idle is not None:
+                return idle
             page = plan.following(page.next_url)
             pages.append(page)
         if not page.next_url or not page.count:
             return Chunk(pages, [])
-        cursor = Chunk(pages, [Window(next_url=page.next_url, pages=budget)])
-        if window.next_url or not pages[0].first or not page.last:
+        if window.pages > 1 and (idle := self._split_for_idle(plan, window, pages)) is not None:
+            return idle
+        cursor = Chunk(pages, [Window(end=window.end, next_url=page.next_url, pages=budget)])
+        if plan.newest is None or not pages[0].first or not page.last:
             return cursor
         first, last = parse_datetime(pages[0].first), parse_datetime(page.last)
         end, tail = window.end, []
@@ -265,13 +327,12 @@ class WindowedFetch:
         if last <= first or last >= end:
             return cursor
         # Records at `last` may go on past this page: emit those before it, and read [last, end) anew.
-        start = window.start or first
-        count = sum(p.count for p in pages)
-        expected_pages = count / max((last - start).total_seconds(), 1.0) * (end - last).total_seconds() / page.count
+        expected_pages = _pages_left(window, pages, first, last, end)
         if window.pages > 1 and expected_pages <= budget:
             # A window that outgrew its budget by less than a budget goes on by cursor: every window it were
-            # split into would cost a partial last page, and the other windows keep the workers busy.
-            return cursor
+            # split into would cost a partial last page, and the other windows keep the workers busy (when they
+            # stop doing so, it splits for them).
+            return Chunk(pages, [Window(end=window.end, next_url=page.next_url, pages=_cap(expected_pages, budget))])
         # Aim each window just under a worker's budget: every window ends with a partial page, so fewer, fuller
         # windows cost fewer requests. The range's first window (one page) also spreads the range over every
         # worker at once.
@@ -279,7 +340,44 @@ class WindowedFetch:
         if window.pages == 1:
             parts = max(parts, min(expected_pages, self.concurrency))
         parts = max(1, min(math.ceil(parts), MAX_SPLIT_PER_WORKER * self.concurrency))
-        return Chunk(pages, [*split(last, end, parts, pages=budget), *tail], before=last)
+        windows = split(last, end, parts, pages=_cap(expected_pages / parts, budget))
+        return Chunk(pages, [*windows, *tail], before=last)
+
+    def _split_for_idle(self, plan: Plan, window: Window, pages: list[RawPage]) -> Chunk | None:
+        """The pages read so far and the rest of the window split among this worker and idle ones, if workers are
+        idle with nothing queued and the rest holds pages enough for two windows; None to read on."""
+        page = pages[-1]
+        if plan.newest is None or not pages[0].first or not page.last or not page.count:
+            return None
+        if self.concurrency - self._busy - self._queued - self._claimed <= 0:
+            return None  # the usual answer, before any parsing
+        end = window.end or plan.now
+        first, last = parse_datetime(pages[0].first), parse_datetime(page.last)
+        if last <= first or last >= end:
+            return None
+        left = _pages_left(window, pages, first, last, end)
+        # Whole seconds apart (`split`): a window shorter than that many seconds cannot make that many parts.
+        most = min(math.floor(left / MIN_IDLE_SPLIT_PAGES), math.ceil((end - last).total_seconds()))
+        idle = self._claim_idle(most - 1)
+        if not idle:
+            return None
+        budget = max(2, BUFFERED_BYTES // (self.concurrency * max(page.size, 1)))
+        windows = split(last, end, idle + 1, pages=_cap(left / (idle + 1), budget))
+        tail = [] if window.end else [Window(plan.now, None, pages=budget)]
+        return Chunk(pages, [*windows, *tail], before=last, claimed=idle)
+
+
+def _cap(expected: float, budget: int) -> int:
+    return max(2, min(budget, math.ceil(CAP_SLACK * expected)))
+
+
+def _pages_left(
+    window: Window, pages: list[RawPage], first: datetime.datetime, last: datetime.datetime, end: datetime.datetime
+) -> float:
+    """The pages [last, end) holds at the density of the window's pages read so far."""
+    start = window.start or first
+    count = sum(p.count for p in pages)
+    return count / max((last - start).total_seconds(), 1.0) * (end - last).total_seconds() / pages[-1].count
 
 
 def split(start: datetime.datetime, end: datetime.datetime, parts: int, pages: int = 1) -> list[Window]:

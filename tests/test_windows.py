@@ -254,3 +254,41 @@ def test_a_range_whose_events_stop_early_is_not_split_over_the_empty_time(monkey
     assert sorted(e["id"] for e in got) == sorted(e["id"] for e in events.events)
     pages = len(events.events) / events.page_size
     assert events.requests <= 1.4 * pages, events.requests  # 77 when split up to NOW
+
+
+class ChainedEvents(FakeEvents):
+    """Counts the pages each window's query served one after another, by cursor."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.chains: dict[int, int] = {}
+
+    def _serve(self, matching: list[dict], offset: int) -> RawPage:
+        self.chains[id(matching)] = self.chains.get(id(matching), 0) + 1
+        return super()._serve(matching, offset)
+
+
+def test_a_dense_stretch_is_spread_over_idle_workers(monkeypatch):
+    # Far denser at the end of the range than at its start (as profiles are, more so): split by the first page's
+    # density, the newest windows hold far more pages than the oldest, and one window read by cursor would take
+    # most of the range's pages one after another.
+    rng = random.Random(11)
+    start = NOW - datetime.timedelta(days=730)
+    times = [start + datetime.timedelta(seconds=int(730 * 86400 * rng.random() ** 0.1)) for _ in range(8000)]
+    events = ChainedEvents(times, page_size=100, delay=0.02)
+    # A budget of 30 pages per worker: pages do not make windows split.
+    monkeypatch.setattr(windows, "BUFFERED_BYTES", 8 * 30 * len(events.first(Window(None, None)).body))
+    events.requests, events.chains = 0, {}
+    fetch = WindowedFetch(8)
+    fetch.add("events", events.plan)
+    began = time.monotonic()
+    got = emitted(fetch.pages("events"))
+    wall = time.monotonic() - began
+    assert sorted(e["id"] for e in got) == sorted(e["id"] for e in events.events)
+    assert [e["datetime"] for e in got] == sorted(e["datetime"] for e in got)
+    pages = len(events.events) / events.page_size
+    # Ten pages a worker, and a few more for the windows split off: no window reads twice that in a row.
+    assert max(events.chains.values()) <= 2 * pages / 8, sorted(events.chains.values())
+    assert wall < 3 * pages / 8 * events.delay + 1, wall
+    assert events.requests <= 1.25 * pages, events.requests
+    assert (fetch._queued, fetch._busy, fetch._claimed) == (0, 0, 0)
