@@ -16,7 +16,6 @@ cursor.
 from __future__ import annotations
 
 import datetime
-import itertools
 import math
 import threading
 from collections import deque
@@ -25,6 +24,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
 from tap_klaviyo.codec import RawPage
+from tap_klaviyo.ranges import Chunk, Plan, Probe, Window, cap, pages_left, split
 from tap_klaviyo.times import parse_datetime
 
 # Bytes of pages read ahead: read and not yet emitted, or that windows being read may bring. With the
@@ -35,50 +35,6 @@ MAX_SPLIT_PER_WORKER = 4
 # A split for idle workers gives each window at least this many pages (by the density seen): every window ends
 # with a partial page, which a window of one page would pay for as much as it saves.
 MIN_IDLE_SPLIT_PAGES = 2
-# A window expected to hold a few pages reads up to this many times as many before it looks again (splits, or goes
-# on by cursor): what it reserves of the read-ahead budget, which a full worker's share would take up in vain.
-CAP_SLACK = 2
-
-
-@dataclass(frozen=True)
-class Window:
-    """Events with start <= datetime < end (None: unbounded), or the page a `links.next` URL points to (`end`:
-    that of the query the cursor goes on with, so that what is left of it can still be split)."""
-
-    start: datetime.datetime | None = None
-    end: datetime.datetime | None = None
-    next_url: str | None = None
-    # Pages one worker reads before it splits what is left; the first window splits after one.
-    pages: int = 1
-
-
-@dataclass
-class Chunk:
-    """Pages to emit; with `before`, only their records dated before it (the rest is read again later)."""
-
-    pages: list[RawPage]
-    then: list[Window]
-    before: datetime.datetime | None = None
-    # Idle workers the windows of `then` were split for (`WindowedFetch._claimed`).
-    claimed: int = 0
-
-    @property
-    def size(self) -> int:
-        return sum(page.size for page in self.pages)
-
-
-@dataclass(frozen=True)
-class Plan:
-    """How to read one range (a stream, or one partition of it): its first page of a window, a page by cursor, the
-    time of a window's newest record, the windows to read (in time order), and where an open-ended window is cut
-    for splitting (records after it are few)."""
-
-    first: Callable[[Window], RawPage]
-    following: Callable[[str], RawPage]
-    # None: the range is read by cursor only (its pages carry no times to split by).
-    newest: Callable[[Window], str | None] | None
-    windows: list[Window]
-    now: datetime.datetime
 
 
 @dataclass
@@ -297,7 +253,7 @@ class WindowedFetch:
         if window.pages == 1 and not window.next_url and plan.newest is not None:
             # The range's first window: its newest record is asked for beside its first page, one round trip for
             # both (wasted only when the range fits on one page).
-            probe = _Probe(plan.newest, Window(window.start, window.end))
+            probe = Probe(plan.newest, Window(window.start, window.end))
         page = plan.following(window.next_url) if window.next_url else plan.first(window)
         pages = [page]
         budget = max(2, BUFFERED_BYTES // (self.concurrency * max(page.size, 1)))
@@ -327,12 +283,12 @@ class WindowedFetch:
         if last <= first or last >= end:
             return cursor
         # Records at `last` may go on past this page: emit those before it, and read [last, end) anew.
-        expected_pages = _pages_left(window, pages, first, last, end)
+        expected_pages = pages_left(window, pages, first, last, end)
         if window.pages > 1 and expected_pages <= budget:
             # A window that outgrew its budget by less than a budget goes on by cursor: every window it were
             # split into would cost a partial last page, and the other windows keep the workers busy (when they
             # stop doing so, it splits for them).
-            return Chunk(pages, [Window(end=window.end, next_url=page.next_url, pages=_cap(expected_pages, budget))])
+            return Chunk(pages, [Window(end=window.end, next_url=page.next_url, pages=cap(expected_pages, budget))])
         # Aim each window just under a worker's budget: every window ends with a partial page, so fewer, fuller
         # windows cost fewer requests. The range's first window (one page) also spreads the range over every
         # worker at once.
@@ -340,7 +296,7 @@ class WindowedFetch:
         if window.pages == 1:
             parts = max(parts, min(expected_pages, self.concurrency))
         parts = max(1, min(math.ceil(parts), MAX_SPLIT_PER_WORKER * self.concurrency))
-        windows = split(last, end, parts, pages=_cap(expected_pages / parts, budget))
+        windows = split(last, end, parts, pages=cap(expected_pages / parts, budget))
         return Chunk(pages, [*windows, *tail], before=last)
 
     def _split_for_idle(self, plan: Plan, window: Window, pages: list[RawPage]) -> Chunk | None:
@@ -355,56 +311,13 @@ class WindowedFetch:
         first, last = parse_datetime(pages[0].first), parse_datetime(page.last)
         if last <= first or last >= end:
             return None
-        left = _pages_left(window, pages, first, last, end)
+        left = pages_left(window, pages, first, last, end)
         # Whole seconds apart (`split`): a window shorter than that many seconds cannot make that many parts.
         most = min(math.floor(left / MIN_IDLE_SPLIT_PAGES), math.ceil((end - last).total_seconds()))
         idle = self._claim_idle(most - 1)
         if not idle:
             return None
         budget = max(2, BUFFERED_BYTES // (self.concurrency * max(page.size, 1)))
-        windows = split(last, end, idle + 1, pages=_cap(left / (idle + 1), budget))
+        windows = split(last, end, idle + 1, pages=cap(left / (idle + 1), budget))
         tail = [] if window.end else [Window(plan.now, None, pages=budget)]
         return Chunk(pages, [*windows, *tail], before=last, claimed=idle)
-
-
-def _cap(expected: float, budget: int) -> int:
-    return max(2, min(budget, math.ceil(CAP_SLACK * expected)))
-
-
-def _pages_left(
-    window: Window, pages: list[RawPage], first: datetime.datetime, last: datetime.datetime, end: datetime.datetime
-) -> float:
-    """The pages [last, end) holds at the density of the window's pages read so far."""
-    start = window.start or first
-    count = sum(p.count for p in pages)
-    return count / max((last - start).total_seconds(), 1.0) * (end - last).total_seconds() / pages[-1].count
-
-
-def split(start: datetime.datetime, end: datetime.datetime, parts: int, pages: int = 1) -> list[Window]:
-    """[start, end) as `parts` windows of equal length, whole seconds apart (Klaviyo's times are)."""
-    seconds = math.ceil((end - start).total_seconds())
-    bounds = sorted({start + datetime.timedelta(seconds=seconds * i // parts) for i in range(parts)} | {end})
-    return [Window(a, b, pages=pages) for a, b in itertools.pairwise(bounds)]
-
-
-class _Probe(threading.Thread):
-    """A range's newest record's time, asked for in a thread of its own while the worker reads the first page."""
-
-    def __init__(self, newest: Callable[[Window], str | None], window: Window) -> None:
-        super().__init__(name="klaviyo-newest", daemon=True)
-        self.newest, self.window = newest, window
-        self.value: str | None = None
-        self.error: BaseException | None = None
-        self.start()
-
-    def run(self) -> None:
-        try:
-            self.value = self.newest(self.window)
-        except BaseException as error:  # handed to the worker that waits for it
-            self.error = error
-
-    def result(self) -> str | None:
-        self.join()
-        if self.error is not None:
-            raise self.error
-        return self.value

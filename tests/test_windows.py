@@ -14,7 +14,8 @@ import pytest
 
 from tap_klaviyo import windows
 from tap_klaviyo.codec import RawPage, skim
-from tap_klaviyo.windows import Plan, Window, WindowedFetch, split
+from tap_klaviyo.ranges import Plan, Window, split
+from tap_klaviyo.windows import WindowedFetch
 
 UTC = datetime.timezone.utc
 NOW = datetime.datetime(2026, 6, 1, tzinfo=UTC)

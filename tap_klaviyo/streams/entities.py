@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 from tap_klaviyo.client import KlaviyoClient
 from tap_klaviyo.codec import NotAsSpecified, RawPage, decode_document, skim_cursor
 from tap_klaviyo.errors import KlaviyoError
+from tap_klaviyo.ranges import Plan, Window
 from tap_klaviyo.records import Resource, flatten
 from tap_klaviyo.streams.base import KlaviyoStream, Source, StreamRow
 from tap_klaviyo.times import filter_time
-from tap_klaviyo.windows import Plan, Window
 
 if TYPE_CHECKING:
     from singer_sdk import Tap

@@ -12,12 +12,12 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_klaviyo.client import KlaviyoClient
 from tap_klaviyo.codec import RawPage, emitted_events, event_page, skimmer
+from tap_klaviyo.ranges import Plan
 from tap_klaviyo.records import Resource
 from tap_klaviyo.sdk import PageSyncStream
 from tap_klaviyo.streams.base import StreamRow
 from tap_klaviyo.streams.windowed import WindowedStream
 from tap_klaviyo.times import parse_datetime, parse_or_none
-from tap_klaviyo.windows import Plan
 
 if TYPE_CHECKING:
     from singer_sdk import Tap

@@ -12,9 +12,9 @@ from urllib.parse import quote
 from tap_klaviyo import endpoints
 from tap_klaviyo.client import KlaviyoClient, NotFound
 from tap_klaviyo.codec import RawPage
+from tap_klaviyo.ranges import Plan
 from tap_klaviyo.streams.base import Source, StreamRow
 from tap_klaviyo.streams.windowed import WindowedStream
-from tap_klaviyo.windows import Plan
 
 if TYPE_CHECKING:
     from singer_sdk import Tap

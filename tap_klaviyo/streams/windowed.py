@@ -12,10 +12,10 @@ from tap_klaviyo.client import KlaviyoClient
 from tap_klaviyo.codec import NotAsSpecified, RawPage, page_rows, skimmer
 from tap_klaviyo.errors import KlaviyoError
 from tap_klaviyo.progress import Progress
+from tap_klaviyo.ranges import Plan, Window
 from tap_klaviyo.streams.base import KlaviyoStream, Source, StreamRow
 from tap_klaviyo.streams.entities import and_filters
 from tap_klaviyo.times import filter_time
-from tap_klaviyo.windows import Plan, Window
 
 if TYPE_CHECKING:
     from singer_sdk import Tap
