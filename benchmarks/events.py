@@ -27,32 +27,37 @@ import io
 import json
 import math
 import os
-import platform
 import pstats
 import re
-import selectors
-import signal
 import statistics
 import subprocess
 import sys
 import sysconfig
 import tempfile
-import time
-from bisect import bisect_left
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
+from benchmarks import common
+from benchmarks.common import (
+    API_KEY,
+    REPO,
+    TAP,
+    BenchmarkError,
+    FakeProcess,
+    Order,
+    Problems,
+    fmt,
+    log_time,
+    parse_time,
+    rounds,
+)
 from fake_klaviyo import ENDPOINTS, REVISION, Account, generate_account
 from tap_klaviyo.streams.table import STREAMS
 
-REPO = Path(__file__).resolve().parent.parent
-# The console script next to this interpreter, as tests/kit.py finds it: works for .venv and any other venv.
-TAP = Path(sys.executable).with_name("tap-klaviyo")
-API_KEY = "pk_benchmark_0123456789abcdef01234567"
 EMAIL_EVENTS = tuple((row.name, row.metric) for row in STREAMS if row.metric)
 EVENT_STREAMS = tuple(name for name, _ in EMAIL_EVENTS)
 # The streams a run without a catalog syncs (entity streams and the event streams; profiles and members are opt-in).
@@ -60,18 +65,7 @@ DEFAULT_STREAMS = tuple(row.name for row in STREAMS if row.selected_by_default)
 ENTITY_STREAMS = tuple(name for name in DEFAULT_STREAMS if name not in EVENT_STREAMS)
 STREAM_KEYS = {row.name: tuple(row.primary_keys) for row in STREAMS}
 SPEC_PAGE_SIZE_MAX = ENDPOINTS["events"].page_size.max if ENDPOINTS["events"].page_size else 1000
-STOP_GRACE_SECONDS = 10.0  # after SIGINT, before SIGKILL
-POLL_SECONDS = 0.01
-MAX_PROBLEMS_SHOWN = 8
 
-# Only urllib3's request lines are added to the tap's usual INFO log, so the tap does no extra work worth measuring.
-LOG_CONFIG = """\
-version: 1
-incremental: true
-loggers:
-  urllib3.connectionpool:
-    level: DEBUG
-"""
 # urllib3: `http://host:port "GET /api/events?... HTTP/1.1" 200 1234`; cursor pages use `/api/events/?...`.
 REQUEST_LINE = re.compile(
     rb'^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[,.]\d{3}) .*"GET (/api/[^?" ]*)[^"]* HTTP/[\d.]+" (\d{3})\b', re.MULTILINE
@@ -87,10 +81,6 @@ DEFAULT_SIZES = {
 TARGET_LATENCY_WALL = 3.0  # seconds, median, at the default concurrency
 TARGET_READER_RATIO = 3.0  # the tap's events per CPU-second over the reference reader's
 TARGET_RSS_MB = 128
-
-
-class BenchmarkError(Exception):
-    """The benchmark cannot run (exit status 2), as opposed to wrong data (1)."""
 
 
 # --- what the fake holds ----------------------------------------------------------------------
@@ -186,139 +176,23 @@ def expected_increment(seed: int, events_per_metric: int, new_events: int) -> tu
 # --- processes --------------------------------------------------------------------------------
 
 
-def cores() -> tuple[int | None, int | None]:
-    """(tap core, fake core): two different cores when there are two, else no pinning."""
-    if not hasattr(os, "sched_getaffinity"):
-        return None, None
-    available = sorted(os.sched_getaffinity(0))
-    return (available[0], available[1]) if len(available) >= 2 else (None, None)
-
-
-def pin(pid: int, core: int | None) -> None:
-    # Set right after start, before the process starts threads: its threads inherit the affinity.
-    if core is not None:
-        with contextlib.suppress(OSError):
-            os.sched_setaffinity(pid, {core})
-
-
 def fake_flags() -> str:
     return subprocess.run(
         [sys.executable, "-m", "fake_klaviyo", "--help"], cwd=REPO, capture_output=True, text=True, check=True
     ).stdout
 
 
-class FakeProcess:
-    """`python -m fake_klaviyo` in its own process, on its own core; stopped with Ctrl-C."""
-
-    def __init__(
-        self,
-        *,
-        seed: int,
-        events_per_metric: int,
-        latency: float,
-        rate_limits: bool,
-        page_size_max: int | None,
-        core: int | None,
-        log: Path,
-        latency_jitter: float = 0.0,
-        new_events: int = 0,
-    ) -> None:
-        argv = [sys.executable, "-m", "fake_klaviyo", "--port", "0", "--api-key", API_KEY]
-        argv += ["--seed", str(seed), "--events-per-metric", str(events_per_metric)]
-        if latency:
-            argv += ["--latency", str(latency)]
-        if latency_jitter:
-            argv += ["--latency-jitter", str(latency_jitter)]
-        if new_events:
-            argv += ["--new-events", str(new_events)]
-        if rate_limits:
-            argv.append("--rate-limits")
-        if page_size_max:
-            argv += ["--events-page-size-max", str(page_size_max)]
-        self.log = log
-        with log.open("wb") as stderr:
-            self.proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=stderr)
-        pin(self.proc.pid, core)
-        self.url = ""
-
-    def wait_ready(self, timeout: float = 900.0) -> str:
-        """The URL from the fake's `serving http://...` line (it prints it once its account is built)."""
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + timeout
-        with selectors.DefaultSelector() as selector:
-            selector.register(self.proc.stdout, selectors.EVENT_READ)
-            while time.monotonic() < deadline:
-                if selector.select(timeout=0.5):
-                    line = self.proc.stdout.readline().decode(errors="replace")
-                    if match := re.search(r"http://\S+", line):
-                        self.url = match.group(0)
-                        return self.url
-                    if not line:
-                        break
-                if self.proc.poll() is not None:
-                    break
-        self.stop()
-        tail = self.log.read_text(errors="replace").strip().splitlines()[-3:]
-        raise BenchmarkError(f"the fake Klaviyo did not start: {' | '.join(tail) or 'no output'}")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
-
-    def cpu_seconds(self) -> float:
-        """User and system CPU time so far, from /proc (0 where there is none)."""
-        try:
-            fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            return 0.0
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-@contextlib.contextmanager
 def running_fake(
     args: argparse.Namespace, workdir: Path, events_per_metric: int, **kwargs: Any
-) -> Iterator[FakeProcess]:
-    fake = FakeProcess(
-        seed=args.seed,
-        events_per_metric=events_per_metric,
-        page_size_max=args.events_page_size_max,
-        core=args.fake_core,
-        log=workdir / "fake.log",
-        **kwargs,
+) -> contextlib.AbstractContextManager[FakeProcess]:
+    return common.running_fake(
+        args, workdir, events_per_metric=events_per_metric, page_size_max=args.events_page_size_max, **kwargs
     )
-    try:
-        fake.wait_ready()
-        yield fake
-    finally:
-        fake.stop()
-
-
-def tap_json(*argv: str, cwd: Path, tap: Path = TAP) -> Any:
-    proc = subprocess.run([str(tap), *argv], cwd=cwd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise BenchmarkError(f"tap-klaviyo {' '.join(argv)} failed: {proc.stderr.strip()[-500:]}")
-    return json.loads(proc.stdout)
 
 
 def event_catalog(url: str, workdir: Path) -> Path:
     """The discovered catalog with only the six event streams selected."""
-    config = workdir / "discover-config.json"
-    config.write_text(json.dumps({"api_key": API_KEY, "api_url": url}))
-    catalog = tap_json("--config", str(config), "--discover", cwd=workdir)
-    for entry in catalog["streams"]:
-        for item in entry["metadata"]:
-            if item["breadcrumb"] == []:
-                item["metadata"]["selected"] = entry["tap_stream_id"] in EVENT_STREAMS
-    path = workdir / "catalog.json"
-    path.write_text(json.dumps(catalog))
-    return path
+    return common.write_selected(common.discover(url, workdir), lambda stream: stream in EVENT_STREAMS, workdir)
 
 
 # --- one run ----------------------------------------------------------------------------------
@@ -363,131 +237,43 @@ class Run:
         return self.events / self.cpu if self.cpu > 0 else None
 
 
-@dataclass
-class Process:
-    """What `run_process` saw of a process: its wall time, rusage, peak RSS and exit code."""
-
-    wall: float
-    cpu: float
-    peak_kib: int
-    returncode: int
-    stopped_at: float | None
-    started: float  # time.time() at the start, to place its log's request times
-
-
-def run_process(
-    argv: list[str],
-    stdout: Path,
-    stderr: Path,
-    *,
-    cwd: Path,
-    env: dict[str, str] | None,
-    core: int | None,
-    cap: float | None,
-) -> Process:
-    """Run a command to its end (or SIGINT it at `cap` seconds), its output to files, pinned to `core`."""
-    started = time.time()
-    start = time.perf_counter()
-    with stdout.open("wb") as out, stderr.open("wb") as err:
-        proc = subprocess.Popen(argv, stdout=out, stderr=err, cwd=cwd, env=env)
-    pin(proc.pid, core)
-    stopped_at: float | None = None
-    killed = False
-    peak_kib = 0
-    while True:
-        # Not ru_maxrss: a child started by (v)fork and exec reports the parent's peak if that is higher, and
-        # this process holds every expected event id. VmHWM is the child's own high-water mark since its exec.
-        peak_kib = max(peak_kib, high_water_kib(proc.pid))
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            break
-        elapsed = time.perf_counter() - start
-        if cap and stopped_at is None and elapsed >= cap:
-            proc.send_signal(signal.SIGINT)  # SIGINT, not SIGTERM: Python flushes stdout on the way out
-            stopped_at = elapsed
-        elif stopped_at is not None and not killed and elapsed >= stopped_at + STOP_GRACE_SECONDS:
-            proc.kill()
-            killed = True
-        time.sleep(POLL_SECONDS)
-    wall = time.perf_counter() - start
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    # ru_utime + ru_stime: the child's CPU, every thread of it (only ru_maxrss is not the child's own).
-    return Process(
-        wall=wall,
-        cpu=usage.ru_utime + usage.ru_stime,
-        peak_kib=peak_kib or usage.ru_maxrss,
-        returncode=proc.returncode,
-        stopped_at=stopped_at,
-        started=started,
-    )
-
-
-def clean_env() -> dict[str, str]:
-    # A caller's TAP_KLAVIYO_* settings or LOGLEVEL=DEBUG would change what is measured.
-    return {k: v for k, v in os.environ.items() if not k.startswith("TAP_KLAVIYO_") and k != "LOGLEVEL"}
-
-
 def run_tap(
-    config: dict[str, Any],
+    args: argparse.Namespace,
+    variant: Variant,
     catalog: Path | None,
     workdir: Path,
     expected: Expected,
     fake: FakeProcess,
-    *,
-    cap: float | None,
-    core: int | None,
-    cprofile: bool,
-    tap: Path = TAP,
     state: bytes | None = None,
 ) -> Run:
-    """One run of `tap` (no catalog: its default selection; `state`: a STATE value to start from)."""
-    config_path = workdir / "config.json"
-    config_path.write_text(json.dumps(config))
-    log_config = workdir / "logging.yml"
-    log_config.write_text(LOG_CONFIG)
+    """One run of the variant's tap (no catalog: its default selection; `state`: a STATE value to start from)."""
+    tap, cprofile = variant.tap, args.cprofile
+    argv, env = common.tap_command(fake.url, variant.config, catalog, workdir, tap=tap, state=state)
     out, err, profile = workdir / "tap.jsonl", workdir / "tap.log", workdir / "tap.prof"
-    argv = [str(tap), "--config", str(config_path)]
-    if catalog is not None:
-        argv += ["--catalog", str(catalog)]
-    if state is not None:
-        (workdir / "state.json").write_bytes(state)
-        argv += ["--state", str(workdir / "state.json")]
     if cprofile:
         argv = [str(tap.with_name("python")), "-m", "cProfile", "-o", str(profile), *argv]
-    env = clean_env()
-    env["SINGER_SDK_LOG_CONFIG"] = str(log_config)
+    proc = common.run_process(argv, out, err, cwd=workdir, env=env, core=args.tap_core, cap=variant.cap, fake=fake)
 
-    fake_cpu = fake.cpu_seconds()
-    proc = run_process(argv, out, err, cwd=workdir, env=env, core=core, cap=cap)
-    fake_cpu = fake.cpu_seconds() - fake_cpu
-
-    capped = proc.stopped_at is not None
-    check = check_output(out, expected, complete=not capped)
+    check = check_output(out, expected, complete=not proc.capped)
     problems = check.problems
-    if not capped and proc.returncode != 0:
-        problems.insert(0, f"tap-klaviyo exited with {proc.returncode}: {last_error(err)}")
+    if not proc.capped and proc.returncode != 0:
+        problems.insert(0, f"tap-klaviyo exited with {proc.returncode}: {common.last_error(err)}")
     requests, throttled, timeline = read_requests(err, proc.started)
     notes = []
     tap_says = requests_logged_by_tap(err)
     # A stopped run logs no summary for the stream it was in.
-    if not capped and tap_says is not None and requests and tap_says != requests:
+    if not proc.capped and tap_says is not None and requests and tap_says != requests:
         notes.append(f"the tap's summaries count {tap_says:,} requests, urllib3 logged {requests:,}")
     out.unlink()
     return Run(
-        wall=proc.stopped_at if capped and proc.stopped_at is not None else proc.wall,
+        **proc.outcome(problems),
         events=check.events,
         records=check.records,
         requests=requests,
         throttled=throttled,
-        rss_mb=proc.peak_kib / 1024,
-        cpu=proc.cpu,
-        fake_cpu=fake_cpu,
-        exact=not problems,
-        capped=capped,
         resent=check.resent if expected.previous else None,
         timeline=timeline,
         state=check.state,
-        problems=problems,
         notes=notes,
         profile=profile if cprofile else None,
     )
@@ -498,15 +284,13 @@ def run_reader(workdir: Path, expected: Expected, fake: FakeProcess, *, core: in
     out, err = workdir / "reader.jsonl", workdir / "reader.log"
     argv = [sys.executable, "-m", "benchmarks.reference_reader", "--url", fake.url, "--api-key", API_KEY]
     argv += ["--revision", REVISION, *expected.metric_ids.values()]
-    fake_cpu = fake.cpu_seconds()
-    proc = run_process(argv, out, err, cwd=REPO, env=None, core=core, cap=None)
-    fake_cpu = fake.cpu_seconds() - fake_cpu
+    proc = common.run_process(argv, out, err, cwd=REPO, env=None, core=core, cap=None, fake=fake)
     problems: list[str] = []
     summary: dict[str, Any] = {}
     with contextlib.suppress(ValueError, IndexError):
         summary = json.loads(err.read_text().strip().splitlines()[-1])
     if proc.returncode != 0 or not summary:
-        problems.append(f"the reference reader exited with {proc.returncode}: {last_error(err)}")
+        problems.append(f"the reference reader exited with {proc.returncode}: {common.last_error(err)}")
     counts = summary.get("events", {})
     for stream, metric in expected.metric_ids.items():
         if counts.get(metric) != len(expected.ids[stream]):
@@ -515,31 +299,8 @@ def run_reader(workdir: Path, expected: Expected, fake: FakeProcess, *, core: in
         written = sum(1 for _ in lines)
     out.unlink()
     return Run(
-        wall=proc.wall,
-        events=written,
-        records=written,
-        requests=summary.get("requests"),
-        throttled=None,
-        rss_mb=proc.peak_kib / 1024,
-        cpu=proc.cpu,
-        fake_cpu=fake_cpu,
-        exact=not problems,
-        problems=problems,
+        **proc.outcome(problems), events=written, records=written, requests=summary.get("requests"), throttled=None
     )
-
-
-def high_water_kib(pid: int) -> int:
-    """The process's peak resident set (VmHWM) in KiB; 0 once it has exited or where /proc has none."""
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
-
-
-def last_error(log: Path) -> str:
-    lines = [line for line in log.read_text(errors="replace").splitlines() if "| DEBUG " not in line]
-    return lines[-1][-300:] if lines else "no message"
 
 
 def endpoint_of(path: bytes) -> str:
@@ -556,8 +317,7 @@ def read_requests(log: Path, started: float) -> tuple[int | None, int | None, di
         stamp, path, status = match.groups()
         moment = parsed.get(stamp)
         if moment is None:
-            text = stamp.decode().replace(".", ",")
-            moment = parsed[stamp] = datetime.datetime.strptime(text, "%Y-%m-%d %H:%M:%S,%f").timestamp() - started
+            moment = parsed[stamp] = log_time(stamp).timestamp() - started
         span = timeline.setdefault(endpoint_of(path), Span())
         span.count += 1
         span.throttled += status == b"429"
@@ -587,25 +347,12 @@ class _Message(msgspec.Struct):
 
 
 @dataclass
-class _StreamCheck:
-    seen: set[str] = field(default_factory=set)
-    last_text: str = ""
-    last: datetime.datetime | None = None
-    at_last: int = 0  # records sharing the last datetime
-
-
-@dataclass
 class Checked:
     events: int = 0
     records: int = 0
     resent: int = 0
     state: bytes | None = None
     problems: list[str] = field(default_factory=list)
-
-
-def parse_datetime(text: str) -> datetime.datetime:
-    value = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
 
 
 def check_output(path: Path, expected: Expected, *, complete: bool) -> Checked:
@@ -618,29 +365,15 @@ def check_output(path: Path, expected: Expected, *, complete: bool) -> Checked:
     decode_message = msgspec.json.Decoder(_Message).decode
     decode_event = msgspec.json.Decoder(_Record).decode
     decode_entity = msgspec.json.Decoder(dict[str, Any]).decode
-    checks = {stream: _StreamCheck() for stream in EVENT_STREAMS}
+    seen: dict[str, set[str]] = {stream: set() for stream in EVENT_STREAMS}
+    orders = {stream: Order() for stream in EVENT_STREAMS}
     entities: dict[str, set[tuple[str, ...]]] = {stream: set() for stream in expected.entities}
-    out = Checked()
-    problems = out.problems
-    counts = dict.fromkeys(("duplicate", "unknown", "re-sent", "out of order", "no datetime", "unexpected stream"), 0)
-    unreadable: int | None = None  # a bad line is only forgiven as the last one of a stopped run
-
-    def problem(kind: str, text: str) -> None:
-        counts[kind] += 1
-        if counts[kind] <= 3:
-            problems.append(text)
+    problems = Problems(("duplicate", "unknown", "re-sent", "out of order", "no datetime", "unexpected stream"))
+    out = Checked(problems=problems)
+    problem = problems.add
 
     with path.open("rb") as lines:
-        for number, line in enumerate(lines, 1):
-            if unreadable is not None:
-                problems.append(f"line {unreadable} of the tap's output is not a Singer message")
-                unreadable = None
-            try:
-                message = decode_message(line)
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                if line.strip():
-                    unreadable = number
-                continue
+        for number, message in common.messages(lines, decode_message, problems=problems, complete=complete):
             if message.type == "STATE" and len(message.value):
                 out.state = bytes(message.value)
             if message.type != "RECORD" or not len(message.record):
@@ -656,18 +389,18 @@ def check_output(path: Path, expected: Expected, *, complete: bool) -> Checked:
                     problem("unknown", f"{stream}: record {key} is not one of the fake's (line {number})")
                 entities[stream].add(key)
                 continue
-            if stream not in checks:
+            if stream not in orders:
                 problem("unexpected stream", f"{stream}: a record of a stream not selected (line {number})")
                 continue
             out.events += 1
-            record, check = decode_event(message.record), checks[stream]
-            if record.id in check.seen:
+            record, ids, order = decode_event(message.record), seen[stream], orders[stream]
+            if record.id in ids:
                 problem("duplicate", f"{stream}: event {record.id} emitted twice (line {number})")
             elif record.id not in expected.ids[stream]:
                 if record.id in expected.previous.get(stream, ()):
                     out.resent += 1
                     mark = expected.bookmarks.get(stream)
-                    if mark is not None and record.datetime and parse_datetime(record.datetime) != mark:
+                    if mark is not None and record.datetime and parse_time(record.datetime) != mark:
                         problem(
                             "re-sent",
                             f"{stream}: old event {record.id} at {record.datetime} re-sent, its bookmark is {mark} "
@@ -675,46 +408,32 @@ def check_output(path: Path, expected: Expected, *, complete: bool) -> Checked:
                         )
                 else:
                     problem("unknown", f"{stream}: event {record.id} is not one of the fake's (line {number})")
-            check.seen.add(record.id)
+            ids.add(record.id)
             if record.datetime is None:
                 problem("no datetime", f"{stream}: event {record.id} has no datetime (line {number})")
                 continue
-            if record.datetime == check.last_text:
-                check.at_last += 1
-                continue
-            moment = parse_datetime(record.datetime)
-            if check.last is None or moment > check.last:
-                check.last, check.last_text, check.at_last = moment, record.datetime, 1
-            elif moment == check.last:
-                check.at_last += 1  # the same instant spelled differently
-            else:
+            if not order.add(record.datetime):
                 problem(
                     "out of order",
-                    f"{stream}: event {record.id} at {record.datetime} after {check.last_text} (line {number})",
+                    f"{stream}: event {record.id} at {record.datetime} after {order.last_text} (line {number})",
                 )
-    if unreadable is not None and complete:
-        problems.append(f"line {unreadable} of the tap's output is not a Singer message")
 
-    for stream, check in checks.items():
+    for stream, order in orders.items():
         wanted = expected.ids[stream]
-        got = len(check.seen & wanted) if check.seen else 0
+        got = len(seen[stream] & wanted) if seen[stream] else 0
         if complete and got != len(wanted):
             problems.append(f"{stream}: {len(wanted) - got} of the fake's {len(wanted)} events missing")
-        elif not complete and check.last is not None:
-            older = bisect_left(expected.timestamps[stream], math.ceil(check.last.timestamp()))
-            emitted_older = len(check.seen) - check.at_last
-            if emitted_older != older:
-                problems.append(
-                    f"{stream}: {older} events are older than its last one ({check.last_text}), "
-                    f"{emitted_older} of them emitted"
-                )
+        elif not complete and (prefix := order.prefix(expected.timestamps[stream], len(seen[stream]))):
+            older, emitted_older = prefix
+            problems.append(
+                f"{stream}: {older} events are older than its last one ({order.last_text}), "
+                f"{emitted_older} of them emitted"
+            )
     if complete and expected.entities_all:
-        for stream, seen in entities.items():
-            if missing := len(expected.entities[stream] - seen):
+        for stream, got_keys in entities.items():
+            if missing := len(expected.entities[stream] - got_keys):
                 problems.append(f"{stream}: {missing} of the fake's {len(expected.entities[stream])} records missing")
-    for kind, count in counts.items():
-        if count > 3:
-            problems.append(f"... {count} {kind} records in all")
+    problems.add_totals("records", "{}")
     return out
 
 
@@ -733,18 +452,9 @@ def top_costs(profile: Path, limit: int = 15) -> str:
 
 
 @dataclass
-class Variant:
-    label: str
-    config: dict[str, Any]
-    cap: float | None = None
-    baseline: bool = False  # the same-run baseline the others are compared with
+class Variant(common.Variant["Run"]):
     tap: Path = TAP
     reader: bool = False  # the reference reader, not the tap
-    runs: list[Run] = field(default_factory=list)
-
-    def median(self, value: Callable[[Run], float | None]) -> float | None:
-        values = [v for v in map(value, self.runs) if v is not None]
-        return statistics.median(values) if values else None
 
 
 def measure(
@@ -759,18 +469,7 @@ def measure(
     if variant.reader:
         run = run_reader(workdir, expected, fake, core=args.tap_core)
     else:
-        run = run_tap(
-            {"api_key": API_KEY, "api_url": fake.url, **variant.config},
-            catalog,
-            workdir,
-            expected,
-            fake,
-            cap=variant.cap,
-            core=args.tap_core,
-            cprofile=args.cprofile,
-            tap=variant.tap,
-            state=state,
-        )
+        run = run_tap(args, variant, catalog, workdir, expected, fake, state)
     variant.runs.append(run)
     note = " (stopped at the cap)" if run.capped else ""
     resent = f", {run.resent:,} old events re-sent" if run.resent is not None else ""
@@ -781,8 +480,7 @@ def measure(
         f"{resent}{note}",
         flush=True,
     )
-    for text in run.problems[:MAX_PROBLEMS_SHOWN]:
-        print(f"    ! {text}")
+    common.print_problems(run.problems)
     for text in run.notes:
         print(f"    note: {text}")
     if args.timeline and run.timeline:
@@ -799,10 +497,6 @@ def timeline(run: Run) -> str:
         lines.append(f"    {name:<40} {span.count:>8,} {span.throttled:>5} {span.first:>8.2f} {span.last:>8.2f}")
     lines.append(f"    {'(exit)':<40} {'':>8} {'':>5} {'':>8} {run.wall:>8.2f}")
     return "\n".join(lines)
-
-
-def fmt(value: float | None, spec: str) -> str:
-    return "-" if value is None else spec.format(value)
 
 
 def round_ratios(variant: Variant, yardstick: Variant) -> list[float]:
@@ -859,15 +553,8 @@ def print_table(
             ratios = round_ratios(v, yardstick) if v is not yardstick else []
             row.append(fmt(statistics.median(ratios) if ratios else None, "{:.2f}x"))
         rows.append(row)
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-    print(f"\n{title}")
-    for cells in (headers, *rows):
-        # The variant left-aligned, figures right-aligned.
-        print(
-            "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
-        )
-    runs = max(len(v.runs) for v in variants)
-    notes = [f"medians of {runs} runs" if runs > 1 else "one run each"]
+    common.print_table(title, headers, rows)
+    notes = [common.runs_note(variants)]
     if base is not None:
         notes.append(
             f"speed-up: {base.label}'s wall over the variant's; events/CPU-s x: the variant's over {base.label}'s "
@@ -888,21 +575,17 @@ def print_table(
 def tap_variants(ctx: Context, cap: float | None = None) -> list[Variant]:
     """The tap at its default concurrency, then the baseline: `--tap`'s tap if given, and concurrency 1."""
     setting = ctx.concurrency
-    default = setting.get("default") if setting else None
-    variants = [Variant(f"concurrency {default} (default)" if default is not None else "default", {})]
+    default, one = common.concurrency_variants(
+        Variant, setting.get("default") if setting else None, cap, baseline=not ctx.args.tap
+    )
+    variants = [default]
     if ctx.args.tap:
         path = ctx.args.tap
         where = path.parents[2] if len(path.parents) > 2 and path.parent.parent.name == ".venv" else path
         variants.append(Variant(f"--tap {where} (default settings)", {}, tap=path, baseline=True))
     if setting is not None:
-        variants.append(Variant("concurrency 1", {"concurrency": 1}, cap=cap, baseline=not ctx.args.tap))
+        variants.append(one)
     return variants
-
-
-def rounds(args: argparse.Namespace, variants: list[Variant]) -> Iterator[Variant]:
-    # Interleaved, so that a noisy neighbour hurts every variant alike.
-    for _ in range(args.repeat):
-        yield from variants
 
 
 # --- scenarios --------------------------------------------------------------------------------
@@ -955,7 +638,7 @@ def scenario_latency(ctx: Context, workdir: Path) -> list[Variant]:
     )
     variants = tap_variants(ctx, args.baseline_seconds or None)
     expected = expected_events(args.seed, n, entities=True)
-    for variant in rounds(args, variants):
+    for variant in rounds(args.repeat, variants):
         # A fresh fake per run: each run starts with the rate-limit windows empty, as a scheduled run would.
         with running_fake(
             args, workdir, n, latency=args.latency, latency_jitter=args.latency_jitter, rate_limits=True
@@ -978,7 +661,7 @@ def scenario_cpu(ctx: Context, workdir: Path) -> list[Variant]:
     variants = [*tap_variants(ctx), reader]
     expected = expected_events(args.seed, n)
     with running_fake(args, workdir, n, latency=0.0, rate_limits=False) as fake:
-        for variant in rounds(args, variants):
+        for variant in rounds(args.repeat, variants):
             measure(args, variant, ctx.catalog_for(fake.url, workdir), workdir, expected, fake)
     print_table(f"cpu (no latency, {n:,} events per metric)", variants, yardstick=reader, pages=pages(args, n))
     ratios = round_ratios(variants[0], reader)
@@ -1050,7 +733,7 @@ def event_bookmarks(state: bytes) -> dict[str, datetime.datetime]:
     """Each event stream's bookmark in a STATE value (those it has)."""
     bookmarks = json.loads(state).get("bookmarks", {})
     return {
-        stream: parse_datetime(value)
+        stream: parse_time(value)
         for stream in EVENT_STREAMS
         if isinstance(value := bookmarks.get(stream, {}).get("replication_key_value"), str)
     }
@@ -1067,38 +750,16 @@ SCENARIOS = {
 # --- main -------------------------------------------------------------------------------------
 
 
-def tap_version() -> str:
-    def git(*argv: str) -> str:
-        return subprocess.run(["git", *argv], cwd=REPO, capture_output=True, text=True, check=False).stdout.strip()
-
-    head = git("rev-parse", "--short", "HEAD") or "unknown"
-    # The figures depend on the fake's speed as well as the tap's.
-    dirty = [path for path in ("tap_klaviyo/", "fake_klaviyo/") if git("status", "--porcelain", "--", path)]
-    return head + (f" + uncommitted changes in {', '.join(dirty)}" if dirty else "")
-
-
-def machine() -> str:
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return f"{os.cpu_count()} cores{', ' + model if model else ''}, Python {platform.python_version()}"
-
-
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m benchmarks.events",
         description="Measure how fast, at what CPU and memory cost, and how exactly tap-klaviyo extracts an account "
         "from the fake Klaviyo.",
     )
-    p.add_argument(
-        "--scenario",
-        nargs="+",
-        choices=[*SCENARIOS, "all"],
-        default=["all"],
-        help="latency: 0.25 +- 0.05 s per request, rate limits, all default streams; cpu: no latency, the event "
+    common.add_scenario_argument(
+        p,
+        SCENARIOS,
+        "latency: 0.25 +- 0.05 s per request, rate limits, all default streams; cpu: no latency, the event "
         "streams, against a reference reader; memory: peak RSS at 1M events and a quarter of that; incremental: a "
         "run from a full run's state with new events (default: all four)",
     )
@@ -1109,8 +770,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "incremental 5,000)",
     )
     p.add_argument("--new-events", type=int, default=300, help="the incremental scenario's new events per metric")
-    p.add_argument("--repeat", type=int, default=1, help="runs per variant, interleaved; medians are reported")
-    p.add_argument("--seed", type=int, default=20261128)
+    common.add_repeat_and_seed(p)
     p.add_argument("--latency", type=float, default=0.25, help="seconds per request (latency, incremental)")
     p.add_argument(
         "--latency-jitter", type=float, default=0.05, help="give or take this, uniformly (latency, incremental)"
@@ -1134,7 +794,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--timeline", action="store_true", help="per run: each endpoint's requests, 429s, first and last answer"
     )
-    p.add_argument("--no-pin", action="store_true", help="do not pin the tap and the fake to a core each")
+    common.add_no_pin(p)
     p.add_argument(
         "--cprofile", action="store_true", help="run the tap under cProfile and print its top costs (slows it)"
     )
@@ -1143,27 +803,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--repeat and --events-per-metric must be at least 1")
     if args.new_events < 1:
         p.error("--new-events must be at least 1")
-    args.scenarios = list(SCENARIOS) if "all" in args.scenario else list(dict.fromkeys(args.scenario))
-    args.tap_core, args.fake_core = (None, None) if args.no_pin else cores()
-    return args
+    return common.settle_args(args, SCENARIOS)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        exact = run(args)
-    except BenchmarkError as exc:
-        print(f"benchmark: {exc}", file=sys.stderr)
-        return 2
-    if not exact:
-        print("\nWRONG DATA: some records were missing, duplicated, unknown or out of order (see above)")
-    return 0 if exact else 1
+    return common.main(parse_args(argv), run, "records")
 
 
 def run(args: argparse.Namespace) -> bool:
     """Every selected scenario; True when all the data was exact."""
-    if not TAP.exists():
-        raise BenchmarkError(f"no {TAP}: run scripts/test or scripts/demo first, or use that venv's python")
+    common.check_tap()
     if args.tap is not None and not args.tap.exists():
         raise BenchmarkError(f"no {args.tap} (--tap)")
     if args.events_page_size_max and "--events-page-size-max" not in fake_flags():
@@ -1173,14 +822,12 @@ def run(args: argparse.Namespace) -> bool:
         )
     with tempfile.TemporaryDirectory(prefix="tap-klaviyo-bench-") as tmp:
         workdir = Path(tmp)
-        about = tap_json("--about", "--format=json", cwd=workdir)
-        setting = about.get("settings", {}).get("properties", {}).get("concurrency")
-        print(f"tap-klaviyo at {tap_version()}; {machine()}")
+        setting = common.concurrency_setting(workdir)
+        common.print_header()
         if args.tap is not None:
             print(f"--tap: {args.tap}")
-        pinning = f"tap on core {args.tap_core}, fake on core {args.fake_core}" if args.tap_core is not None else "no"
         page = args.events_page_size_max or f"the spec's {SPEC_PAGE_SIZE_MAX}"
-        print(f"pinning: {pinning}; /api/events page size up to {page}; seed {args.seed}")
+        print(f"pinning: {common.pinning(args)}; /api/events page size up to {page}; seed {args.seed}")
         ctx = Context(args, setting)
         exact = True
         for name in args.scenarios:
