@@ -7,6 +7,7 @@ name is fragile; here each helper has one name and one home. conftest.py holds t
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,12 +29,13 @@ import pytest
 import requests
 from jsonschema import Draft7Validator
 
-from fake_klaviyo import Account
+from fake_klaviyo import REVISION, Account
 from fake_klaviyo.make_endpoints import DEFAULT_SPEC
 from tap_klaviyo.streams.table import STREAMS
 
 API_KEY = "pk_test_0123456789abcdef0123456789abcdef"
 TAP = Path(sys.executable).with_name("tap-klaviyo")
+REPO = Path(__file__).resolve().parent.parent
 
 # The tap's streams and their keys, from the stream table (the README's table is checked against it), and the
 # Klaviyo metric each event stream reads.
@@ -385,6 +387,44 @@ def pages(api: Any, path: str, **params: Any) -> list[dict[str, Any]]:
 def follow(api: Any, path: str, **params: Any) -> list[Row]:
     """Every resource of a collection, page after page."""
     return [r for doc in pages(api, path, **params) for r in doc["data"]]
+
+
+def fake_argv(*flags: str, api_key: str = API_KEY) -> list[str]:
+    """`python -m fake_klaviyo` on a free port, with `api_key` and `flags` (run it from REPO)."""
+    return [sys.executable, "-m", "fake_klaviyo", "--port", "0", "--api-key", api_key, *flags]
+
+
+@dataclass
+class FakeCommand:
+    """The fake started by `fake_command`: its URL, and once stopped what it wrote to stderr."""
+
+    url: str
+    api_key: str
+    stderr: bytes = b""
+
+    def get(self, path: str, **params: Any) -> requests.Response:
+        """GET `path` with the API key and the revision header; `follow` and `pages` take it."""
+        headers = {"Authorization": f"Klaviyo-API-Key {self.api_key}", "revision": REVISION}
+        return requests.get(self.url + path, params=params, headers=headers, timeout=10)
+
+
+@contextlib.contextmanager
+def fake_command(*flags: str, api_key: str = API_KEY) -> Iterator[FakeCommand]:
+    """The fake's command line (`fake_argv`) in a process of its own, as the benchmarks start it; stopped with
+    Ctrl-C on the way out."""
+    with subprocess.Popen(
+        fake_argv(*flags, api_key=api_key), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        try:
+            found = re.search(r"http://\S+", proc.stdout.readline().decode())
+            assert found, "the fake printed no URL"
+            fake = FakeCommand(found.group(0), api_key)
+            yield fake
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=10)
+        fake.stderr = proc.stderr.read()
 
 
 # --- PostgreSQL (from scripts/ci-services) ------------------------------------------------------------

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import re
-import signal
 import subprocess
-import sys
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import requests
 
 from fake_klaviyo import EMAIL_METRICS, GENERATOR_NOW, REVISION, FakeKlaviyo, generate_account
-from tests.kit import API_KEY, follow
+from tests.kit import API_KEY, REPO, fake_argv, fake_command, follow
 
 
 def test_new_events_are_the_same_account_plus_newer_email_events():
@@ -66,23 +62,19 @@ def test_each_request_sleeps_its_own_jittered_latency(account):
 
 
 def test_the_command_line_takes_jitter_and_new_events():
-    argv = [sys.executable, "-m", "fake_klaviyo", "--port", "0", "--api-key", API_KEY, "--events-per-metric", "30"]
-    argv += ["--latency", "0.02", "--latency-jitter", "0.01", "--new-events", "7", "--seed", "3"]
-    root = Path(__file__).resolve().parent.parent
+    flags = ["--events-per-metric", "30", "--latency", "0.02", "--latency-jitter", "0.01", "--new-events", "7"]
+    flags += ["--seed", "3"]
     metric = generate_account(3, events_per_metric=30).metric_by_name("Opened Email")["id"]
-    with subprocess.Popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
-        try:
-            assert proc.stdout is not None
-            url = re.search(r"http://\S+", proc.stdout.readline().decode()).group(0)
-            headers = {"Authorization": f"Klaviyo-API-Key {API_KEY}", "revision": REVISION}
-            get = lambda path, **p: requests.get(url + path, params=p, headers=headers, timeout=10)  # noqa: E731
-            events = follow(get, "/api/events", filter=f'equals(metric_id,"{metric}")', sort="datetime")
-        finally:
-            proc.send_signal(signal.SIGINT)
-            proc.wait(timeout=10)
+    with fake_command(*flags) as fake:
+        events = follow(fake.get, "/api/events", filter=f'equals(metric_id,"{metric}")', sort="datetime")
     assert len(events) == 37
     assert all(datetime.fromisoformat(e["attributes"]["datetime"]) >= GENERATOR_NOW for e in events[-7:])
     negative = subprocess.run(
-        [*argv[:-2], "--latency-jitter", "-1"], cwd=root, capture_output=True, text=True, timeout=60, check=False
+        [*fake_argv(*flags[:-2]), "--latency-jitter", "-1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert negative.returncode == 2 and "must not be negative" in negative.stderr

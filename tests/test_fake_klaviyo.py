@@ -6,15 +6,12 @@ import http.client
 import json
 import random
 import re
-import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections import Counter
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -25,7 +22,7 @@ from fake_klaviyo import EMAIL_METRICS, ENDPOINTS, FakeKlaviyo, Faults, generate
 from fake_klaviyo.filters import parse_datetime
 from fake_klaviyo.ids import CROCKFORD, ulid
 from fake_klaviyo.make_endpoints import DEFAULT_OUT, DEFAULT_SPEC, build
-from tests.kit import error, follow
+from tests.kit import REPO, error, fake_argv, fake_command, follow
 
 KEY = "pk_test_fake_0123456789"
 REVISION = "2026-07-15"
@@ -600,25 +597,17 @@ def test_connections_are_kept_alive(fake):
 
 
 def test_the_command_line_sets_page_sizes_and_profiles():
-    argv = [sys.executable, "-m", "fake_klaviyo", "--port", "0", "--api-key", KEY, "--events-per-metric", "20"]
-    argv += ["--events-page-size-max", "50", "--metrics-page-size", "9", "--profiles", "321"]
-    root = Path(__file__).resolve().parent.parent
-    with subprocess.Popen(argv, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
-        try:
-            assert proc.stdout is not None
-            url = re.search(r"http://\S+", proc.stdout.readline().decode()).group(0)
-            headers = {"Authorization": f"Klaviyo-API-Key {KEY}", "revision": REVISION}
-            get = lambda path, **p: requests.get(url + path, params=p, headers=headers, timeout=10)  # noqa: E731
-            assert get("/api/events", **{"page[size]": 50}).status_code == 200
-            assert get("/api/events", **{"page[size]": 51}).status_code == 400
-            assert len(get("/api/metrics").json()["data"]) == 9
-            assert len(follow(get, "/api/profiles", **{"page[size]": 100})) == 321
-        finally:
-            proc.send_signal(signal.SIGINT)
-            proc.wait(timeout=10)
-        assert proc.stderr is not None
-        assert re.search(rb"encoded \d+ events", proc.stderr.read())
-    too_few = subprocess.run([*argv[:-1], "5"], cwd=root, capture_output=True, text=True, timeout=60, check=False)
+    flags = ["--events-per-metric", "20", "--events-page-size-max", "50", "--metrics-page-size", "9"]
+    flags += ["--profiles", "321"]
+    with fake_command(*flags, api_key=KEY) as fake:
+        assert fake.get("/api/events", **{"page[size]": 50}).status_code == 200
+        assert fake.get("/api/events", **{"page[size]": 51}).status_code == 400
+        assert len(fake.get("/api/metrics").json()["data"]) == 9
+        assert len(follow(fake.get, "/api/profiles", **{"page[size]": 100})) == 321
+    assert re.search(rb"encoded \d+ events", fake.stderr)
+    too_few = subprocess.run(
+        fake_argv(*flags[:-1], "5", api_key=KEY), cwd=REPO, capture_output=True, text=True, timeout=60, check=False
+    )
     assert too_few.returncode == 2 and "profiles must be at least" in too_few.stderr
 
 
