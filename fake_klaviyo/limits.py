@@ -17,11 +17,13 @@ FAULT_KINDS: tuple[str, ...] = ("500", "503", "drop", "truncate", "429")
 
 @dataclass(frozen=True)
 class Faults:
-    """Inject one fault into a request with probability ``rate`` (deterministic RNG)."""
+    """Inject one fault into a request with probability ``rate`` (deterministic RNG); with ``only``, into requests
+    whose query (decoded, as ``key=value`` pairs) contains that text, e.g. one metric's id."""
 
     rate: float
     kinds: tuple[str, ...] = FAULT_KINDS
     seed: int = 0
+    only: str | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.rate <= 1.0:
@@ -39,8 +41,10 @@ class FaultDraws:
         self.rng = random.Random(faults.seed if faults else 0)
         self.lock = threading.Lock()
 
-    def draw(self) -> str | None:
+    def draw(self, query: str) -> str | None:
         if self.faults is None or self.faults.rate <= 0:
+            return None
+        if self.faults.only is not None and self.faults.only not in query:
             return None
         with self.lock:
             if self.rng.random() < self.faults.rate:

@@ -174,7 +174,9 @@ class FakeKlaviyo:
         ep, path_id = route(split.path) or (None, None)
         skip_body(h)
 
-        fault = self._faults.draw() if ep is not None and method == "GET" else None
+        fault = (
+            self._faults.draw(" ".join(f"{k}={v}" for k, v in pairs)) if ep is not None and method == "GET" else None
+        )
         if delay := self.delay():
             time.sleep(delay)  # in the handler thread, so concurrent requests overlap
 

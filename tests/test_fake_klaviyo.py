@@ -516,6 +516,16 @@ def test_status_faults(account, kind):
         assert fake.stats()["faults"] == {kind: 1}
 
 
+def test_faults_can_be_kept_to_the_requests_a_query_names(account):
+    only = account.lists[0]["id"]
+    with FakeKlaviyo(account, api_key=KEY, faults=Faults(rate=1.0, kinds=("503",), only=only)) as fake:
+        headers = {"Authorization": f"Klaviyo-API-Key {KEY}", "revision": REVISION}
+        named = requests.get(fake.url + f"/api/lists?filter=equals(id,'{only}')", headers=headers, timeout=10)
+        other = requests.get(fake.url + "/api/lists", headers=headers, timeout=10)
+        assert (named.status_code, other.status_code) == (503, 200)
+        assert fake.stats()["faults"] == {"503": 1}
+
+
 def test_drop_fault_closes_without_a_response(account):
     with FakeKlaviyo(account, api_key=KEY, faults=Faults(rate=1.0, kinds=("drop",))) as fake:
         with pytest.raises(requests.ConnectionError):
