@@ -91,12 +91,15 @@ def window(ep: Endpoint, pairs: list[tuple[str, str]]) -> str:
 
 class RateLimiter:
     """Klaviyo's per-account fixed windows: burst per second, steady per minute, for each endpoint (and each of
-    its additional fields with limits of their own: see :func:`window`)."""
+    its additional fields with limits of their own: see :func:`window`). A request counts in the window of the
+    time it arrived, not of the time this process got round to it: the fake's own threads, busy rendering other
+    responses, must not bunch requests into a second they did not arrive in."""
 
     def __init__(self, limits: Mapping[str, tuple[int, int]]) -> None:
         self.limits = dict(limits)
         self.lock = threading.Lock()
-        self.state: dict[str, list[int]] = {}  # name -> [second, count, minute, count]
+        # name -> (requests per second, requests per minute), the last few of each.
+        self.counts: dict[str, tuple[dict[int, int], dict[int, int]]] = {}
 
     @classmethod
     def from_setting(cls, rate_limits: bool | Mapping[str, tuple[int, int]]) -> RateLimiter | None:
@@ -112,27 +115,26 @@ class RateLimiter:
             limits.update({k: (int(v[0]), int(v[1])) for k, v in rate_limits.items()})
         return cls(limits)
 
-    def acquire(self, name: str) -> dict[str, str]:
+    def acquire(self, name: str, arrived: float | None = None) -> dict[str, str]:
         burst, steady = self.limits[name]
+        now = time.time() if arrived is None else arrived
+        sec, minute = int(now), int(now // 60)
         with self.lock:
-            now = time.time()
-            sec, minute = int(now), int(now // 60)
-            st = self.state.setdefault(name, [sec, 0, minute, 0])
-            if st[0] != sec:
-                st[0], st[1] = sec, 0
-            if st[2] != minute:
-                st[2], st[3] = minute, 0
+            seconds, minutes = self.counts.setdefault(name, ({}, {}))
             wait = 0.0
-            if st[1] >= burst:
+            if seconds.get(sec, 0) >= burst:
                 wait = max(wait, sec + 1 - now)
-            if st[3] >= steady:
+            if minutes.get(minute, 0) >= steady:
                 wait = max(wait, (minute + 1) * 60 - now)
             if wait:
                 raise throttled(max(1, math.ceil(wait)))
-            st[1] += 1
-            st[3] += 1
+            seconds[sec] = seconds.get(sec, 0) + 1
+            minutes[minute] = minutes.get(minute, 0) + 1
+            for window_counts, current in ((seconds, sec), (minutes, minute)):
+                for old in [k for k in window_counts if k < current - 2]:
+                    del window_counts[old]
             return {
                 "RateLimit-Limit": str(steady),
-                "RateLimit-Remaining": str(steady - st[3]),
+                "RateLimit-Remaining": str(steady - minutes[minute]),
                 "RateLimit-Reset": str(max(1, math.ceil((minute + 1) * 60 - now))),
             }

@@ -164,6 +164,7 @@ class FakeKlaviyo:
 
     def _serve(self, h: BaseHTTPRequestHandler) -> None:
         started = time.monotonic()
+        arrived = time.time()
         method = h.command
         split = urlsplit(h.path)
         pairs = parse_qsl(split.query, keep_blank_values=True)
@@ -179,11 +180,12 @@ class FakeKlaviyo:
         )
         if delay := self.delay():
             time.sleep(delay)  # in the handler thread, so concurrent requests overlap
+            arrived += delay  # as if the latency were the way in
 
         resp: Response | None = None
         if fault is None or fault == "truncate":
             host = h.headers.get("Host") or f"{self.host}:{self.port}"
-            resp = self._respond(method, split.path, ep, path_id, pairs, h.headers, f"http://{host}")
+            resp = self._respond(method, split.path, ep, path_id, pairs, h.headers, f"http://{host}", arrived)
         elif fault != "drop":
             resp = fault_response(fault)
 
@@ -212,6 +214,7 @@ class FakeKlaviyo:
         pairs: list[tuple[str, str]],
         headers: Message,
         base: str,
+        arrived: float,
     ) -> Response:
         rl_headers: dict[str, str] = {}
         try:
@@ -220,7 +223,7 @@ class FakeKlaviyo:
             access.check_revision(headers.get("revision"))
             access.check_scopes(ep, self.scopes)
             if self._limiter is not None:
-                rl_headers = self._limiter.acquire(window(ep, pairs))
+                rl_headers = self._limiter.acquire(window(ep, pairs), arrived)
             q = self._queries.parse(ep, pairs, path_id)
             return Response(200, self._documents.body(ep, q, base), rl_headers)
         except ApiError as e:

@@ -3,10 +3,8 @@
 Klaviyo limits each endpoint per account with two fixed windows: a burst per second and a steady rate per
 minute. A pacer keeps at most that many requests in *any* sliding 1 s and 60 s window, which can never exceed
 a fixed window, whatever its alignment. Headroom leaves room for clock skew and for network jitter bunching
-requests together on their way: a tenth of a second's burst, and at least two requests of it (a tenth of a
-small burst is less than one request, and two delayed requests from one second are enough to overrun the next),
-but only a twentieth of a minute's allowance (a few seconds of requests), since the steady limit is what a long
-sync runs at.
+requests together on their way: a tenth of a second's burst, but only a twentieth of a minute's allowance (a
+few seconds of requests), since the steady limit is what a long sync runs at.
 """
 
 from __future__ import annotations
@@ -18,7 +16,6 @@ from collections import deque
 from collections.abc import Callable, Mapping
 
 BURST_HEADROOM = 0.9
-BURST_SPARE = 2
 STEADY_HEADROOM = 0.95
 
 
@@ -33,7 +30,7 @@ class Pacer:
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], None] | None = None,
     ) -> None:
-        self.burst = max(1, min(math.floor(burst_per_second * BURST_HEADROOM), burst_per_second - BURST_SPARE))
+        self.burst = max(1, math.floor(burst_per_second * BURST_HEADROOM))
         self.steady = max(1, math.floor(steady_per_minute * STEADY_HEADROOM))
         self._clock = clock or time.monotonic
         self._sleep = sleep or time.sleep

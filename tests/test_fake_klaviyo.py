@@ -21,7 +21,9 @@ import requests
 from fake_klaviyo import EMAIL_METRICS, ENDPOINTS, FakeKlaviyo, Faults, generate_account
 from fake_klaviyo.filters import parse_datetime
 from fake_klaviyo.ids import CROCKFORD, ulid
+from fake_klaviyo.limits import RateLimiter
 from fake_klaviyo.make_endpoints import DEFAULT_OUT, DEFAULT_SPEC, build
+from fake_klaviyo.responses import ApiError
 from tests.kit import REPO, error, fake_argv, fake_command, follow
 
 KEY = "pk_test_fake_0123456789"
@@ -514,6 +516,20 @@ def test_status_faults(account, kind):
         if kind == "429":
             assert resp.headers["Retry-After"] == "1"
         assert fake.stats()["faults"] == {kind: 1}
+
+
+def test_a_request_counts_in_the_second_it_arrived_in():
+    # Handled out of order (the fake's threads were busy): each counts in its own second, as at Klaviyo's edge.
+    limiter = RateLimiter({"lists": (2, 100)})
+    limiter.acquire("lists", 10.5)
+    limiter.acquire("lists", 11.0)
+    limiter.acquire("lists", 10.9)
+    with pytest.raises(ApiError) as exc:
+        limiter.acquire("lists", 10.95)
+    assert exc.value.status == 429
+    limiter.acquire("lists", 11.5)  # the second second still has room for one
+    with pytest.raises(ApiError):
+        limiter.acquire("lists", 11.6)
 
 
 def test_faults_can_be_kept_to_the_requests_a_query_names(account):

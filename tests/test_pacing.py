@@ -39,8 +39,8 @@ def test_windows_hold_with_headroom():
     clock = FakeClock()
     pacer = Pacer(10, 150, clock=clock, sleep=lambda s: None)
     times = schedule(pacer, clock, 400)
-    assert pacer.burst == 8 and pacer.steady == 142
-    assert max_in_window(times, 1.0) == 8
+    assert pacer.burst == 9 and pacer.steady == 142
+    assert max_in_window(times, 1.0) == 9
     assert max_in_window(times, 60.0) == 142
     # Steady rate is reached, not undershot: 400 requests need a bit under three minutes.
     assert 2 * 60 < times[-1] - times[0] < 3 * 60
