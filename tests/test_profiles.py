@@ -98,6 +98,7 @@ def test_full_then_incremental_runs_are_exact(account):
         account.update_profiles(edited, at=later + timedelta(seconds=1))
         group = account.lists[0]["id"]
         account.add_members(group, new[:4], at=later + timedelta(seconds=2))
+        assert [r for r in fake.requests if r.status != 200] == [], "every request of the full run is valid"
         fake.clear_requests()
         second = run_tap(config, catalog=catalog, state=state)
         assert second.returncode == 0, second.stderr[-2000:]
