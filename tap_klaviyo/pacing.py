@@ -2,9 +2,10 @@
 
 Klaviyo limits each endpoint per account with two fixed windows: a burst per second and a steady rate per
 minute. A pacer keeps at most that many requests in *any* sliding 1 s and 60 s window, which can never exceed
-a fixed window, whatever its alignment. Headroom leaves room for clock skew and for network jitter bunching
-requests together on their way: a tenth of a second's burst, but only a twentieth of a minute's allowance (a
-few seconds of requests), since the steady limit is what a long sync runs at.
+a fixed window, whatever its alignment, and spaces them evenly (a second's burst released at once bunches on
+its way: requests held up behind one another land in the next second with those released for it). Headroom
+leaves room for clock skew and for network jitter: a tenth of a second's burst, but only a twentieth of a
+minute's allowance (a few seconds of requests), since the steady limit is what a long sync runs at.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class Pacer:
             now = self._clock()
             at = max(now, self._paused_until)
             if self._sent:
-                at = max(at, self._sent[-1])
+                at = max(at, self._sent[-1] + 1.0 / self.burst)
             if len(self._sent) >= self.burst:
                 at = max(at, self._sent[-self.burst] + 1.0)
             if len(self._sent) >= self.steady:

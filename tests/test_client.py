@@ -91,8 +91,8 @@ def test_requests_are_paced_to_the_endpoint_tier(client, clock, requests_mock):
     requests_mock.get(f"{API}/api/flows", json=page(["a"]))
     for _ in range(10):
         list(client.documents(endpoints.FLOWS, {}, stream="flows"))
-    # Flows allow 3/s: with headroom, two a second, so ten requests span four seconds.
-    assert clock.now - 100.0 == pytest.approx(4.0)
+    # Flows allow 3/s: with headroom, two a second, half a second apart, so ten requests span four and a half.
+    assert clock.now - 100.0 == pytest.approx(4.5)
 
 
 @pytest.mark.parametrize(

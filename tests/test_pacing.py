@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
+
+import pytest
 
 from tap_klaviyo.pacing import Pacer
 
@@ -66,7 +69,16 @@ def test_pause_and_exhausted_window_hold_everyone_back():
     clock.now += 12
     pacer.observe({"RateLimit-Remaining": "40", "RateLimit-Reset": "12"})
     pacer.observe({"unrelated": "1"})
-    assert pacer.acquire() == 0
+    assert pacer.acquire() == pytest.approx(1 / pacer.burst)  # only the spacing after the request before
+
+
+def test_a_burst_is_spread_over_its_second():
+    # Released at once, a second's requests bunch on their way and some land in the next second.
+    clock = FakeClock()
+    pacer = Pacer(10, 150, clock=clock, sleep=lambda s: None)
+    times = [clock.now + pacer.acquire() for _ in range(9)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert gaps == pytest.approx([1 / 9] * 8)
 
 
 def test_threads_share_one_pacer_without_exceeding_it():

@@ -167,7 +167,9 @@ def test_predictive_analytics_are_paced_under_their_lower_limits(account):
     assert result.returncode == 0, result.stderr[-2000:]
     assert_exact(result.records("profiles"), expected_profiles(account, predictive=True), ["id"], "profiles")
     # The fake throttles those requests at 10/s: more than that many, and none throttled.
-    assert len(requests) > 10 and all(r.status == 200 for r in requests), "no request throttled"
+    t0 = requests[0].started if requests else 0
+    timeline = [(round(r.started - t0, 3), r.status, r.query.get("page[size]")) for r in requests]
+    assert len(requests) > 10 and all(r.status == 200 for r in requests), f"no request throttled: {timeline}"
     assert {r.query["additional-fields[profile]"][0] for r in requests} == {"subscriptions,predictive_analytics"}
 
 
