@@ -256,7 +256,7 @@ class WindowedFetch:
             probe = Probe(plan.newest, Window(window.start, window.end))
         page = plan.following(window.next_url) if window.next_url else plan.first(window)
         pages = [page]
-        budget = max(2, BUFFERED_BYTES // (self.concurrency * max(page.size, 1)))
+        budget = self._page_budget(page)
         while page.next_url and len(pages) < window.pages and not self._closed:
             idle = self._split_for_idle(plan, window, pages)
             if idle is not None:
@@ -299,6 +299,11 @@ class WindowedFetch:
         windows = split(last, end, parts, pages=cap(expected_pages / parts, budget))
         return Chunk(pages, [*windows, *tail], before=last)
 
+    def _page_budget(self, page: RawPage) -> int:
+        """The pages a worker reads of a window before it looks again: its share of the read-ahead budget at this
+        page's size."""
+        return max(2, BUFFERED_BYTES // (self.concurrency * max(page.size, 1)))
+
     def _split_for_idle(self, plan: Plan, window: Window, pages: list[RawPage]) -> Chunk | None:
         """The pages read so far and the rest of the window split among this worker and idle ones, if workers are
         idle with nothing queued and the rest holds pages enough for two windows; None to read on."""
@@ -317,7 +322,7 @@ class WindowedFetch:
         idle = self._claim_idle(most - 1)
         if not idle:
             return None
-        budget = max(2, BUFFERED_BYTES // (self.concurrency * max(page.size, 1)))
+        budget = self._page_budget(page)
         windows = split(last, end, idle + 1, pages=cap(left / (idle + 1), budget))
         tail = [] if window.end else [Window(plan.now, None, pages=budget)]
         return Chunk(pages, [*windows, *tail], before=last, claimed=idle)
