@@ -41,6 +41,11 @@ def main(argv: list[str] | None = None) -> None:
         help="N more events per email metric, dated in the day after the rest (for an incremental run after a "
         "full one against the same seed without them)",
     )
+    p.add_argument(
+        "--spec-times",
+        action="store_true",
+        help='write events\' datetime and consent timestamps as the spec does ("T"), not as Klaviyo does (a space)',
+    )
     p.add_argument("--rate-limits", action="store_true", help="enforce the spec's per-endpoint limits")
     p.add_argument("--fault-rate", type=float, default=0.0, help="share of requests given a random fault")
     p.add_argument(
@@ -69,7 +74,11 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         account = generate_account(
-            args.seed, events_per_metric=args.events_per_metric, new_events=args.new_events, profiles=args.profiles
+            args.seed,
+            events_per_metric=args.events_per_metric,
+            new_events=args.new_events,
+            profiles=args.profiles,
+            spec_times=args.spec_times,
         )
     except ValueError as e:
         p.error(str(e))

@@ -16,6 +16,15 @@ def iso(dt: datetime, micro: bool = False) -> str:
     return dt.astimezone(UTC).isoformat(timespec="microseconds" if micro else "seconds")
 
 
+def klaviyo_form(text: str, micro: int | None = None) -> str:
+    """A time in the form Klaviyo really writes events' ``datetime`` and profiles' consent timestamps in, whatever
+    its spec says (recorded responses, estuary/connectors#4765): a space instead of the "T" (with ``micro``, those
+    microseconds too: ``2026-06-23 00:15:23.918411+00:00``)."""
+    if micro is not None and text[19:20] != ".":
+        text = f"{text[:19]}.{micro:06d}{text[19:]}"
+    return f"{text[:10]} {text[11:]}"
+
+
 def stamp(seconds: int) -> str:
     """Whole seconds since the epoch as Klaviyo writes profile times: "2022-11-08T00:00:00+00:00"."""
     return datetime.fromtimestamp(seconds, UTC).isoformat()

@@ -9,10 +9,11 @@ unsubscribe is a suppression of reason UNSUBSCRIBE. Profiles 1 to 3 carry each c
 from __future__ import annotations
 
 import random
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from .clock import stamp
+from .clock import klaviyo_form, stamp
 from .samples import EMAIL_METHODS, METHOD_DETAILS, SMS_METHODS
 from .spec import ENUMS
 
@@ -189,3 +190,13 @@ _PREDICTIONS = (
     "expected_date_of_next_order",
     "ranked_channel_affinity",
 )
+
+
+def klaviyo_consent_times(subscriptions: Json) -> None:
+    """Every channel's ``consent_timestamp`` rewritten, in place, as Klaviyo really writes it: with a space for the
+    "T" and microseconds (drawn from the time itself, so a profile reads the same each time)."""
+    for channel in subscriptions.values():
+        for permission in (channel or {}).values():
+            at = permission.get("consent_timestamp") if isinstance(permission, dict) else None
+            if isinstance(at, str):
+                permission["consent_timestamp"] = klaviyo_form(at, micro=zlib.crc32(at.encode()) % 1_000_000)

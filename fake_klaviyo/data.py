@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -176,6 +176,8 @@ def generate_account(
     email_share: float = 0.7,
     profiles: int | None = None,
     large_list: int | None = None,
+    spec_times: bool = False,
+    timed_events: Sequence[datetime] = (),
 ) -> Account:
     """Build a deterministic account (``random.Random(seed)``).
 
@@ -188,6 +190,13 @@ def generate_account(
     other event, and before the real current time): the same account plus events that arrived since, for an
     incremental run after a full one. Everything else is as without them, but the ``last_event_date`` of the
     profiles they name.
+
+    ``timed_events``: one more event at each of these times, on the email metrics in turn (the first on the first
+    email metric, ...), from a generator of their own: the account without them, or with fewer of them at its end,
+    is the same account (times today or in the future, for bookmarks that must not pass a sync's start).
+
+    ``spec_times``: events' ``datetime`` and profiles' consent timestamps as the spec writes them ("T"), rather
+    than as Klaviyo really does (a space, see ``clock.klaviyo_form``).
 
     ``profiles``: how many profiles, at least those the events name (by default those and a quarter as many
     without events, 30 at least); ``large_list`` of them are members of the first list (by default 60%).
@@ -231,6 +240,8 @@ def generate_account(
         pinned_rng,
         new_events,
         random.Random(f"new events {seed}"),
+        [int(t.timestamp()) for t in timed_events],
+        random.Random(f"timed events {seed}"),
     )
     account_res = account_resource(rng, ids)
     # Messages come last, from a generator of their own, so that each seed's other data is what it was before
@@ -247,6 +258,9 @@ def generate_account(
     profile_store = generate_profiles(
         profiles_rng, seed, count, store.profile_ids, last_events, [x["id"] for x in list_list]
     )
+    if spec_times:
+        store.datetime_sep = "T"
+        profile_store.klaviyo_consent_times = False
     large = count * 6 // 10 if large_list is None else large_list
     memberships = generate_memberships(profiles_rng, profile_store, list_list, segment_list, large)
     return Account(

@@ -53,6 +53,8 @@ class EventStore(EventView):
         email_sources: list[tuple[str, str, str | None]],
     ) -> None:
         self.seed = seed
+        # " " as Klaviyo writes an event's datetime, "T" as its spec does (`spec_times`).
+        self.datetime_sep = " "
         self.ts = ts  # int seconds
         self.sub = sub  # top 10 bits: millisecond of the id; low 54 bits: unique per event
         self.metric = metric  # index into metric_ids
@@ -105,7 +107,7 @@ class EventStore(EventView):
             "attributes": {
                 "timestamp": ts,
                 "event_properties": self._properties(self.metric_kinds[m], low),
-                "datetime": datetime.fromtimestamp(ts, UTC).isoformat(),
+                "datetime": datetime.fromtimestamp(ts, UTC).isoformat(sep=self.datetime_sep),
                 "uuid": ev_uuid,
             },
             "relationships": {
@@ -183,11 +185,14 @@ def generate_events(
     pinned_rng: random.Random,
     new: int = 0,
     new_rng: random.Random | None = None,
+    timed: Sequence[int] = (),
+    timed_rng: random.Random | None = None,
 ) -> EventStore:
     """Events per ``plan`` ((metric index, count) pairs) and ``future`` ones, then the ``pinned`` metrics' events
     from ``pinned_rng``, then ``new`` events per email metric from ``new_rng``, dated in the ``NEW_EVENTS_SPAN``
     after the others (which lie before ``GENERATOR_NOW``); the profiles are as many as ``plan`` and ``future``
-    call for, whatever ``pinned`` and ``new`` add."""
+    call for, whatever ``pinned`` and ``new`` add. Last, from ``timed_rng``, an event at each of the ``timed`` times
+    (epoch seconds), on the email metrics in turn."""
     total = sum(c for _, c in plan) + future
     n_profiles = max(20, min(50_000, total // 8))
     profile_ids = [
@@ -240,6 +245,10 @@ def generate_events(
     if new and new_rng is not None:
         rand, randrange = new_rng.random, new_rng.randrange
         spread([(m, new) for m in email_idx], end, end + NEW_EVENTS_SPAN)
+    if timed and timed_rng is not None and email_idx:
+        rand, randrange = timed_rng.random, timed_rng.randrange
+        for j, t in enumerate(timed):
+            add(t, email_idx[j % len(email_idx)])
 
     keys = [(t << 64) | s for t, s in zip(ts, sub, strict=True)]
     order = sorted(range(len(keys)), key=keys.__getitem__)

@@ -253,10 +253,12 @@ def _check_type(fld: str, lit: Literal, vrule: dict[str, Any]) -> None:
 
 
 def _as_instant(v: Any) -> datetime | None:
+    """A resource's time as an instant: the forms Klaviyo writes them in, the space form included (a filter's own
+    literal must have the "T")."""
     if isinstance(v, datetime):
         return v
     if isinstance(v, str):
-        return parse_datetime(v)
+        return parse_datetime(f"{v[:10]}T{v[11:]}" if v[10:11] == " " else v)
     return None
 
 

@@ -62,6 +62,8 @@ class ProfileStore(LazyResources):
         self, seed: int, ids: list[str], created: array, updated: array, last_event: array, with_events: int
     ) -> None:
         self.ids = ids
+        # Consent timestamps as Klaviyo writes them (a space, microseconds), or as its spec does (`spec_times`).
+        self.klaviyo_consent_times = True
         self.created = created  # whole seconds, as Klaviyo gives profile times
         self.updated = updated
         self.last_event = last_event  # the profile's newest event, -1 for none
@@ -180,7 +182,10 @@ class ProfileStore(LazyResources):
         )
 
     def subscriptions(self, i: int) -> dict[str, Any]:
-        return consent.subscriptions(self._rng(i, 1), self.facts(i))
+        subscriptions = consent.subscriptions(self._rng(i, 1), self.facts(i))
+        if self.klaviyo_consent_times:
+            consent.klaviyo_consent_times(subscriptions)
+        return subscriptions
 
     def predictive_analytics(self, i: int) -> dict[str, Any] | None:
         return consent.predictive_analytics(self._rng(i, 2), self.facts(i))

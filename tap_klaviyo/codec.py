@@ -131,8 +131,9 @@ skim = skimmer("datetime")
 skim_cursor = skimmer(None)
 
 
-# Klaviyo's form of a date-time (`2024-01-02T00:21:47+00:00`); other ISO 8601 forms take the record-by-record path.
-_DATETIME = Annotated[str, msgspec.Meta(pattern=r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)$")]
+# Klaviyo's forms of a date-time: RFC 3339 (`2024-01-02T00:21:47+00:00`) and the same with a space for the "T",
+# which events really come with; other ISO 8601 forms take the record-by-record path.
+_DATETIME = Annotated[str, msgspec.Meta(pattern=r"^\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)$")]
 
 
 class _Related(msgspec.Struct, gc=False):
@@ -220,11 +221,14 @@ def _record(event: _Event) -> EventRecord:
             profile = relationships.profile.data.id
         if relationships.metric is not None and relationships.metric.data is not None:
             metric = relationships.metric.data.id
+    moment = attributes.datetime
+    if moment is not None and moment[10] == " ":
+        moment = f"{moment[:10]}T{moment[11:]}"
     return EventRecord(
         event.id,
         attributes.timestamp,
         attributes.event_properties.copy(),
-        attributes.datetime,
+        moment,
         attributes.uuid,
         profile,
         metric,

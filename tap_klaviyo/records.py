@@ -6,7 +6,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from tap_klaviyo.times import parse_or_none
+from tap_klaviyo.times import parse_or_none, rfc3339
 
 Resource = dict[str, Any]
 
@@ -33,6 +33,53 @@ def flatten(resource: Resource) -> dict[str, Any]:
 
 
 Check = Callable[[Any], "str | None"]
+Rewrite = Callable[[dict[str, Any]], None]
+
+
+def compile_times(schema: dict[str, Any]) -> Rewrite:
+    """A function that rewrites, in place, every value of a record that the schema declares `format: date-time`
+    into RFC 3339 (Klaviyo writes some with a space instead of the "T"): only those fields are visited."""
+    paths = _datetime_fields(schema)
+
+    def rewrite(value: Any, fields: _Fields) -> None:
+        if isinstance(value, list):
+            for item in value:
+                rewrite(item, fields)
+            return
+        if not isinstance(value, dict):
+            return
+        for name, sub in fields.items():
+            found = value.get(name)
+            if found is None:
+                continue
+            if sub is None:
+                if found.__class__ is str:
+                    if found[10:11] != "T":
+                        value[name] = rfc3339(found)
+                elif isinstance(found, list):
+                    found[:] = [rfc3339(item) if isinstance(item, str) else item for item in found]
+            else:
+                rewrite(found, sub)
+
+    def rewrite_record(record: dict[str, Any]) -> None:
+        rewrite(record, paths)
+
+    return rewrite_record
+
+
+# The date-time fields under an object (None: the field itself holds the date-time).
+_Fields = dict[str, "_Fields | None"]
+
+
+def _datetime_fields(schema: dict[str, Any]) -> _Fields:
+    fields: _Fields = {}
+    for name, sub in schema.get("properties", {}).items():
+        node = sub.get("items", sub) if isinstance(sub, dict) else {}
+        if node.get("format") == "date-time":
+            fields[name] = None
+        elif nested := _datetime_fields(node):
+            fields[name] = nested
+    return fields
 
 
 def compile_schema(schema: dict[str, Any], path: str = "") -> Check:

@@ -38,7 +38,8 @@ RELIED_ON = {
     "Tap.sync_all": "final, but the only point before any stream syncs and after every stream has synced and "
     "written its state; the SDK has no hooks there",
     "Stream._increment_stream_state": "the only point between a record and its bookmark: a sorted stream's "
-    "bookmark is not capped at the signpost by the SDK, and Klaviyo dates some records in the future",
+    "bookmark is not capped at the signpost by the SDK (Klaviyo dates some records in the future), and the SDK "
+    "compares bookmarks as text (Klaviyo writes some times with a space for the 'T')",
     "Stream._sync_records": "the record loop; the fast path replaces it for event streams whose records nothing "
     "rewrites, and hands everything else to it",
     "Stream._write_starting_replication_value": "the fast path must record where the sync started, as the loop does",
@@ -100,12 +101,12 @@ class SdkStream(Stream):
             super()._write_activate_version_message(version)
         super().finalize_state_progress_markers(state)
 
-    def bookmark_record(self, record: dict[str, Any]) -> dict[str, Any]:
+    def bookmark_record(self, record: dict[str, Any], context: Context | None) -> dict[str, Any]:
         """The record as the bookmark should take it (the stream may cap its replication key)."""
         return record
 
     def _increment_stream_state(self, latest_record: dict[str, Any], *, context: Context | None = None) -> None:
-        super()._increment_stream_state(self.bookmark_record(latest_record), context=context)
+        super()._increment_stream_state(self.bookmark_record(latest_record, context), context=context)
 
 
 class PageSyncStream(SdkStream):

@@ -201,6 +201,26 @@ def utc(value: str) -> datetime:
 # --- what the fake holds ----------------------------------------------------------------------------------
 
 
+def rfc3339(value: Any) -> Any:
+    """A time as the tap must emit it: Klaviyo's form with a space gets its "T" back, offset and fraction kept."""
+    return f"{value[:10]}T{value[11:]}" if isinstance(value, str) and value[10:11] == " " else value
+
+
+def rfc3339_consent(subscriptions: Row) -> Row:
+    """A profile's `subscriptions` as the tap must emit them: each channel's `consent_timestamp` in RFC 3339."""
+    return {
+        channel: {
+            name: {**permission, "consent_timestamp": rfc3339(permission.get("consent_timestamp"))}
+            if isinstance(permission, dict) and "consent_timestamp" in permission
+            else permission
+            for name, permission in kinds.items()
+        }
+        if isinstance(kinds, dict)
+        else kinds
+        for channel, kinds in subscriptions.items()
+    }
+
+
 def expected_row(resource: Row, **extra: Any) -> Row:
     """What the tap should emit for a resource, written out here rather than borrowed from the tap."""
     row = {"id": resource["id"], **resource["attributes"], **extra}
@@ -273,6 +293,7 @@ def expected_events(account: Account, metric_id: str, start_date: str | None = N
     return [
         expected_row(
             e,
+            datetime=rfc3339(e["attributes"]["datetime"]),
             metric_id=e["relationships"]["metric"]["data"]["id"],
             profile_id=e["relationships"]["profile"]["data"]["id"],
         )

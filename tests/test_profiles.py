@@ -12,7 +12,7 @@ import pytest
 
 from fake_klaviyo import FakeKlaviyo, generate_account
 from tap_klaviyo.streams.profiles import PAGE
-from tests.kit import API_KEY, assert_exact, run_and_kill, run_tap, select, utc
+from tests.kit import API_KEY, assert_exact, rfc3339_consent, run_and_kill, run_tap, select, utc
 
 PEOPLE = {"profiles", "lists_and_segments_members"}
 MEMBER_KEY = ["list_id", "profile_id"]
@@ -23,7 +23,8 @@ def expected_profiles(account, *, predictive: bool = False) -> list[dict[str, An
     rows = []
     for resource in account.profiles_in_order("updated"):
         i = account.profiles.position(resource["id"])
-        row = {"id": resource["id"], **resource["attributes"], "subscriptions": account.profiles.subscriptions(i)}
+        subscriptions = rfc3339_consent(account.profiles.subscriptions(i))
+        row = {"id": resource["id"], **resource["attributes"], "subscriptions": subscriptions}
         if predictive:
             row["predictive_analytics"] = account.profiles.predictive_analytics(i)
         rows.append(json.loads(json.dumps(row)))

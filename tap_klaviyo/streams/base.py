@@ -15,10 +15,10 @@ from tap_klaviyo.client import KlaviyoClient
 from tap_klaviyo.endpoints import Endpoint
 from tap_klaviyo.errors import KlaviyoError
 from tap_klaviyo.progress import Progress
-from tap_klaviyo.records import compile_schema
+from tap_klaviyo.records import compile_schema, compile_times
 from tap_klaviyo.sdk import SdkStream
 from tap_klaviyo.settings import ACCOUNT_COLUMN, ACCOUNT_ID, MIRROR
-from tap_klaviyo.times import parse_datetime, parse_or_none
+from tap_klaviyo.times import bookmark_text, parse_datetime, parse_or_none
 
 if TYPE_CHECKING:
     from singer_sdk import Tap
@@ -82,6 +82,9 @@ class KlaviyoStream(SdkStream):
         if self.mirror and self.READ_WHOLE_TO_MIRROR:
             self.forced_replication_method = "FULL_TABLE"
         self._check = compile_schema(self.schema)
+        self._rfc3339 = compile_times(self.schema)
+        # The bookmark the state holds now, as text and as an instant (parsed once, not once a record).
+        self._held: tuple[str, datetime.datetime] | None = None
         self._known = frozenset(self.schema["properties"])
         self._warned_invalid = False
         self._warned_unknown = False
@@ -94,6 +97,7 @@ class KlaviyoStream(SdkStream):
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
         if self.adds_account:
             row[ACCOUNT_COLUMN] = self.account_id
+        self._rfc3339(row)
         if not row.keys() <= self._known:
             # An attribute a newer Klaviyo revision added: not in the schema the target was given.
             unknown = sorted(row.keys() - self._known)
@@ -135,37 +139,57 @@ class KlaviyoStream(SdkStream):
         progress.done()
 
     def bookmark(self, context: Context | None) -> datetime.datetime | None:
-        """Where the last run's state says this stream got to; None for a full import."""
+        """Where the last run's state says this stream got to; None for a full import. The state's value is
+        rewritten in the tap's one form of bookmark, so what the SDK compares it with as text sorts as instants do."""
         if not self.replication_key or self.replication_method != "INCREMENTAL":
             return None
         state = self.get_context_state(context)
         value = state.get("replication_key_value")
         if not value or state.get("replication_key") != self.replication_key:
             return None
-        return parse_datetime(value)
+        moment = parse_datetime(value)
+        state["replication_key_value"] = bookmark_text(moment)
+        return moment
 
     @cached_property
-    def _cap(self) -> tuple[datetime.datetime, str]:
-        """The sync's start (no bookmark may pass it), and as Klaviyo writes times, to the second."""
+    def _cap(self) -> datetime.datetime:
+        """The sync's start: no bookmark may pass it."""
         start = self.get_replication_key_signpost(None)
         assert isinstance(start, datetime.datetime), "replication keys here are date-times"
-        return start, start.replace(microsecond=0).isoformat()
+        return start
 
-    def bookmark_record(self, record: dict[str, Any]) -> dict[str, Any]:
-        # The SDK lets a sorted stream's bookmark run past the sync's start when Klaviyo returns records
-        # stamped in the future; the next run would then skip everything until that date. Cap it.
+    def bookmark_record(self, record: dict[str, Any], context: Context | None) -> dict[str, Any]:
+        """The record as the bookmark takes it: its replication key as an instant, capped at the sync's start (the
+        SDK lets a sorted stream's bookmark run past it when Klaviyo dates records in the future, and the next run
+        would skip everything until that date), never before the bookmark already held (records re-read by a
+        lookback, or sharing the bookmark's second, would trip the SDK's sort check), written in one form."""
         value = record.get(self.replication_key) if self.replication_key else None
         if value is None:
             return record
         assert self.replication_key is not None
-        cap, cap_text = self._cap
-        # Klaviyo's own form compares as text; anything else is parsed.
-        if isinstance(value, str) and len(value) == len(cap_text) and value.endswith("+00:00"):
-            late = value > cap_text
-        else:
-            moment = parse_or_none(value)
+        moment = value if isinstance(value, datetime.datetime) else parse_or_none(value)
+        if moment is None:
+            # Not a date-time (the schema check reports it): it cannot move the bookmark.
+            return {**record, self.replication_key: None}
+        moment = min(moment, self._cap)
+        held = self._held_bookmark(context)
+        if held is not None and moment <= held[1]:
+            return {**record, self.replication_key: held[0]}
+        text = bookmark_text(moment)
+        self._held = (text, moment)
+        return {**record, self.replication_key: text}
+
+    def _held_bookmark(self, context: Context | None) -> tuple[str, datetime.datetime] | None:
+        """The bookmark the state holds for a context now, as text and instant; a text in another form (a state
+        written by another version, or by hand) is rewritten in the tap's, so the SDK's text comparisons hold."""
+        state = self.get_context_state(context)
+        text = state.get("replication_key_value")
+        if not isinstance(text, str):
+            return None
+        if self._held is None or self._held[0] != text:
+            moment = parse_or_none(text)
             if moment is None:
-                # Not a date-time (the schema check reports it): it cannot move the bookmark.
-                return {**record, self.replication_key: None}
-            late = moment > cap
-        return {**record, self.replication_key: cap.isoformat()} if late else record
+                return None
+            self._held = (bookmark_text(moment), moment)
+            state["replication_key_value"] = self._held[0]
+        return self._held
