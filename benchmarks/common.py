@@ -102,6 +102,7 @@ class FakeProcess:
         latency_jitter: float = 0.0,
         new_events: int = 0,
         page_size_max: int | None = None,
+        spec_times: bool = False,
     ) -> None:
         argv = [sys.executable, "-m", "fake_klaviyo", "--port", "0", "--api-key", API_KEY]
         argv += ["--seed", str(seed), "--events-per-metric", str(events_per_metric)]
@@ -117,6 +118,8 @@ class FakeProcess:
             argv.append("--rate-limits")
         if page_size_max:
             argv += ["--events-page-size-max", str(page_size_max)]
+        if spec_times:
+            argv.append("--spec-times")
         self.log = log
         with log.open("wb") as stderr:
             self.proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=stderr)
