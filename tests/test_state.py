@@ -37,7 +37,7 @@ def new_events(account, since: str) -> list[str]:
     )
 
 
-def info_lines(run: TapRun, level: str) -> list[str]:
+def log_lines(run: TapRun, level: str) -> list[str]:
     return [line for line in run.stderr.splitlines() if f"| {level}" in line and "state" in line]
 
 
@@ -80,8 +80,8 @@ def test_a_state_the_tap_can_use_is_used(account, config, catalog, state, level,
     assert result.returncode == 0, result.stderr[-2000:]
     assert sorted(r["id"] for r in result.records(STREAM)) == new_events(account, MIDDLE), "only what is new"
     if said:
-        assert any(said in line for line in info_lines(result, level)), result.stderr[-3000:]
-    assert not info_lines(result, "WARNING"), "nothing to warn about"
+        assert any(said in line for line in log_lines(result, level)), result.stderr[-3000:]
+    assert not log_lines(result, "WARNING"), "nothing to warn about"
     # The tap writes the plain Singer state, in the stream's own form, whatever it was given.
     first = result.states[0]
     assert set(first) == {"bookmarks"}
@@ -96,7 +96,7 @@ def test_an_empty_state_imports_everything(account, config, catalog):
         result = run_tap(config, state=state, catalog=catalog)
         assert result.returncode == 0, result.stderr[-2000:]
         assert sorted(r["id"] for r in result.records(STREAM)) == new_events(account, "2000-01-01T00:00:00Z"), state
-        assert not info_lines(result, "WARNING"), state
+        assert not log_lines(result, "WARNING"), state
 
 
 def test_meltano_hands_its_state_over_a_pipe(account, config, catalog, tmp_path):
@@ -126,7 +126,7 @@ def test_meltano_hands_its_state_over_a_pipe(account, config, catalog, tmp_path)
 def test_a_bookmark_in_the_future_is_ignored_with_a_warning(account, config, catalog):
     result = run_tap(config, state=plain("2100-01-01T00:00:00Z"), catalog=catalog)
     assert result.returncode == 0, result.stderr[-2000:]
-    (warning,) = info_lines(result, "WARNING")
+    (warning,) = log_lines(result, "WARNING")
     assert f"stream '{STREAM}' is '2100-01-01T00:00:00Z', in the future" in warning
     assert "read as if it had none" in warning
     assert sorted(r["id"] for r in result.records(STREAM)) == new_events(account, "2000-01-01T00:00:00Z")
@@ -250,7 +250,7 @@ def test_members_partitions_are_read_from_their_own_bookmarks(account, config):
     assert first == {p for p, joined in account.members(groups[0]) if utc(joined) >= utc(middle[groups[0]])}
     assert len(first) < len(account.members(groups[0])), "read from the partition's bookmark"
     assert {r["profile_id"] for r in rows if r["list_id"] == groups[1]} == {p for p, _ in account.members(groups[1])}
-    (warning,) = info_lines(result, "WARNING")
+    (warning,) = log_lines(result, "WARNING")
     assert (
         f"stream '{MEMBERS}' (list_id {groups[1]}, type list) is '2100-01-01T00:00:00+00:00', in the future" in warning
     )
@@ -285,3 +285,11 @@ def test_many_problems_are_still_one_line():
     found = review(state, (), {f"s{i}": Keeps("datetime") for i in range(9)}, NOW)
     error = found.error()
     assert error and "\n" not in error and error.count("is not a date-time") == 3 and "and 6 more" in error
+
+
+def test_keys_beside_the_bookmarks_are_named_and_ignored():
+    state = plain(MIDDLE)
+    found = review(state, ("singer_state",), {STREAM: Keeps("datetime")}, NOW)
+    assert not found.problems and not found.notes
+    assert found.warnings == ["The state's key(s) singer_state are not Singer's: ignored."]
+    assert state == plain(MIDDLE), "the bookmark is used as it is"
