@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tap_klaviyo.errors import KlaviyoError
+from tap_klaviyo.state import shape_problem as state_shape
 from tap_klaviyo.tap import TapKlaviyo
 
 FILE_OPTIONS = {"--config": "config", "--state": "state", "--catalog": "catalog"}
@@ -62,9 +63,9 @@ def check_files(argv: list[str]) -> None:
         if Path(path).exists() and not Path(path).is_file():
             continue  # A pipe (`--config <(...)`) can be read once only: the SDK's read must be that one.
         document = read_json(kind, path)
-        shape_problem = {"config": _config_shape, "state": _state_shape, "catalog": _catalog_shape}[kind](document)
-        if shape_problem:
-            raise KlaviyoError(f"The {kind} file {path} {shape_problem}.")
+        problem = {"config": _config_shape, "state": state_shape, "catalog": _catalog_shape}[kind](document)
+        if problem:
+            raise KlaviyoError(f"The {kind} file {path} {problem}.")
 
 
 def read_json(kind: str, path: str) -> Any:
@@ -80,15 +81,6 @@ def read_json(kind: str, path: str) -> Any:
 
 def _config_shape(document: Any) -> str | None:
     return None if isinstance(document, dict) else "must hold a JSON object of settings"
-
-
-def _state_shape(document: Any) -> str | None:
-    if not isinstance(document, dict):
-        return "must hold a JSON object (a Singer STATE value, with `bookmarks`)"
-    bookmarks = document.get("bookmarks", {})
-    if not isinstance(bookmarks, dict) or not all(isinstance(v, dict) for v in bookmarks.values()):
-        return "must map each stream name to an object under `bookmarks`"
-    return None
 
 
 def _catalog_shape(document: Any) -> str | None:

@@ -21,6 +21,8 @@ DEFAULT_MAX_RETRIES = 8
 DEFAULT_CONCURRENCY = 16
 # The SDK's own name for the setting that turns ACTIVATE_VERSION on.
 MIRROR = "emit_activate_version_messages"
+# Late events reach Klaviyo within hours: a longer lookback is a mistake (and far longer, out of datetime's range).
+MAX_LOOKBACK_MINUTES = 30 * 24 * 60
 # The setting that adds the account's id to every record and key, and the column it fills.
 ACCOUNT_ID = "add_account_id"
 ACCOUNT_COLUMN = "account_id"
@@ -60,7 +62,8 @@ SETTINGS = th.PropertiesList(
         title="Lookback (minutes)",
         description=(
             "On incremental runs, also re-read this many minutes before each event stream's bookmark, "
-            "for events that reach Klaviyo late. Re-read events are sent again (dedupe on `id`)."
+            "for events that reach Klaviyo late (at most 43200, 30 days). Re-read events are sent again (dedupe on "
+            "`id`)."
         ),
     ),
     th.Property(
@@ -215,6 +218,12 @@ def settings_problems(config: Mapping[str, Any], known: set[str], taken: set[str
         value = config.get(name, least)
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             problems.append(f"Setting `{name}` must be a whole number, {least} or more, not {value!r}")
+    lookback = config.get("lookback_minutes", 0)
+    if isinstance(lookback, int) and lookback > MAX_LOOKBACK_MINUTES:
+        problems.append(
+            f"Setting `lookback_minutes` must be at most {MAX_LOOKBACK_MINUTES} (30 days), not {lookback}: late "
+            "events reach Klaviyo within minutes or hours"
+        )
     for name in ("fail_on_no_new_data", "validate_records", "profiles_predictive_analytics", MIRROR, ACCOUNT_ID):
         if not isinstance(config.get(name, False), bool):
             problems.append(f"Setting `{name}` must be true or false, not {config[name]!r}")

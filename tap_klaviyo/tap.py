@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime
 from functools import cached_property
 from typing import Any
 
@@ -18,10 +19,11 @@ from tap_klaviyo.settings import (
     SETTINGS,
     settings_problems,
 )
+from tap_klaviyo.state import SINGER_KEYS, Keeps, review, shape_problem, unwrap
 from tap_klaviyo.streams import KlaviyoStream, build_streams
 from tap_klaviyo.streams.events import EventStream
+from tap_klaviyo.streams.profiles import MembersStream
 from tap_klaviyo.streams.table import STREAMS, stream_rows
-from tap_klaviyo.times import parse_datetime
 
 
 class TapKlaviyo(SdkTap):
@@ -32,6 +34,8 @@ class TapKlaviyo(SdkTap):
     message_writer_class = RecordBufferingWriter
 
     config_jsonschema = SETTINGS.to_dict()
+    # The given state's top-level keys that are not Singer's (`load_state` finds them, the state check names them).
+    _state_other_keys: tuple[str, ...] = ()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -48,18 +52,30 @@ class TapKlaviyo(SdkTap):
                     f"The catalog names stream(s) {', '.join(unknown)} that tap-klaviyo does not have: "
                     "run `tap-klaviyo --discover` for a fresh catalog."
                 )
-        for name, bookmark in (self.state.get("bookmarks") or {}).items():
-            stream = self.streams.get(name)
-            value = bookmark.get("replication_key_value")
-            if stream is None or not stream.replication_key or value is None:
-                continue
-            try:
-                parse_datetime(str(value))
-            except ValueError:
-                raise KlaviyoError(
-                    f"The state's bookmark for stream '{name}' is not a date-time: {str(value)[:40]!r}: "
-                    "fix it or remove that stream's bookmark to import it again."
-                ) from None
+        streams = {
+            name: Keeps(stream.replication_key, partitioned=isinstance(stream, MembersStream))
+            for name, stream in self.streams.items()
+        }
+        found = review(self.state, self._state_other_keys, streams, datetime.datetime.now(datetime.timezone.utc))
+        error = found.error()
+        if error:
+            raise KlaviyoError(error)
+        for note in found.notes:
+            self.logger.info("%s", note)
+        for warning in found.warnings:
+            self.logger.warning("%s", warning)
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        # The SDK hands over the --state document as it is: a wrapper around the Singer state would hide every
+        # bookmark from it (and so import everything again).
+        problem = shape_problem(state)
+        if problem:
+            raise KlaviyoError(f"The state {problem}.")
+        value, wrappers = unwrap(state)
+        if wrappers:
+            self.logger.info("The state is %s: the Singer state in it is used.", ", in ".join(wrappers))
+        self._state_other_keys = tuple(sorted(set(value) - SINGER_KEYS))
+        super().load_state(value)
 
     @cached_property
     def client(self) -> KlaviyoClient:
