@@ -17,8 +17,9 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -174,6 +175,34 @@ def run_and_kill(
                     break
         proc.wait()
     return delivered, last_state
+
+
+def run_and_signal(
+    config: dict[str, Any], signum: int, when: Callable[[dict[str, Any]], bool], *, timeout: float = 120
+) -> tuple[TapRun, float]:
+    """Run the tap, send it `signum` as soon as it writes a message for which `when` is true, and read on until it
+    exits: what it wrote and said, and the seconds from the signal to its exit."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "config.json"
+        path.write_text(json.dumps(config))
+        with (Path(tmp) / "stderr").open("w+") as err:
+            proc = subprocess.Popen(
+                [str(TAP), "--config", str(path)], stdout=subprocess.PIPE, stderr=err, text=True, env=clean_env()
+            )
+            assert proc.stdout is not None
+            lines, signalled = [], None
+            for line in proc.stdout:
+                lines.append(line)
+                if signalled is None and when(json.loads(line)):
+                    proc.send_signal(signum)
+                    signalled = time.monotonic()
+            proc.wait(timeout=timeout)
+            assert signalled is not None, "the run ended before the moment to signal it"
+            elapsed = time.monotonic() - signalled
+            err.seek(0)
+            stderr = err.read()
+    messages = [json.loads(line) for line in lines]
+    return TapRun(proc.returncode, "".join(lines), stderr, messages), elapsed
 
 
 def select(discovery: TapRun, streams: set[str], method: str | None = None) -> dict[str, Any]:
