@@ -28,6 +28,7 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 import requests
+import singer_sdk
 from jsonschema import Draft7Validator
 
 from fake_klaviyo import REVISION, Account
@@ -65,6 +66,19 @@ Row = dict[str, Any]
 def clean_env(*prefixes: str) -> dict[str, str]:
     """This process's environment without TAP_KLAVIYO_* settings, nor variables with the other prefixes."""
     return {k: v for k, v in os.environ.items() if not k.startswith(("TAP_KLAVIYO_", *prefixes))}
+
+
+def refuse_dotenv_settings() -> None:
+    """Fail where a .env file would set TAP_KLAVIYO_* variables in runs with `--config ENV`: singer-sdk then loads the
+    first .env found walking up from where it is installed (here the repository's .venv, so the repository's own
+    .env, as Meltano writes it), over the variables a test sets."""
+    folder = Path(singer_sdk.__file__).resolve().parent / "configuration"
+    for parent in [folder, *folder.parents]:
+        dotenv = parent / ".env"
+        if dotenv.is_file():
+            if re.search(r"^\s*(export\s+)?TAP_KLAVIYO_", dotenv.read_text(errors="replace"), re.MULTILINE):
+                pytest.fail(f"{dotenv} sets TAP_KLAVIYO_* variables over the test's own: move it away to run this test")
+            return
 
 
 def unavailable(reason: str) -> None:
@@ -110,6 +124,8 @@ def run_tap(
 ) -> TapRun:
     """Run the installed `tap-klaviyo` command as a user would, with files for config, state and catalog
     (dicts are written as JSON, strings as they are)."""
+    if "ENV" in args:
+        refuse_dotenv_settings()
     with tempfile.TemporaryDirectory() as tmp:
         files = {"config": config, "state": state, "catalog": catalog}
         argv = [str(TAP)]

@@ -15,7 +15,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.kit import API_KEY, DEFAULT_STREAMS, REPO, TAP, TapRun, clean_env, expected_keys, keys_of, run_tap
+from tests.kit import (
+    API_KEY,
+    DEFAULT_STREAMS,
+    REPO,
+    TAP,
+    TapRun,
+    clean_env,
+    expected_keys,
+    keys_of,
+    refuse_dotenv_settings,
+    run_tap,
+)
 
 SECRET = API_KEY.removeprefix("pk_")
 
@@ -29,6 +40,7 @@ def said(result: TapRun) -> list[str]:
 
 
 def test_a_target_that_stops_reading_gets_one_line_and_exit_1(config):
+    refuse_dotenv_settings()
     with tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(
             [str(TAP), "--config", "ENV"],

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from fake_klaviyo import generate_account
-from tests.kit import DEFAULT_STREAMS, EVENT_METRICS, REPO, clean_env
+from tests.kit import DEFAULT_STREAMS, EVENT_METRICS, REPO, clean_env, refuse_dotenv_settings
 
 OLD_PORT = 8765  # the port the demo used to take for granted
 
@@ -53,6 +53,7 @@ def stranger(port: int) -> Iterator[Stranger | None]:
 
 
 def run_demo(**env: str) -> subprocess.CompletedProcess[str]:
+    refuse_dotenv_settings()  # the demo runs with --config ENV
     return subprocess.run(
         [str(REPO / "scripts" / "demo")],
         capture_output=True,
