@@ -41,6 +41,7 @@ TARGET_GONE = (
 def main() -> None:
     limit_allocator()
     stopping.install()
+    code: Any = 0
     try:
         check_files(sys.argv[1:])
         code = TapKlaviyo.cli.main(standalone_mode=False)
@@ -51,19 +52,18 @@ def main() -> None:
         leave(exc.exit_code, str(exc))
     except (OutputClosed, BrokenPipeError):
         silence_stdout()
-        signum = stopping.requested()
-        if signum is not None:
-            # Ctrl-C in a shell stops the target too: the signal is what ended the run.
-            leave(128 + signum, str(stopping.Interrupted(signum)))
-        leave(1, f"error: {TARGET_GONE}")
+        # Ctrl-C in a shell stops the target too: then the signal is what ended the run (below).
+        if stopping.requested() is None:
+            leave(1, f"error: {TARGET_GONE}")
     except KlaviyoError as exc:
         fail(str(exc))
     except Exception as exc:
         logging.getLogger(TapKlaviyo.name).debug("Where the error below happened:", exc_info=True)
         fail(f"{type(exc).__name__}: {exc} (unexpected: TAP_KLAVIYO_LOGLEVEL=DEBUG logs where it happened)")
-    signum = stopping.requested()
-    if signum is not None:
-        leave(128 + signum, str(stopping.Interrupted(signum)))
+    if (signum := stopping.requested()) is not None:
+        # A signal the run did not stop for (it came as the run ended, or during discovery) still ends it so.
+        interrupted = stopping.Interrupted(signum)
+        leave(interrupted.exit_code, str(interrupted))
     sys.exit(code if isinstance(code, int) else 0)
 
 

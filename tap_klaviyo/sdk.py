@@ -113,10 +113,10 @@ class SdkTap(Tap):
         stopping.request(signum)
 
     def setup_mapper(self) -> None:
-        # meltano/sdk#1942 (fixed after 0.54 by meltano/sdk#3046): the SDK registers a deselected stream's stream
-        # maps against the schema of its selected fields, which is none, so a map of it (the README's privacy map
-        # of `profiles`, which is opt-in) fails the run for want of its key. Such maps never run: register them
-        # against the whole schema.
+        # meltano/sdk#1942 (fixed upstream by meltano/sdk#3046, not in 0.54.9): the SDK registers a deselected
+        # stream's maps against the schema of its selected fields, which is none, so a map of it (the README's
+        # privacy map of `profiles`, which is opt-in) fails the run for want of its key. Such maps never run:
+        # register them against the whole schema.
         catalog = Catalog.from_dict(self.catalog.to_dict())
         for entry in catalog.streams:
             entry.metadata.root.selected = True
@@ -136,8 +136,11 @@ class SdkTap(Tap):
             super().sync_all()
             stopping.check()
         except stopping.Interrupted:
-            # Everything written so far is covered by this state; it is also the last line out.
-            self.write_message(StateMessage(value=self.state))
+            # Everything written so far is covered by this state; it is also the last line out. Not with batch
+            # files: a batch is announced, and its STATE written, once it is whole, so the bookmark of one being
+            # filled covers records no target has; the last STATE the SDK wrote stands.
+            if not self.config.get("batch_config"):
+                self.write_message(StateMessage(value=self.state))
             raise
         self.after_sync()
 

@@ -38,7 +38,7 @@ class TapKlaviyo(SdkTap):
     config_jsonschema = SETTINGS.to_dict()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        # With `--config ENV`, a TAP_KLAVIYO_* variable that names no setting is a mistake (checked in __init__).
+        # With `--config ENV`, a TAP_KLAVIYO_* variable that names no setting is a mistake in the settings.
         self.reads_environment = bool(kwargs.get("parse_env_config"))
         super().__init__(*args, **kwargs)
         self._check_catalog_and_state()

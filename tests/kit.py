@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
@@ -194,10 +195,15 @@ def run_and_kill(
 
 
 def run_and_signal(
-    config: dict[str, Any], signum: int, when: Callable[[dict[str, Any]], bool], *, timeout: float = 120
+    config: dict[str, Any],
+    signum: int,
+    when: Callable[[dict[str, Any]], bool],
+    *,
+    delay: float = 0.0,
+    timeout: float = 120,
 ) -> tuple[TapRun, float]:
-    """Run the tap, send it `signum` as soon as it writes a message for which `when` is true, and read on until it
-    exits: what it wrote and said, and the seconds from the signal to its exit."""
+    """Run the tap, send it `signum` `delay` seconds after it writes a message for which `when` is true, and read on
+    until it exits: what it wrote and said, and the seconds from the signal to its exit."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "config.json"
         path.write_text(json.dumps(config))
@@ -206,15 +212,24 @@ def run_and_signal(
                 [str(TAP), "--config", str(path)], stdout=subprocess.PIPE, stderr=err, text=True, env=clean_env()
             )
             assert proc.stdout is not None
-            lines, signalled = [], None
+            lines: list[str] = []
+            signalled: list[float] = []
+
+            def send() -> None:
+                proc.send_signal(signum)
+                signalled.append(time.monotonic())
+
+            timer = None
             for line in proc.stdout:
                 lines.append(line)
-                if signalled is None and when(json.loads(line)):
-                    proc.send_signal(signum)
-                    signalled = time.monotonic()
+                if timer is None and when(json.loads(line)):
+                    timer = threading.Timer(delay, send)
+                    timer.start()
             proc.wait(timeout=timeout)
-            assert signalled is not None, "the run ended before the moment to signal it"
-            elapsed = time.monotonic() - signalled
+            assert timer is not None, "the run ended before the moment to signal it"
+            timer.join()
+            assert signalled, "the run ended before the signal was sent"
+            elapsed = time.monotonic() - signalled[0]
             err.seek(0)
             stderr = err.read()
     messages = [json.loads(line) for line in lines]
