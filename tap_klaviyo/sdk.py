@@ -177,16 +177,16 @@ def _drop_unsorted_warning(record: logging.LogRecord) -> bool:
 def log_partition_starts_at_debug(logger: logging.Logger) -> None:
     """The SDK's line saying where a stream starts, at DEBUG on `logger` (a stream with a partition per list would
     log one per list)."""
+    logger.addFilter(_demote_starting_line)
 
-    def demote(record: logging.LogRecord) -> bool:
-        if not (isinstance(record.msg, str) and record.msg.startswith(STARTING_LINE)):
-            return True
-        if not logger.isEnabledFor(logging.DEBUG):
-            return False
-        record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+
+def _demote_starting_line(record: logging.LogRecord) -> bool:
+    if not (isinstance(record.msg, str) and record.msg.startswith(STARTING_LINE)):
         return True
-
-    logger.addFilter(demote)
+    if not logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
+        return False
+    record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+    return True
 
 
 class PageSyncStream(SdkStream):
