@@ -40,6 +40,8 @@ class FakeKlaviyo:
     ``page_size_max``: per-endpoint maximum ``page[size]`` overrides, e.g. ``{"events": 200}``.
     ``latency_jitter``: each request sleeps ``latency`` plus a uniform draw in [-jitter, +jitter] (never below 0),
     drawn from a generator seeded with the account's seed.
+    ``endpoint_latency``: seconds more that requests to these endpoints sleep, e.g. ``{"flows": 60}`` for an
+    endpoint that hangs. Sleeping requests are answered with a hang-up once the fake stops.
     Each event is JSON-encoded once, when first served (:meth:`encode_events` does them all up
     front), and ``/api/events`` pages are spliced from those bytes unless they ask for sparse
     fieldsets or includes.
@@ -52,6 +54,7 @@ class FakeKlaviyo:
         api_key: str = "pk_test_123",
         latency: float = 0.0,
         latency_jitter: float = 0.0,
+        endpoint_latency: Mapping[str, float] | None = None,
         rate_limits: bool | Mapping[str, tuple[int, int]] = False,
         faults: Faults | None = None,
         scopes: Iterable[str] | None = None,
@@ -67,6 +70,9 @@ class FakeKlaviyo:
         self.latency = latency
         self.latency_jitter = latency_jitter
         self._jitter = random.Random(f"latency jitter {self.account.seed}")
+        self.endpoint_latency = dict(endpoint_latency or {})
+        if set(self.endpoint_latency) - set(ENDPOINTS) or any(v < 0 for v in self.endpoint_latency.values()):
+            raise ValueError(f"endpoint_latency: unknown endpoints or negative seconds in {self.endpoint_latency}")
         self.faults = faults
         self.scopes = frozenset(ALL_READ_SCOPES if scopes is None else scopes)
         self.page_size_max = dict(page_size_max or {})
@@ -90,11 +96,14 @@ class FakeKlaviyo:
         self._records: list[RequestRecord] = []
         self._server: Server | None = None
         self._thread: threading.Thread | None = None
+        # Set while stopped: wakes requests sleeping out their latency.
+        self._stopped = threading.Event()
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> FakeKlaviyo:
         if self._server is None:
+            self._stopped.clear()
             self._server = Server((self.host, self.port), self._serve)
             self.port = self._server.server_address[1]
             # A short poll interval keeps stop() (and so each test's teardown) quick.
@@ -106,6 +115,7 @@ class FakeKlaviyo:
 
     def stop(self) -> None:
         if self._server is not None:
+            self._stopped.set()
             self._server.shutdown()
             self._server.close_connections()
             self._server.server_close()
@@ -130,13 +140,15 @@ class FakeKlaviyo:
         """
         return self._documents.encoded_events().encode_all()
 
-    def delay(self) -> float:
-        """Seconds the next request sleeps: the latency, give or take the jitter, never below 0."""
+    def delay(self, endpoint: Endpoint | None = None) -> float:
+        """Seconds the next request (to `endpoint`) sleeps: the latency, give or take the jitter, never below 0, and
+        the endpoint's own."""
+        extra = self.endpoint_latency.get(endpoint.name, 0.0) if endpoint is not None else 0.0
         if not self.latency_jitter:
-            return self.latency
+            return self.latency + extra
         with self._lock:  # one generator for every handler thread
             jitter = self._jitter.uniform(-self.latency_jitter, self.latency_jitter)
-        return max(0.0, self.latency + jitter)
+        return max(0.0, self.latency + jitter) + extra
 
     # --- observation --------------------------------------------------------------------------
 
@@ -178,8 +190,11 @@ class FakeKlaviyo:
         fault = (
             self._faults.draw(" ".join(f"{k}={v}" for k, v in pairs)) if ep is not None and method == "GET" else None
         )
-        if delay := self.delay():
-            time.sleep(delay)  # in the handler thread, so concurrent requests overlap
+        if delay := self.delay(ep):
+            # In the handler thread, so concurrent requests overlap; cut short by stop().
+            if self._stopped.wait(delay):
+                h.close_connection = True
+                return
             arrived += delay  # as if the latency were the way in
 
         resp: Response | None = None

@@ -1,4 +1,6 @@
-"""The `tap-klaviyo` command: the SDK's CLI, with a user's mistake reported as one line, never a traceback.
+"""The `tap-klaviyo` command: the SDK's CLI, where whatever ends a run is one line on stderr, never a traceback, and
+the exit code says how it ended: 0 done, 1 an error (a user's mistake, Klaviyo's refusal, a target that stopped
+reading, or an unexpected failure, whose traceback is logged at DEBUG), 143 or 130 stopped by SIGTERM or SIGINT.
 
 The SDK reads the files named by `--config`, `--state` and `--catalog` itself and fails on a bad one with a
 traceback that does not name the file, so each is read here first.
@@ -8,12 +10,19 @@ from __future__ import annotations
 
 import ctypes
 import json
+import logging
+import os
 import platform
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+import click
+
+from tap_klaviyo import stopping
 from tap_klaviyo.errors import KlaviyoError
+from tap_klaviyo.output import OutputClosed, silence_stdout
+from tap_klaviyo.redaction import redact
 from tap_klaviyo.state import shape_problem as state_shape
 from tap_klaviyo.tap import TapKlaviyo
 
@@ -24,14 +33,57 @@ FILE_OPTIONS = {"--config": "config", "--state": "state", "--catalog": "catalog"
 M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8
 
 
+TARGET_GONE = (
+    "the target stopped reading (broken pipe): see the target's own error; the next run resumes from the last "
+    "STATE it saved"
+)
+
+
 def main() -> None:
     limit_allocator()
+    stopping.install()
+    code: Any = 0
     try:
         check_files(sys.argv[1:])
-        TapKlaviyo.cli()
+        code = TapKlaviyo.cli.main(standalone_mode=False)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except stopping.Interrupted as exc:
+        leave(exc.exit_code, str(exc))
+    except (OutputClosed, BrokenPipeError):
+        silence_stdout()
+        # Ctrl-C in a shell stops the target too: then the signal is what ended the run (below).
+        if stopping.requested() is None:
+            leave(1, f"error: {TARGET_GONE}")
     except KlaviyoError as exc:
-        print(f"tap-klaviyo: error: {exc}", file=sys.stderr)
-        sys.exit(1)
+        fail(str(exc))
+    except Exception as exc:
+        logging.getLogger(TapKlaviyo.name).debug("Where the error below happened:", exc_info=True)
+        fail(f"{type(exc).__name__}: {exc} (unexpected: TAP_KLAVIYO_LOGLEVEL=DEBUG logs where it happened)")
+    if (signum := stopping.requested()) is not None:
+        # A signal the run did not stop for (it came as the run ended, or during discovery) still ends it so.
+        interrupted = stopping.Interrupted(signum)
+        leave(interrupted.exit_code, str(interrupted))
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def fail(message: str) -> NoReturn:
+    """Exit 1 with one line, the API key masked (an error may quote a response or a header)."""
+    print(f"tap-klaviyo: error: {redact(' '.join(message.split()))}", file=sys.stderr)
+    sys.exit(1)
+
+
+def leave(code: int, line: str) -> NoReturn:
+    """Exit now with `code` after one line: the window pool's workers may be in a request or its retries, and the
+    interpreter's exit would wait for them. What the tap wrote is flushed first."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        silence_stdout()
+    print(f"tap-klaviyo: {line}", file=sys.stderr, flush=True)
+    logging.shutdown()
+    os._exit(code)
 
 
 def limit_allocator() -> None:
@@ -60,6 +112,8 @@ def file_arguments(argv: list[str]) -> list[tuple[str, str]]:
 
 def check_files(argv: list[str]) -> None:
     for kind, path in file_arguments(argv):
+        if Path(path).is_dir():
+            raise KlaviyoError(f"The {kind} file {path} is a directory: give the path of a JSON file.")
         if Path(path).exists() and not Path(path).is_file():
             continue  # A pipe (`--config <(...)`) can be read once only: the SDK's read must be that one.
         document = read_json(kind, path)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import datetime
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +22,19 @@ class _RecordMessage(msgspec.Struct, tag_field="type", tag="RECORD", omit_defaul
     record: Any
     version: int | None = None
     time_extracted: str | None = None
+
+
+class OutputClosed(BaseException):
+    """The target stopped reading (a broken pipe). Not an Exception: nothing on its way out takes it for a
+    stream's error, and the command reports it in one line."""
+
+
+def silence_stdout() -> None:
+    """Point stdout at /dev/null once the target has gone, so that nothing written later (Python flushes stdout
+    on exit) fails with a broken pipe again: Python's documented idiom for SIGPIPE."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 @dataclass(frozen=True)
@@ -51,7 +66,7 @@ class RecordBufferingWriter(MsgSpecWriter):
     def __init__(self) -> None:
         super().__init__()
         self._pending = bytearray()
-        atexit.register(self.flush)
+        atexit.register(self._flush_at_exit)
 
     def write_message(self, message: Message | EncodedRecords) -> None:
         if isinstance(message, EncodedRecords):
@@ -62,7 +77,17 @@ class RecordBufferingWriter(MsgSpecWriter):
             self.flush()
 
     def flush(self) -> None:
-        if self._pending:
-            sys.stdout.buffer.write(self._pending)
+        try:
+            if self._pending:
+                sys.stdout.buffer.write(self._pending)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            silence_stdout()
+            raise OutputClosed from None
+        finally:
             self._pending.clear()
-        sys.stdout.flush()
+
+    def _flush_at_exit(self) -> None:
+        # A run that failed may leave records after its last STATE; a target already gone cannot take them.
+        with contextlib.suppress(OutputClosed):
+            self.flush()

@@ -13,7 +13,7 @@ EVERY_SECONDS = 30.0
 
 
 class Progress:
-    """Logs a stream's progress at INFO every `EVERY_SECONDS`, and a summary when it is done."""
+    """Logs a stream's progress at INFO every `EVERY_SECONDS`, and a summary when it is done (at `done_level`)."""
 
     def __init__(
         self,
@@ -25,6 +25,7 @@ class Progress:
         start: datetime.datetime | None = None,
         end: datetime.datetime | None = None,
         every: float = EVERY_SECONDS,
+        done_level: int = logging.INFO,
     ) -> None:
         self.logger = logger
         self.stream = stream
@@ -33,6 +34,7 @@ class Progress:
         self.start = start
         self.end = end
         self.every = every
+        self.done_level = done_level
         self.records = 0
         self.began = time.monotonic()
         self._next_log = self.began + every
@@ -71,7 +73,8 @@ class Progress:
 
     def done(self) -> None:
         counts = self.client.counts(self.stream)
-        self.logger.info(
+        self.logger.log(
+            self.done_level,
             "%s: done: %s records, %s requests, %d retries (%d throttled), %.1fs",
             self.stream,
             f"{self.records:,}",

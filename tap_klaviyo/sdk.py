@@ -1,15 +1,20 @@
 """Every place tap-klaviyo relies on singer-sdk internals, and why the public API does not suffice for it.
 
 singer-sdk's public hooks cover what a stream fetches (`get_records`, `post_process`) and how its state is read
-(`get_context_state`, `get_replication_key_signpost`, `is_sorted`). Three things the tap needs have no public
-hook, so they live here, and only here:
+(`get_context_state`, `get_replication_key_signpost`, `is_sorted`). What else the tap needs has no public hook,
+so it lives here, and only here:
 - one line for a user's mistake in the settings, before the SDK logs its own lines about them;
 - work before any stream syncs (tying event bookmarks to their metric) and a check after every stream has synced
   and saved its state (`fail_on_no_new_data`);
 - a bookmark that never passes the sync's start, and the page-at-a-time fast path for event streams, which
   writes what the SDK's record loop writes (RECORD lines, STATE at the same points, the same counts) for a
   fraction of its cost per record;
-- ACTIVATE_VERSION after a stream's last record instead of before its first.
+- ACTIVATE_VERSION after a stream's last record instead of before its first;
+- stopping on SIGTERM or SIGINT where the state covers everything written, and exiting non-zero (the SDK's
+  handler exits 0 wherever the signal lands).
+
+Two workarounds use only public API but lean on SDK behaviour, so they live here too: the stream map registration
+of deselected streams (meltano/sdk#1942), and two SDK log lines that would mislead in this tap's log.
 
 `RELIED_ON` names each member used and why. tests/test_sdk_boundary.py checks that each still exists with the
 signature used here and that no other module touches a private SDK member; tests/test_parity.py syncs the same
@@ -20,21 +25,30 @@ changes any of them fails a unit test instead of a user's sync.
 from __future__ import annotations
 
 import datetime
+import logging
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from singer_sdk import Stream, Tap
-from singer_sdk.exceptions import ConfigValidationError
+from singer_sdk.exceptions import ConfigValidationError, MappingError
+from singer_sdk.mapper import PluginMapper
+from singer_sdk.singerlib import Catalog, StateMessage
 
+from tap_klaviyo import stopping
 from tap_klaviyo.errors import KlaviyoError
 from tap_klaviyo.output import RecordBufferingWriter, encode_records
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     from singer_sdk.helpers.types import Context
 
 RELIED_ON = {
     "Tap._validate_config": "the SDK validates settings inside Tap.__init__ and logs each problem on lines of its "
     "own before raising: overriding it is the only way to check first and fail with one line",
+    "Tap._handle_termination": "the SDK installs it for SIGTERM and SIGINT in Tap.__init__, writes STATE and exits 0 "
+    "from wherever the signal lands (mid-record, mid-bookmark): overriding it is the only way to stop at a "
+    "consistent point and exit with the signal's code",
     "Tap.sync_all": "final, but the only point before any stream syncs and after every stream has synced and "
     "written its state; the SDK has no hooks there",
     "Stream._increment_stream_state": "the only point between a record and its bookmark: a sorted stream's "
@@ -56,12 +70,25 @@ RELIED_ON = {
 }
 
 
-class SdkTap(Tap):
-    """A tap that checks its own settings first, and can act before any stream syncs and once every one has."""
+# The SDK's warning when an unsorted stream first moves its bookmark. The tap's unsorted streams (lists and
+# segments, campaigns, flows) are read whole past their bookmark, which moves only once the stream has synced: an
+# interrupted one is read again from the same bookmark and loses nothing, so the warning would only alarm.
+UNSORTED_WARNING = "Stream is assumed to be unsorted"
+# The SDK's line saying where a stream starts, which a partitioned stream logs once per partition.
+STARTING_LINE = "Starting incremental sync of"
 
-    def settings_problems(self) -> list[str]:
-        """Every mistake in the settings, each a sentence naming the setting and the fix."""
+
+class SdkTap(Tap):
+    """A tap that checks its own settings first, can act before any stream syncs and once every one has, and stops
+    on SIGTERM or SIGINT with a STATE that covers everything it wrote."""
+
+    def settings_problems(self, *, discovery: bool = False) -> list[str]:
+        """Every mistake in the settings, each a sentence naming the setting and the fix (for `discovery`, only
+        those that change what is discovered)."""
         return []
+
+    def config_read(self) -> None:
+        """Called once the settings are read, before they are checked or used."""
 
     def before_sync(self) -> None:
         """Called before any stream syncs, with the state as given."""
@@ -70,19 +97,52 @@ class SdkTap(Tap):
         """Called once every selected stream has synced and written its state."""
 
     def _validate_config(self, *, raise_errors: bool = True) -> list[str]:
-        if not raise_errors:
-            return super()._validate_config(raise_errors=False)
-        problems = self.settings_problems()
-        if not problems:
+        self.config_read()
+        # Without raise_errors the SDK is discovering: the streams come from the settings alone, so a missing key
+        # is no mistake there (the SDK's own check would log that it is, as a warning).
+        problems = self.settings_problems(discovery=not raise_errors)
+        if not problems and raise_errors:
             try:
                 return super()._validate_config(raise_errors=True)
             except ConfigValidationError as exc:
                 problems = [f"Invalid setting: {error}" for error in exc.errors]
-        raise KlaviyoError("; ".join(problems))
+        if problems:
+            raise KlaviyoError("; ".join(problems))
+        return []
+
+    def _handle_termination(self, signum: int, frame: FrameType | None) -> None:
+        stopping.request(signum)
+
+    def setup_mapper(self) -> None:
+        # meltano/sdk#1942 (fixed upstream by meltano/sdk#3046, not in 0.54.9): the SDK registers a deselected
+        # stream's maps against the schema of its selected fields, which is none, so a map of it (the README's
+        # privacy map of `profiles`, which is opt-in) fails the run for want of its key. Such maps never run:
+        # register them against the whole schema.
+        catalog = Catalog.from_dict(self.catalog.to_dict())
+        for entry in catalog.streams:
+            entry.metadata.root.selected = True
+        try:
+            self.mapper = PluginMapper(plugin_config=dict(self.config), logger=self.logger)
+            self.mapper.register_raw_streams_from_catalog(catalog)
+        except ConfigValidationError as exc:  # flattening settings
+            raise KlaviyoError("; ".join(f"Invalid setting: {error}" for error in exc.errors)) from None
+        except MappingError as exc:
+            raise KlaviyoError(f"Setting `stream_maps` cannot be applied: {exc}") from None
 
     def sync_all(self) -> None:
-        self.before_sync()
-        super().sync_all()
+        logging.getLogger("singer_sdk").addFilter(_drop_unsorted_warning)
+        try:
+            self.before_sync()
+            stopping.check()
+            super().sync_all()
+            stopping.check()
+        except stopping.Interrupted:
+            # Everything written so far is covered by this state; it is also the last line out. Not with batch
+            # files: a batch is announced, and its STATE written, once it is whole, so the bookmark of one being
+            # filled covers records no target has; the last STATE the SDK wrote stands.
+            if not self.config.get("batch_config"):
+                self.write_message(StateMessage(value=self.state))
+            raise
         self.after_sync()
 
 
@@ -107,6 +167,27 @@ class SdkStream(Stream):
 
     def _increment_stream_state(self, latest_record: dict[str, Any], *, context: Context | None = None) -> None:
         super()._increment_stream_state(self.bookmark_record(latest_record, context), context=context)
+        # The record is written and its bookmark moved: a signal may stop the run here.
+        stopping.check()
+
+
+def _drop_unsorted_warning(record: logging.LogRecord) -> bool:
+    return not (isinstance(record.msg, str) and record.msg.startswith(UNSORTED_WARNING))
+
+
+def log_partition_starts_at_debug(logger: logging.Logger) -> None:
+    """The SDK's line saying where a stream starts, at DEBUG on `logger` (a stream with a partition per list would
+    log one per list)."""
+    logger.addFilter(_demote_starting_line)
+
+
+def _demote_starting_line(record: logging.LogRecord) -> bool:
+    if not (isinstance(record.msg, str) and record.msg.startswith(STARTING_LINE)):
+        return True
+    if not logging.getLogger(record.name).isEnabledFor(logging.DEBUG):
+        return False
+    record.levelno, record.levelname = logging.DEBUG, logging.getLevelName(logging.DEBUG)
+    return True
 
 
 class PageSyncStream(SdkStream):

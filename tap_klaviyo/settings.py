@@ -12,10 +12,13 @@ from urllib.parse import urlsplit
 
 from singer_sdk import typing as th
 
+from tap_klaviyo.api_key import api_key_problems
 from tap_klaviyo.times import parse_datetime
 
 DEFAULT_API_URL = "https://a.klaviyo.com"
 DEFAULT_REVISION = "2026-07-15"
+# The API revisions the streams' requests, filters and schemas are modelled on (2026-10-15 changes campaigns).
+SUPPORTED_REVISIONS = frozenset({DEFAULT_REVISION})
 DEFAULT_MAX_RETRIES = 8
 # Requests in flight: at 250 ms per request, 16 reach /api/events' steady limit.
 DEFAULT_CONCURRENCY = 16
@@ -165,7 +168,10 @@ SETTINGS = th.PropertiesList(
         th.StringType,
         default=DEFAULT_REVISION,
         title="API revision",
-        description="The Klaviyo API revision sent in the `revision` header.",
+        description=(
+            "The Klaviyo API revision sent in the `revision` header: one the streams are modelled on "
+            f"({', '.join(sorted(SUPPORTED_REVISIONS))})."
+        ),
     ),
     th.Property(
         "api_url",
@@ -187,12 +193,12 @@ SETTINGS = th.PropertiesList(
 )
 
 
-def settings_problems(config: Mapping[str, Any], known: set[str], taken: set[str]) -> list[str]:
+def settings_problems(
+    config: Mapping[str, Any], known: set[str], taken: set[str], *, discovery: bool = False
+) -> list[str]:
     """Every mistake in the settings, each as a sentence naming the setting and the fix (`taken`: the names of
-    the tap's own streams)."""
-    problems = []
-    if not config.get("api_key"):
-        problems.append("Missing setting `api_key`: set it to a Klaviyo private API key (or TAP_KLAVIYO_API_KEY)")
+    the tap's own streams). Discovery needs no key: the streams come from the settings alone."""
+    problems = api_key_problems(config.get("api_key"), required=not discovery)
     dates = {}
     for name in ("start_date", "end_date"):
         value = config.get(name)
@@ -206,10 +212,11 @@ def settings_problems(config: Mapping[str, Any], known: set[str], taken: set[str
             )
     if len(dates) == 2 and dates["end_date"] <= dates["start_date"]:
         problems.append("Setting `end_date` must be after `start_date`")
-    revision = str(config.get("revision", DEFAULT_REVISION))
-    if not _is_revision(revision):
+    revision = config.get("revision", DEFAULT_REVISION)
+    if revision not in SUPPORTED_REVISIONS:
         problems.append(
-            f"Setting `revision` is not a Klaviyo API revision: {revision[:40]!r} (e.g. {DEFAULT_REVISION})"
+            f"Setting `revision` is {str(revision)[:40]!r}, but the streams are modelled on Klaviyo API revision "
+            f"{', '.join(sorted(SUPPORTED_REVISIONS))} only: set it to that, or leave it out"
         )
     url = urlsplit(str(config.get("api_url", DEFAULT_API_URL)))
     if url.scheme not in ("http", "https") or not url.netloc:
@@ -234,17 +241,6 @@ def settings_problems(config: Mapping[str, Any], known: set[str], taken: set[str
         hint = f": did you mean `{close[0]}`?" if close else f": remove it (settings: {', '.join(sorted(known))})"
         problems.append(f"Unknown setting `{name}`{hint}")
     return problems
-
-
-def _is_revision(value: str) -> bool:
-    match = re.fullmatch(r"(\d{4}-\d{2}-\d{2})(\.[a-z0-9]+)?", value)
-    if not match:
-        return False
-    try:
-        parse_datetime(match.group(1))
-    except ValueError:
-        return False
-    return True
 
 
 @dataclass(frozen=True)

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import copy
 import datetime
+import os
+import sys
 from functools import cached_property
 from typing import Any
 
+from tap_klaviyo import redaction
 from tap_klaviyo.client import KlaviyoClient
+from tap_klaviyo.environment import environment_problems
 from tap_klaviyo.errors import KlaviyoError
-from tap_klaviyo.output import RecordBufferingWriter
+from tap_klaviyo.output import OutputClosed, RecordBufferingWriter, silence_stdout
 from tap_klaviyo.sdk import SdkTap
 from tap_klaviyo.settings import (
     DEFAULT_API_URL,
@@ -38,11 +42,22 @@ class TapKlaviyo(SdkTap):
     _state_other_keys: tuple[str, ...] = ()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # With `--config ENV`, a TAP_KLAVIYO_* variable that names no setting is a mistake in the settings.
+        self.reads_environment = bool(kwargs.get("parse_env_config"))
         super().__init__(*args, **kwargs)
         self._check_catalog_and_state()
 
-    def settings_problems(self) -> list[str]:
-        return settings_problems(self.config, known_settings(), {row.name for row in STREAMS})
+    def config_read(self) -> None:
+        key = self.config.get("api_key")
+        if key is not None:
+            redaction.protect(str(key))
+
+    def settings_problems(self, *, discovery: bool = False) -> list[str]:
+        known = known_settings()
+        problems = settings_problems(self.config, known, {row.name for row in STREAMS}, discovery=discovery)
+        if self.reads_environment:
+            problems += environment_problems(os.environ, known)
+        return problems
 
     def _check_catalog_and_state(self) -> None:
         if self.input_catalog is not None:
@@ -80,14 +95,27 @@ class TapKlaviyo(SdkTap):
     @cached_property
     def client(self) -> KlaviyoClient:
         return KlaviyoClient(
-            api_key=self.config.get("api_key", ""),
+            # Whitespace around the key (pasted from a file, a variable ending in a newline) is not part of it.
+            api_key=str(self.config.get("api_key") or "").strip(),
             api_url=self.config.get("api_url", DEFAULT_API_URL),
             revision=self.config.get("revision", DEFAULT_REVISION),
             max_retries=self.config.get("max_retries", DEFAULT_MAX_RETRIES),
-            connections=max(10, self.config.get("concurrency", DEFAULT_CONCURRENCY)),
+            # Each worker may have its range's newest-record request beside it, and the main thread asks too: a
+            # smaller pool discards connections (urllib3 warns of each) and opens new ones.
+            connections=max(10, 2 * self.config.get("concurrency", DEFAULT_CONCURRENCY) + 2),
             user_agent=f"{self.name}/{self.plugin_version}",
             logger=self.logger,
         )
+
+    def run_discovery(self) -> str:
+        try:
+            catalog = super().run_discovery()
+            sys.stdout.flush()
+        except BrokenPipeError:
+            # As when syncing: one line, no traceback (click would exit 1 without a word).
+            silence_stdout()
+            raise OutputClosed from None
+        return catalog
 
     def discover_streams(self) -> list[KlaviyoStream]:
         return build_streams(self, self.client, stream_rows(self.config))

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
+from tap_klaviyo import stopping
 from tap_klaviyo.codec import RawPage
 from tap_klaviyo.ranges import Chunk, Plan, Probe, Window, cap, pages_left, split
 from tap_klaviyo.times import parse_datetime
@@ -35,6 +36,8 @@ MAX_SPLIT_PER_WORKER = 4
 # A split for idle workers gives each window at least this many pages (by the density seen): every window ends
 # with a partial page, which a window of one page would pay for as much as it saves.
 MIN_IDLE_SPLIT_PAGES = 2
+# How often the main thread, waiting for a window, looks whether a signal asked the run to stop.
+STOP_CHECK_SECONDS = 0.2
 
 
 @dataclass
@@ -108,7 +111,9 @@ class WindowedFetch:
                 elif isinstance(head, Future) and head.done():
                     head.result()  # A window that failed: its error (windows that succeed are expanded).
                 else:
-                    wait(self._in_flight, return_when=FIRST_COMPLETED)
+                    wait(self._in_flight, timeout=STOP_CHECK_SECONDS, return_when=FIRST_COMPLETED)
+                    # Every page handed out before is written, with its bookmark: a signal may stop the run here.
+                    stopping.check()
         except GeneratorExit:
             # The stream stopped early (`--test` stops after a record): the streams after it go on.
             self._drop(current)

@@ -17,8 +17,10 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +29,7 @@ from urllib.parse import unquote, urlparse
 
 import pytest
 import requests
+import singer_sdk
 from jsonschema import Draft7Validator
 
 from fake_klaviyo import REVISION, Account
@@ -64,6 +67,19 @@ Row = dict[str, Any]
 def clean_env(*prefixes: str) -> dict[str, str]:
     """This process's environment without TAP_KLAVIYO_* settings, nor variables with the other prefixes."""
     return {k: v for k, v in os.environ.items() if not k.startswith(("TAP_KLAVIYO_", *prefixes))}
+
+
+def refuse_dotenv_settings() -> None:
+    """Fail where a .env file would set TAP_KLAVIYO_* variables in runs with `--config ENV`: singer-sdk then loads the
+    first .env found walking up from where it is installed (here the repository's .venv, so the repository's own
+    .env, as Meltano writes it), over the variables a test sets."""
+    folder = Path(singer_sdk.__file__).resolve().parent / "configuration"
+    for parent in [folder, *folder.parents]:
+        dotenv = parent / ".env"
+        if dotenv.is_file():
+            if re.search(r"^\s*(export\s+)?TAP_KLAVIYO_", dotenv.read_text(errors="replace"), re.MULTILINE):
+                pytest.fail(f"{dotenv} sets TAP_KLAVIYO_* variables over the test's own: move it away to run this test")
+            return
 
 
 def unavailable(reason: str) -> None:
@@ -109,6 +125,8 @@ def run_tap(
 ) -> TapRun:
     """Run the installed `tap-klaviyo` command as a user would, with files for config, state and catalog
     (dicts are written as JSON, strings as they are)."""
+    if "ENV" in args:
+        refuse_dotenv_settings()
     with tempfile.TemporaryDirectory() as tmp:
         files = {"config": config, "state": state, "catalog": catalog}
         argv = [str(TAP)]
@@ -174,6 +192,48 @@ def run_and_kill(
                     break
         proc.wait()
     return delivered, last_state
+
+
+def run_and_signal(
+    config: dict[str, Any],
+    signum: int,
+    when: Callable[[dict[str, Any]], bool],
+    *,
+    delay: float = 0.0,
+    timeout: float = 120,
+) -> tuple[TapRun, float]:
+    """Run the tap, send it `signum` `delay` seconds after it writes a message for which `when` is true, and read on
+    until it exits: what it wrote and said, and the seconds from the signal to its exit."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "config.json"
+        path.write_text(json.dumps(config))
+        with (Path(tmp) / "stderr").open("w+") as err:
+            proc = subprocess.Popen(
+                [str(TAP), "--config", str(path)], stdout=subprocess.PIPE, stderr=err, text=True, env=clean_env()
+            )
+            assert proc.stdout is not None
+            lines: list[str] = []
+            signalled: list[float] = []
+
+            def send() -> None:
+                proc.send_signal(signum)
+                signalled.append(time.monotonic())
+
+            timer = None
+            for line in proc.stdout:
+                lines.append(line)
+                if timer is None and when(json.loads(line)):
+                    timer = threading.Timer(delay, send)
+                    timer.start()
+            proc.wait(timeout=timeout)
+            assert timer is not None, "the run ended before the moment to signal it"
+            timer.join()
+            assert signalled, "the run ended before the signal was sent"
+            elapsed = time.monotonic() - signalled[0]
+            err.seek(0)
+            stderr = err.read()
+    messages = [json.loads(line) for line in lines]
+    return TapRun(proc.returncode, "".join(lines), stderr, messages), elapsed
 
 
 def select(discovery: TapRun, streams: set[str], method: str | None = None) -> dict[str, Any]:

@@ -40,8 +40,18 @@ BAD_CONFIGS = [
     ({"start_date": "yesterday"}, "Setting `start_date` is not an ISO 8601 date-time: 'yesterday'"),
     ({"end_date": "31/01/2025"}, "Setting `end_date` is not an ISO 8601 date-time"),
     ({"start_date": "2025-02-01T00:00:00Z", "end_date": "2025-01-01T00:00:00Z"}, "`end_date` must be after"),
-    ({"revision": "latest"}, "Setting `revision` is not a Klaviyo API revision: 'latest'"),
-    ({"revision": "2026-13-40"}, "Setting `revision` is not a Klaviyo API revision"),
+    ({"revision": "latest"}, "Setting `revision` is 'latest', but the streams are modelled on Klaviyo API revision"),
+    (
+        {"revision": "2026-10-15"},
+        "Setting `revision` is '2026-10-15', but the streams are modelled on Klaviyo API "
+        "revision 2026-07-15 only: set it to that, or leave it out",
+    ),
+    ({"api_key": "pk_two words"}, "Setting `api_key` holds whitespace or characters an HTTP header cannot carry"),
+    ({"api_key": "pk_ctrl\u0007char"}, "Setting `api_key` holds whitespace or characters"),
+    ({"api_key": 1234567890}, "Setting `api_key` must be a string"),
+    ({"api_key": " \n"}, "Missing setting `api_key`"),
+    ({"flattening_enabled": True}, "Invalid setting: flattening_max_depth is required when flattening is enabled"),
+    ({"stream_maps": {"flows": {"name": "name.upper("}}}, "Setting `stream_maps` cannot be applied: Failed to parse"),
     ({"api_url": "a.klaviyo.com"}, "Setting `api_url` is not an http(s) URL"),
     ({"max_retries": -2}, "Setting `max_retries` must be a whole number"),
     ({"lookback_minutes": "ten"}, "Setting `lookback_minutes` must be a whole number"),
@@ -90,10 +100,11 @@ def test_bad_files(fake, config, files: dict[str, Any], message):
 
 
 def test_klaviyo_400_quotes_only_its_detail(account):
-    # A revision the fake does not serve yet: Klaviyo answers 400 with its own detail.
-    with FakeKlaviyo(account, api_key=API_KEY) as fake:
-        result = run_tap({"api_key": API_KEY, "api_url": fake.url, "revision": "2099-01-01"})
-    assert_one_line_error(result, "(400)")
+    # An account whose /api/events takes smaller pages than the tap's fallback: Klaviyo answers 400 with its detail.
+    with FakeKlaviyo(account, api_key=API_KEY, page_size_max={"events": 100}) as fake:
+        result = run_tap({"api_key": API_KEY, "api_url": fake.url})
+    assert_one_line_error(result, "(400): ", mid_sync=True)
+    assert '"errors"' not in result.stderr, "the line quotes Klaviyo's detail, not its response body"
 
 
 def test_debug_logs_never_show_the_key(tmp_path, fake, config):

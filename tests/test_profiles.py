@@ -203,6 +203,16 @@ def test_no_log_line_prints_a_persons_data(tmp_path, account):
     assert leaked == [], f"{len(leaked)} profile values appear in the log"
 
 
+def test_the_readme_stream_map_is_harmless_while_profiles_are_not_selected(account):
+    # profiles are opt-in: the README's privacy map is set up before anyone selects them.
+    stream_maps = {"profiles": {"phone_number": None, "email": "md5(email) if email else None"}}
+    with FakeKlaviyo(account, api_key=API_KEY) as fake:
+        result = run_tap({"api_key": API_KEY, "api_url": fake.url, "stream_maps": stream_maps})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not result.records("profiles")
+    assert result.records("opened_email") and result.records("flows")
+
+
 def test_the_readme_stream_map_drops_and_hashes_personal_fields(account):
     stream_maps = {"profiles": {"phone_number": None, "email": "md5(email) if email else None"}}
     with FakeKlaviyo(account, api_key=API_KEY) as fake:

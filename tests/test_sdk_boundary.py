@@ -20,6 +20,7 @@ OWNERS = {"Tap": Tap, "Stream": Stream, "StreamStateManager": StreamStateManager
 # The parameters each method is called or overridden with in sdk.py.
 SIGNATURES = {
     "Tap._validate_config": ["self", "raise_errors"],
+    "Tap._handle_termination": ["self", "signum", "frame"],
     "Tap.sync_all": ["self"],
     "Stream._increment_stream_state": ["self", "latest_record", "context"],
     "Stream._sync_records": ["self", "context", "write_messages"],

@@ -4,6 +4,8 @@ time windows like events, and opt-in (a run without a catalog leaves them out)."
 from __future__ import annotations
 
 import datetime
+import logging
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -12,7 +14,9 @@ from urllib.parse import quote
 from tap_klaviyo import endpoints
 from tap_klaviyo.client import KlaviyoClient, NotFound
 from tap_klaviyo.codec import RawPage
+from tap_klaviyo.progress import Progress
 from tap_klaviyo.ranges import Plan
+from tap_klaviyo.sdk import log_partition_starts_at_debug
 from tap_klaviyo.streams.base import Source, StreamRow
 from tap_klaviyo.streams.windowed import WindowedStream
 
@@ -85,6 +89,11 @@ class MembersStream(WindowedStream):
         self.groups = run.groups
         self._contexts: list[dict[str, str]] | None = None
         self._keys: dict[tuple[str, str], str] = {}
+        # A line per list or segment at INFO would bury the log: those are at DEBUG, and this stream's own line at
+        # the end sums them.
+        log_partition_starts_at_debug(self.logger)
+        self._whole: Progress | None = None
+        self._groups_done = 0
 
     @property
     def partitions(self) -> list[dict] | None:
@@ -115,6 +124,23 @@ class MembersStream(WindowedStream):
             # Deleted since the run listed it: it has no members left to read.
             self.logger.warning("Stream '%s': %s was deleted during the run; its members are skipped.", self.name, path)
             return RawPage(b'{"data":[]}', 0, None, None, None)
+
+    def progress(self, context: Context | None) -> Progress:
+        progress = super().progress(context)
+        progress.done_level = logging.DEBUG
+        return progress
+
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        if self._whole is None:
+            self._whole = Progress(self.logger, self.name, self.client, every=math.inf)
+        count = 0
+        for record in super().get_records(context):
+            count += 1
+            yield record
+        self._whole.add(count, None)
+        self._groups_done += 1
+        if self._groups_done == len(self._contexts or [None]):
+            self._whole.done()
 
     def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         if not context:
