@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from tap_klaviyo import endpoints
-from tap_klaviyo.client import KlaviyoClient, NotFound
+from tap_klaviyo.client import KlaviyoClient
 from tap_klaviyo.codec import RawPage
+from tap_klaviyo.failures import NotFound
 from tap_klaviyo.ranges import Plan
 from tap_klaviyo.streams.base import Source, StreamRow
 from tap_klaviyo.streams.windowed import WindowedStream
