@@ -73,6 +73,7 @@ class KlaviyoClient:
         connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
         read_timeout: float = READ_TIMEOUT_SECONDS,
         connect_budget: float = CONNECT_BUDGET_SECONDS,
+        sleep: Callable[[float], object] | None = None,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.origin = Origin.of(self.api_url)
@@ -103,6 +104,11 @@ class KlaviyoClient:
         # Per stream: requests sent, retries, 429s; read by progress logs.
         self._counts: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self._counts_lock = threading.Lock()
+        # Set when a request has given up reaching the server (the error it raised): the others stop waiting to
+        # retry and raise it too, rather than each spend its own budget while the run is failing anyway.
+        self._unreachable: str | None = None
+        self._given_up = threading.Event()
+        self._sleep = sleep or self._given_up.wait
 
     def counts(self, stream: str) -> Counter[str]:
         with self._counts_lock:
@@ -194,6 +200,8 @@ class KlaviyoClient:
         # When the attempts that could not reach the server began (None: the last one reached it).
         unreachable_since: float | None = None
         for attempt in range(self.max_retries + 1):
+            if self._unreachable is not None:
+                raise KlaviyoError(self._unreachable)
             started = time.monotonic()
             try:
                 return self._get_once(url, params, endpoint, stream=stream, decode=decode)
@@ -216,7 +224,10 @@ class KlaviyoClient:
                     reason = f"cannot reach {self.origin.address} ({cause})"
                     # Only retried if the next attempt, waiting out its connect timeout, ends within the budget.
                     if attempt == self.max_retries or trying + wait + self.connect_timeout > self.connect_budget:
-                        raise failures.cannot_reach(self.origin, cause, endpoint, stream, attempt + 1, trying) from None
+                        error = failures.cannot_reach(self.origin, cause, endpoint, stream, attempt + 1, trying)
+                        self._unreachable = str(error)
+                        self._given_up.set()
+                        raise error from None
                 self.logger.warning(
                     "GET %s for stream '%s': %s; retry %d of %d in %.1fs",
                     endpoint.path,
@@ -226,7 +237,7 @@ class KlaviyoClient:
                     self.max_retries,
                     wait,
                 )
-                time.sleep(wait)
+                self._sleep(wait)
         raise AssertionError("unreachable")
 
     def _get_once(

@@ -138,7 +138,7 @@ def unreachable(exc: BaseException) -> str | None:
         if isinstance(cause, ConnectionRefusedError):
             return "connection refused"
         return f"cannot connect: {cause.strerror if isinstance(cause, OSError) and cause.strerror else cause}"
-    if isinstance(reason, urllib3.exceptions.ConnectTimeoutError):
+    if isinstance(exc, requests.ConnectTimeout) or isinstance(reason, urllib3.exceptions.ConnectTimeoutError):
         return "timed out connecting"
     return None
 
