@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -509,6 +510,31 @@ class _MisbehavingHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (connections are refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def black_hole() -> Iterator[str]:
+    """An http URL on loopback where a connection is never accepted nor refused, as behind a firewall that drops
+    packets: a listening socket whose queue of connections is full, so that the kernel ignores further SYNs."""
+    with socket.socket() as listener, contextlib.ExitStack() as queued:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        while True:
+            sock = queued.enter_context(socket.socket())
+            sock.settimeout(0.2)
+            try:
+                sock.connect(("127.0.0.1", port))
+            except TimeoutError:
+                break
+        yield f"http://127.0.0.1:{port}"
 
 
 # --- PostgreSQL (from scripts/ci-services) ------------------------------------------------------------

@@ -72,7 +72,6 @@ def test_pause_and_exhausted_window_hold_everyone_back():
     assert pacer.acquire() == pytest.approx(1 / pacer.burst)  # only the spacing after the request before
 
 
-
 @pytest.mark.parametrize("reset", ["86400", "inf", "-3", "nan"])
 def test_a_reset_beyond_the_longest_wait_holds_nobody_back(reset):
     # The 429 that may follow says what Klaviyo wants, and the client judges that; a header alone hangs nobody.
@@ -82,6 +81,7 @@ def test_a_reset_beyond_the_longest_wait_holds_nobody_back(reset):
     assert pacer.acquire() == 0
     pacer.observe({"RateLimit-Remaining": "0", "RateLimit-Reset": str(LONGEST_WAIT_SECONDS)})
     assert pacer.acquire() == LONGEST_WAIT_SECONDS
+
 
 def test_a_burst_is_spread_over_its_second():
     # Released at once, a second's requests bunch on their way and some land in the next second.
