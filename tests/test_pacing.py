@@ -72,7 +72,7 @@ def test_pause_and_exhausted_window_hold_everyone_back():
     assert pacer.acquire() == pytest.approx(1 / pacer.burst)  # only the spacing after the request before
 
 
-@pytest.mark.parametrize("reset", ["86400", "inf", "-3", "nan"])
+@pytest.mark.parametrize("reset", ["86400", "inf"])
 def test_a_reset_beyond_the_longest_wait_holds_nobody_back(reset):
     # The 429 that may follow says what Klaviyo wants, and the client judges that; a header alone hangs nobody.
     clock = FakeClock()
