@@ -50,6 +50,7 @@ def client_error(response: requests.Response, endpoint: Endpoint, stream: str) -
 
 
 def error_detail(response: requests.Response) -> str:
+    """Klaviyo's own `detail`, never the whole body: bodies can hold profile data."""
     try:
         error = response.json()["errors"][0]
         return " ".join(str(error.get("detail") or error.get("title")).split())
@@ -61,8 +62,8 @@ def redirect(response: requests.Response, endpoint: Endpoint, stream: str, origi
     """A 3xx. Klaviyo's API does not redirect: a redirect comes from something else at `api_url`, and following it
     would send the key wherever it points."""
     location = response.headers.get("Location")
-    target = urlsplit(urljoin(response.url, location)) if location else None
-    where = f"to {target.scheme}://{target.netloc}{target.path}" if target else "without a Location"
+    target = urljoin(response.url, location) if location else None
+    where = f"to {Origin.of(target)}{urlsplit(target).path}" if target else "without a Location"
     return KlaviyoError(
         f"GET {endpoint.path} for stream '{stream}' was answered {response.status_code} (a redirect {where}): the "
         f"tap follows no redirects, so the API key goes only to api_url ({origin}); set `api_url` to where the "

@@ -226,7 +226,7 @@ def test_a_redirect_is_not_followed(client, requests_mock, status):
         list(client.documents(endpoints.FLOWS, {}, stream="flows"))
     message = str(caught.value)
     assert (
-        f"GET /api/flows for stream 'flows' was answered {status} (a redirect to https://elsewhere.test/api/flows)"
+        f"GET /api/flows for stream 'flows' was answered {status} (a redirect to https://elsewhere.test:443/api/flows)"
         in (message)
     )
     assert "follows no redirects" in message and "\n" not in message
