@@ -18,12 +18,14 @@ FAULT_KINDS: tuple[str, ...] = ("500", "503", "drop", "truncate", "429")
 @dataclass(frozen=True)
 class Faults:
     """Inject one fault into a request with probability ``rate`` (deterministic RNG); with ``only``, into requests
-    whose query (decoded, as ``key=value`` pairs) contains that text, e.g. one metric's id."""
+    whose query (decoded, as ``key=value`` pairs) contains that text, e.g. one metric's id. An injected 429 asks to
+    wait ``retry_after``: text, so that it can be what Klaviyo should never send ("86400", "inf", "soon")."""
 
     rate: float
     kinds: tuple[str, ...] = FAULT_KINDS
     seed: int = 0
     only: str | None = None
+    retry_after: str = "1"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.rate <= 1.0:
@@ -52,8 +54,9 @@ class FaultDraws:
         return None
 
 
-def fault_response(kind: str) -> Response:
-    """The answer of a fault that answers ("500", "503", "429"); "drop" and "truncate" act on the wire."""
+def fault_response(kind: str, retry_after: str = "1") -> Response:
+    """The answer of a fault that answers ("500", "503", "429", which asks to wait `retry_after`); "drop" and
+    "truncate" act on the wire."""
     if kind == "500":
         return ApiError(500, "error", "A server error occurred.", "A server error occurred.").response()
     if kind == "503":
@@ -64,12 +67,12 @@ def fault_response(kind: str) -> Response:
             "The service is temporarily unavailable. Please try again later.",
         ).response()
     if kind == "429":
-        return throttled(1).response()
+        return throttled(retry_after).response()
     raise ValueError(f"fault {kind!r} has no response of its own")
 
 
-def throttled(seconds: int) -> ApiError:
-    unit = "second" if seconds == 1 else "seconds"
+def throttled(seconds: int | str) -> ApiError:
+    unit = "second" if str(seconds) == "1" else "seconds"
     return ApiError(
         429,
         "throttled",

@@ -202,7 +202,7 @@ class FakeKlaviyo:
             host = h.headers.get("Host") or f"{self.host}:{self.port}"
             resp = self._respond(method, split.path, ep, path_id, pairs, h.headers, f"http://{host}", arrived)
         elif fault != "drop":
-            resp = fault_response(fault)
+            resp = fault_response(fault, self.faults.retry_after if self.faults else "1")
 
         # Record before replying, so a client that got its answer always finds it logged.
         rec = RequestRecord(

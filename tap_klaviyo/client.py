@@ -1,4 +1,5 @@
-"""HTTP to Klaviyo: auth, the `revision` header, `links.next` pages, retries and user-facing errors.
+"""HTTP to Klaviyo: auth, the `revision` header, `links.next` pages, retries and user-facing errors. Every
+request passes `get`, which sends the key to `api_url`'s scheme, host and port only.
 
 Streams say what to fetch (an endpoint and its query); this module owns how. It does not use the SDK's
 RESTStream: the SDK's authenticators re-encode query strings, and the event streams need to fetch pages
@@ -18,9 +19,12 @@ from typing import Any, TypeVar
 import requests
 import urllib3
 
-from tap_klaviyo.codec import NotAsSpecified, Unreadable, decode_document
+from tap_klaviyo import failures
+from tap_klaviyo.codec import NotAsSpecified, RawPage, Unreadable, decode_document
 from tap_klaviyo.endpoints import Endpoint
 from tap_klaviyo.errors import KlaviyoError
+from tap_klaviyo.failures import BadRequest
+from tap_klaviyo.origin import Origin
 from tap_klaviyo.pacing import Pacer
 
 # Connection-level failures worth another try (urllib3's own while a body is read); a body that is cut short but
@@ -35,6 +39,14 @@ TRANSIENT_ERRORS = (
 T = TypeVar("T")
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 60.0
+# A server that is there accepts a connection in well under a second, even across the world; one that does not
+# answer (a firewall dropping packets) is given this long per attempt.
+CONNECT_TIMEOUT_SECONDS = 10.0
+READ_TIMEOUT_SECONDS = 60.0
+# How long a request keeps trying to connect (refused, DNS, connect timeout, TLS), in all: long enough to ride
+# out a blip, short enough that an unreachable `api_url` is reported within a minute rather than after the
+# backoff of every retry.
+CONNECT_BUDGET_SECONDS = 60.0
 
 
 class _Retry(Exception):
@@ -56,13 +68,19 @@ class KlaviyoClient:
         revision: str,
         user_agent: str,
         max_retries: int = 8,
-        timeout: float = 60.0,
         connections: int = 10,
         logger: logging.Logger | None = None,
+        connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
+        read_timeout: float = READ_TIMEOUT_SECONDS,
+        connect_budget: float = CONNECT_BUDGET_SECONDS,
+        sleep: Callable[[float], object] | None = None,
     ) -> None:
         self.api_url = api_url.rstrip("/")
+        self.origin = Origin.of(self.api_url)
         self.max_retries = max_retries
-        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.timeout = (connect_timeout, read_timeout)
+        self.connect_budget = connect_budget
         self.logger = logger or logging.getLogger("tap-klaviyo")
         self.session = requests.Session()
         # One kept-alive connection per request in flight, or concurrent requests would each open their own.
@@ -86,6 +104,11 @@ class KlaviyoClient:
         # Per stream: requests sent, retries, 429s; read by progress logs.
         self._counts: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self._counts_lock = threading.Lock()
+        # Set when a request has given up reaching the server (the error it raised): the others stop waiting to
+        # retry and raise it too, rather than each spend its own budget while the run is failing anyway.
+        self._unreachable: str | None = None
+        self._given_up = threading.Event()
+        self._sleep = sleep or self._given_up.wait
 
     def counts(self, stream: str) -> Counter[str]:
         with self._counts_lock:
@@ -142,7 +165,7 @@ class KlaviyoClient:
         for i, size in enumerate(sizes):
             try:
                 document = self.get(url, {**params, "page[size]": str(size)}, endpoint, stream=stream, decode=decode)
-            except _BadRequest as exc:
+            except BadRequest as exc:
                 # The spec and its prose disagree on some maximums, and a 400 may not say which parameter
                 # it minds: any 400 on a first page is worth one try at the next smaller size.
                 if i + 1 == len(sizes):
@@ -168,22 +191,43 @@ class KlaviyoClient:
         stream: str,
         decode: Callable[[bytes], T] = decode_document,  # type: ignore[assignment]
     ) -> T:
-        """One GET, retried on throttling, server errors, dropped connections and truncated bodies; `decode`
-        turns the body into the result, raising Unreadable for a body that is not JSON (worth another try) and
-        NotAsSpecified for JSON that is not what the spec describes (reported at once)."""
+        """One GET, retried on throttling, server errors, dropped connections and truncated bodies, and for at
+        most `connect_budget` seconds while the server cannot be reached; `decode` turns the body into the result,
+        raising Unreadable for a body that is not JSON (worth another try) and NotAsSpecified for JSON that is not
+        what the spec describes (reported at once). `url` is `api_url`'s or a `links.next` Klaviyo gave."""
+        if Origin.of(url) != self.origin:
+            raise failures.foreign_link(Origin.of(url), self.origin, endpoint, stream)
+        # When the attempts that could not reach the server began (None: the last one reached it).
+        unreachable_since: float | None = None
         for attempt in range(self.max_retries + 1):
+            if self._unreachable is not None:
+                raise KlaviyoError(self._unreachable)
+            started = time.monotonic()
             try:
                 return self._get_once(url, params, endpoint, stream=stream, decode=decode)
             except (_Retry, *TRANSIENT_ERRORS) as exc:
-                reason = _describe(exc)
                 self._count(stream, "retries")
-                if attempt == self.max_retries:
-                    raise KlaviyoError(
-                        f"Klaviyo kept failing on GET {endpoint.path} for stream '{stream}' "
-                        f"({reason}) after {attempt + 1} attempts; rerun later (with the last state to resume) "
-                        "or raise `max_retries`."
-                    ) from None
                 wait = exc.wait if isinstance(exc, _Retry) and exc.wait is not None else _backoff(attempt)
+                cause = failures.unreachable(exc)
+                if cause is None:
+                    unreachable_since = None
+                    reason = _describe(exc)
+                    if attempt == self.max_retries:
+                        raise KlaviyoError(
+                            f"Klaviyo kept failing on GET {endpoint.path} for stream '{stream}' "
+                            f"({reason}) after {attempt + 1} attempts; rerun later (with the last state to resume) "
+                            "or raise `max_retries`."
+                        ) from None
+                else:
+                    unreachable_since = started if unreachable_since is None else unreachable_since
+                    trying = time.monotonic() - unreachable_since
+                    reason = f"cannot reach {self.origin.address} ({cause})"
+                    # Only retried if the next attempt, waiting out its connect timeout, ends within the budget.
+                    if attempt == self.max_retries or trying + wait + self.connect_timeout > self.connect_budget:
+                        error = failures.cannot_reach(self.origin, cause, endpoint, stream, attempt + 1, trying)
+                        self._unreachable = str(error)
+                        self._given_up.set()
+                        raise error from None
                 self.logger.warning(
                     "GET %s for stream '%s': %s; retry %d of %d in %.1fs",
                     endpoint.path,
@@ -193,7 +237,7 @@ class KlaviyoClient:
                     self.max_retries,
                     wait,
                 )
-                time.sleep(wait)
+                self._sleep(wait)
         raise AssertionError("unreachable")
 
     def _get_once(
@@ -210,27 +254,30 @@ class KlaviyoClient:
         self._count(stream, "requests")
         # Streamed, and the body read in one call: `Response.content` reads it in 10 kB pieces, which costs more CPU
         # than decoding a page of events. A fully read body gives its connection back to the pool for reuse.
-        response = self.session.get(url, params=params, timeout=self.timeout, stream=True)
+        # Redirects are not followed: one elsewhere would take the key with it.
+        response = self.session.get(url, params=params, timeout=self.timeout, stream=True, allow_redirects=False)
         pacer.observe(response.headers)
         status = response.status_code
-        if status >= 400:
+        if status >= 300:
             with response:
+                if status < 400:
+                    raise failures.redirect(response, endpoint, stream, self.origin)
                 if status == 429:
                     self._count(stream, "throttled")
-                    wait = _retry_after(response)
+                    wait = failures.retry_after(response, endpoint, stream)
                     if wait is not None:
                         pacer.pause(wait)
                     raise _Retry("429 throttled", wait)
                 if status >= 500:
                     raise _Retry(f"{status} server error")
-                raise _client_error(response, endpoint, stream)
+                raise failures.client_error(response, endpoint, stream)
         try:
             body = response.raw.read(decode_content=True)
         except BaseException:
             response.close()
             raise
         try:
-            return decode(body)
+            result = decode(body)
         except Unreadable:
             raise _Retry("unparsable or truncated response body") from None
         except NotAsSpecified as exc:
@@ -238,26 +285,14 @@ class KlaviyoClient:
                 f"Klaviyo's response to GET {endpoint.path} for stream '{stream}' is not what its API spec "
                 f"describes: {exc}. Rerun later; if it persists, report it with this line."
             ) from None
-
-
-class _BadRequest(KlaviyoError):
-    """A 400: Klaviyo's detail, for the user or for a smaller page size."""
-
-
-class NotFound(KlaviyoError):
-    """A 404: what was asked for (a list, a segment) is gone."""
+        if params is None and _next_link(result) in (url, response.url):
+            raise failures.self_link(url, endpoint, stream)
+        return result
 
 
 def _backoff(attempt: int) -> float:
     """Capped exponential backoff with full jitter."""
     return random.uniform(0.5, 1.0) * min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    try:
-        return max(0.0, float(response.headers["Retry-After"]))
-    except (KeyError, ValueError):
-        return None
 
 
 def _describe(exc: Exception) -> str:
@@ -266,32 +301,9 @@ def _describe(exc: Exception) -> str:
     return f"connection error: {type(exc).__name__}"
 
 
-def _error_detail(response: requests.Response) -> str:
-    """Klaviyo's own `detail`, never the whole body: bodies can hold profile data."""
-    try:
-        error = response.json()["errors"][0]
-        return " ".join(str(error.get("detail") or error.get("title")).split())
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-        return response.reason or "no detail given"
-
-
-def _client_error(response: requests.Response, endpoint: Endpoint, stream: str) -> KlaviyoError:
-    status = response.status_code
-    detail = _error_detail(response)
-    if status == 401:
-        return KlaviyoError(
-            "Klaviyo rejected the API key (401): set `api_key` to a valid private API key "
-            "(Klaviyo > Settings > API keys)."
-        )
-    if status == 403:
-        scopes = " and ".join(f"'{scope}'" for scope in endpoint.scopes)
-        return KlaviyoError(
-            f"The API key lacks the {scopes} scope{'s' if len(endpoint.scopes) > 1 else ''} that stream "
-            f"'{stream}' needs ({endpoint.path}): give the key read access to it in Klaviyo, or deselect the "
-            f"stream. Klaviyo said: {detail}"
-        )
-    if status == 404:
-        return NotFound(f"Klaviyo found no {endpoint.path} for stream '{stream}' (404): {detail}")
-    if status == 400:
-        return _BadRequest(f"Klaviyo refused GET {endpoint.path} for stream '{stream}' ({status}): {detail}")
-    return KlaviyoError(f"Klaviyo refused GET {endpoint.path} for stream '{stream}' ({status}): {detail}")
+def _next_link(result: object) -> str | None:
+    """A decoded page's `links.next`."""
+    if isinstance(result, RawPage):
+        return result.next_url
+    links = result.get("links") if isinstance(result, dict) else None
+    return links.get("next") if isinstance(links, dict) else None

@@ -18,6 +18,9 @@ from collections.abc import Callable, Mapping
 
 BURST_HEADROOM = 0.9
 STEADY_HEADROOM = 0.95
+# The longest the tap waits because Klaviyo said so (`Retry-After`, `RateLimit-Reset`). A daily quota, or a proxy
+# that answers nonsense, can ask for hours: an unattended run would hang without a word, so it stops instead.
+LONGEST_WAIT_SECONDS = 300.0
 
 
 class Pacer:
@@ -69,5 +72,7 @@ class Pacer:
             reset = float(headers["RateLimit-Reset"])
         except (KeyError, ValueError):
             return
-        if remaining <= 0:
+        # A reset beyond the longest wait (or no number at all) is not waited for: the 429 that follows says
+        # what Klaviyo wants, and the client judges it.
+        if remaining <= 0 and 0 <= reset <= LONGEST_WAIT_SECONDS:
             self.pause(reset)

@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +24,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -113,6 +115,17 @@ class TapRun:
     @property
     def states(self) -> list[dict[str, Any]]:
         return [m["value"] for m in self.messages if m["type"] == "STATE"]
+
+
+def assert_one_line_error(result: TapRun, expected: str, *, mid_sync: bool = False) -> None:
+    """The run failed with one line saying `expected`, and no traceback (nor STATE, unless `mid_sync`)."""
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("tap-klaviyo: error:")]
+    assert len(errors) == 1, result.stderr
+    assert expected in errors[0], errors[0]
+    if not mid_sync:
+        assert '"type":"STATE"' not in result.stdout.replace(" ", ""), "a rejected input must not emit STATE"
 
 
 def run_tap(
@@ -506,6 +519,102 @@ def fake_command(*flags: str, api_key: str = API_KEY) -> Iterator[FakeCommand]:
             proc.send_signal(signal.SIGINT)
             proc.wait(timeout=10)
         fake.stderr = proc.stderr.read()
+
+
+# --- a server that misbehaves, alone or in front of the fake Klaviyo -------------------------------------------
+
+
+@dataclass
+class Answer:
+    """What a server answers: status, headers (without Content-Length) and body."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def with_next(self, url: str | None) -> Answer:
+        """The same page with `links.next` set to `url`."""
+        document = json.loads(self.body)
+        document["links"]["next"] = url
+        return Answer(self.status, self.headers, json.dumps(document).encode())
+
+
+# (path with query, what the fake answered or would answer) -> what to answer instead.
+Tamper = Callable[[str, Answer], Answer]
+EMPTY_PAGE = Answer(200, {"Content-Type": "application/vnd.api+json"}, b'{"data": [], "links": {"next": null}}')
+
+
+class Misbehaving:
+    """A server on loopback that records the path and query of every request it gets, and whether it carried the
+    API key (`keyed`), and answers `tamper(path, answer)`. The answer is the fake's, at `upstream`, which gets the
+    request with its Host unchanged so that its links point back here; without an upstream, an empty page."""
+
+    def __init__(self, upstream: str | None = None, tamper: Tamper = lambda path, answer: answer) -> None:
+        self.upstream, self.tamper = upstream, tamper
+        self.requests: list[str] = []
+        self.keyed: list[str] = []
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _MisbehavingHandler)
+        self._server.daemon_threads = True
+        self._server.misbehaving = self  # type: ignore[attr-defined]
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> Misbehaving:
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def answer(self, path: str, headers: dict[str, str]) -> Answer:
+        self.requests.append(path)
+        if API_KEY in headers.get("Authorization", ""):
+            self.keyed.append(path)
+        if self.upstream is None:
+            return self.tamper(path, EMPTY_PAGE)
+        passed = {k: v for k, v in headers.items() if k.lower() in ("authorization", "revision", "accept", "host")}
+        response = requests.get(self.upstream + path, headers=passed, allow_redirects=False, timeout=60)
+        kept = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "connection")}
+        return self.tamper(path, Answer(response.status_code, kept, response.content))
+
+
+class _MisbehavingHandler(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        answer = self.server.misbehaving.answer(self.path, dict(self.headers))  # type: ignore[attr-defined]
+        self.send_response(answer.status)
+        for name, value in answer.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(answer.body)))
+        self.end_headers()
+        self.wfile.write(answer.body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (connections are refused)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def black_hole() -> Iterator[str]:
+    """An http URL on loopback where a connection is never accepted nor refused, as behind a firewall that drops
+    packets: a listening socket whose queue of connections is full, so that the kernel ignores further SYNs."""
+    with socket.socket() as listener, contextlib.ExitStack() as queued:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        port = listener.getsockname()[1]
+        while True:
+            sock = queued.enter_context(socket.socket())
+            sock.settimeout(0.2)
+            try:
+                sock.connect(("127.0.0.1", port))
+            except TimeoutError:
+                break
+        yield f"http://127.0.0.1:{port}"
 
 
 # --- PostgreSQL (from scripts/ci-services) ------------------------------------------------------------

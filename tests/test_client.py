@@ -43,7 +43,9 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
 
 @pytest.fixture
 def client(clock: FakeTime) -> KlaviyoClient:
-    return KlaviyoClient(api_key=KEY, api_url=API, revision="2026-07-15", user_agent="t/1", max_retries=3)
+    return KlaviyoClient(
+        api_key=KEY, api_url=API, revision="2026-07-15", user_agent="t/1", max_retries=3, sleep=clock.sleep
+    )
 
 
 def page(ids: list[str], next_url: str | None = None) -> dict:
@@ -185,3 +187,113 @@ def test_an_event_whose_datetime_is_not_a_string_is_skimmed_not_retried(client, 
     page = client.first_page(endpoints.EVENTS, {}, stream="s", decode=skim)
     assert (page.count, page.first, page.last, page.next_url) == (2, None, None, None)
     assert len(requests_mock.request_history) == 1
+
+
+@pytest.mark.parametrize(
+    ("next_url", "named"),
+    [
+        ("https://elsewhere.test/api/flows?page%5Bcursor%5D=b", "https://elsewhere.test:443"),
+        ("http://klaviyo.test/api/flows?page%5Bcursor%5D=b", "http://klaviyo.test:80"),
+        ("https://klaviyo.test:8443/api/flows?page%5Bcursor%5D=b", "https://klaviyo.test:8443"),
+    ],
+    ids=["host", "scheme", "port"],
+)
+def test_a_links_next_elsewhere_is_never_sent_the_key(client, requests_mock, next_url, named):
+    requests_mock.get(f"{API}/api/flows", json=page(["a"], next_url))
+    foreign = requests_mock.get(next_url, json=page(["b"]))
+    with pytest.raises(KlaviyoError) as caught:
+        list(client.documents(endpoints.FLOWS, {}, stream="flows"))
+    message = str(caught.value)
+    assert f"links.next for GET /api/flows (stream 'flows') points at {named}, not at api_url" in message
+    assert "\n" not in message and KEY not in message
+    assert not foreign.called
+
+
+def test_a_links_next_to_api_url_spelled_otherwise_is_followed(client, requests_mock):
+    next_url = "HTTPS://Klaviyo.TEST:443/api/flows?page%5Bcursor%5D=b"
+    requests_mock.get(f"{API}/api/flows", json=page(["a"], next_url))
+    followed = requests_mock.get("https://klaviyo.test:443/api/flows?page%5Bcursor%5D=b", json=page(["b"]))
+    assert [r["id"] for d in client.documents(endpoints.FLOWS, {}, stream="flows") for r in d["data"]] == ["a", "b"]
+    assert followed.called
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_is_not_followed(client, requests_mock, status):
+    location = "https://elsewhere.test/api/flows?page%5Bsize%5D=50"
+    requests_mock.get(f"{API}/api/flows", status_code=status, headers={"Location": location})
+    foreign = requests_mock.get(location, json=page(["a"]))
+    with pytest.raises(KlaviyoError) as caught:
+        list(client.documents(endpoints.FLOWS, {}, stream="flows"))
+    message = str(caught.value)
+    assert (
+        f"GET /api/flows for stream 'flows' was answered {status} (a redirect to https://elsewhere.test:443/api/flows)"
+        in (message)
+    )
+    assert "follows no redirects" in message and "\n" not in message
+    assert not foreign.called and len(requests_mock.request_history) == 1
+
+
+@pytest.mark.parametrize("decode", [None, skim], ids=["document", "skimmed page"])
+def test_a_links_next_repeating_the_page_just_read_stops(client, requests_mock, decode):
+    cursor_url = f"{API}/api/events?page%5Bcursor%5D=bXlzZWxm"
+    requests_mock.get(f"{API}/api/events", [{"json": page(["a"], cursor_url)}, {"json": page(["b"], cursor_url)}])
+    first = client.first_page(endpoints.EVENTS, {}, stream="x", **({"decode": decode} if decode else {}))
+    next_url = first.next_url if decode else first["links"]["next"]
+    with pytest.raises(KlaviyoError) as caught:
+        client.get(next_url, None, endpoints.EVENTS, stream="x", **({"decode": decode} if decode else {}))
+    message = str(caught.value)
+    assert "page of GET /api/events for stream 'x' names itself as the next page" in message
+    assert "page[cursor]=bXlzZWxm" in message and "\n" not in message
+    assert len(requests_mock.request_history) == 2
+
+
+@pytest.mark.parametrize("wait", ["0", "300", "12.5"])
+def test_retry_after_is_honoured_up_to_the_longest_wait(client, clock, requests_mock, wait):
+    throttled = {"status_code": 429, "headers": {"Retry-After": wait}, "json": error(429, "throttled")}
+    requests_mock.get(f"{API}/api/flows", [throttled, {"json": page(["a"])}])
+    assert [r["id"] for d in client.documents(endpoints.FLOWS, {}, stream="flows") for r in d["data"]] == ["a"]
+    assert clock.sleeps[0] == float(wait)
+
+
+@pytest.mark.parametrize(
+    ("wait", "said"),
+    [
+        ("86400", "Klaviyo asked to wait 86400 s before retrying GET /api/flows (stream 'flows'): more than the 300 s"),
+        ("300.5", "Klaviyo asked to wait 300.5 s before retrying"),
+        ("inf", "Klaviyo asked to wait inf s before retrying"),
+        ("-1", "Klaviyo answered GET /api/flows (stream 'flows') 429 with Retry-After '-1', not a wait"),
+        ("nan", "with Retry-After 'nan', not a wait"),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", "with Retry-After 'Wed, 21 Oct 2015 07:28:00 GMT', not a wait"),
+    ],
+)
+def test_retry_after_beyond_the_longest_wait_stops_at_once(client, clock, requests_mock, wait, said):
+    requests_mock.get(f"{API}/api/flows", status_code=429, headers={"Retry-After": wait}, json=error(429, "throttled"))
+    with pytest.raises(KlaviyoError) as caught:
+        list(client.documents(endpoints.FLOWS, {}, stream="flows"))
+    message = str(caught.value)
+    assert said in message and "rerun later" in message and "\n" not in message
+    assert clock.sleeps == [] and len(requests_mock.request_history) == 1
+    # Nobody else waits for it either.
+    assert client.pacer(endpoints.FLOWS).acquire() <= 0.5  # the spacing after the request before, no more
+
+
+def test_connection_failures_are_retried_for_a_minute_in_all_not_a_count(clock, requests_mock):
+    client = KlaviyoClient(
+        api_key=KEY, api_url=API, revision="2026-07-15", user_agent="t/1", max_retries=100, sleep=clock.sleep
+    )
+
+    def black_hole(request, context):
+        clock.now += client_module.CONNECT_TIMEOUT_SECONDS
+        raise requests.ConnectTimeout("no answer")
+
+    requests_mock.get(f"{API}/api/flows", json=black_hole)
+    with pytest.raises(KlaviyoError) as caught:
+        list(client.documents(endpoints.FLOWS, {}, stream="flows"))
+    message = str(caught.value)
+    attempts = len(requests_mock.request_history)
+    assert message.startswith(
+        "Cannot reach Klaviyo at klaviyo.test:443 (timed out connecting) for GET /api/flows (stream 'flows'), "
+        f"{attempts} attempts in"
+    )
+    assert "check `api_url`" in message and "\n" not in message
+    assert 3 <= attempts < 10 and clock.now - 100.0 <= client_module.CONNECT_BUDGET_SECONDS

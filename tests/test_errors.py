@@ -14,6 +14,7 @@ from tests.kit import (
     STREAM_KEYS,
     TapRun,
     assert_exact,
+    assert_one_line_error,
     bookmark,
     event_metric_id,
     expected_streams,
@@ -23,16 +24,6 @@ from tests.kit import (
 )
 
 GOOD_STATE = {"bookmarks": {"opened_email": {"replication_key": "datetime", "replication_key_value": "2025-01-01"}}}
-
-
-def assert_one_line_error(result: TapRun, expected: str, *, mid_sync: bool = False) -> None:
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr, result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith("tap-klaviyo: error:")]
-    assert len(errors) == 1, result.stderr
-    assert expected in errors[0], errors[0]
-    if not mid_sync:
-        assert '"type":"STATE"' not in result.stdout.replace(" ", ""), "a rejected input must not emit STATE"
 
 
 BAD_CONFIGS = [

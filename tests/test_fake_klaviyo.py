@@ -519,6 +519,14 @@ def test_status_faults(account, kind):
         assert fake.stats()["faults"] == {kind: 1}
 
 
+@pytest.mark.parametrize("wait", ["86400", "inf", "soon"])
+def test_an_injected_429_asks_for_the_wait_it_is_given(account, wait):
+    with FakeKlaviyo(account, api_key=KEY, faults=Faults(rate=1.0, kinds=("429",), retry_after=wait)) as fake:
+        resp = requests.get(fake.url + "/api/lists", headers={"revision": REVISION}, timeout=10)
+    assert resp.status_code == 429 and resp.headers["Retry-After"] == wait
+    assert error(resp)["detail"] == f"Request was throttled. Expected available in {wait} seconds."
+
+
 def test_a_request_counts_in_the_second_it_arrived_in():
     # Handled out of order (the fake's threads were busy): each counts in its own second, as at Klaviyo's edge.
     limiter = RateLimiter({"lists": (2, 100)})

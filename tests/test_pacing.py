@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tap_klaviyo.pacing import Pacer
+from tap_klaviyo.pacing import LONGEST_WAIT_SECONDS, Pacer
 
 
 class FakeClock:
@@ -70,6 +70,17 @@ def test_pause_and_exhausted_window_hold_everyone_back():
     pacer.observe({"RateLimit-Remaining": "40", "RateLimit-Reset": "12"})
     pacer.observe({"unrelated": "1"})
     assert pacer.acquire() == pytest.approx(1 / pacer.burst)  # only the spacing after the request before
+
+
+@pytest.mark.parametrize("reset", ["86400", "inf"])
+def test_a_reset_beyond_the_longest_wait_holds_nobody_back(reset):
+    # The 429 that may follow says what Klaviyo wants, and the client judges that; a header alone hangs nobody.
+    clock = FakeClock()
+    pacer = Pacer(100, 1000, clock=clock, sleep=lambda s: None)
+    pacer.observe({"RateLimit-Remaining": "0", "RateLimit-Reset": reset})
+    assert pacer.acquire() == 0
+    pacer.observe({"RateLimit-Remaining": "0", "RateLimit-Reset": str(LONGEST_WAIT_SECONDS)})
+    assert pacer.acquire() == LONGEST_WAIT_SECONDS
 
 
 def test_a_burst_is_spread_over_its_second():

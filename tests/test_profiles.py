@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -12,7 +13,18 @@ import pytest
 
 from fake_klaviyo import FakeKlaviyo, generate_account
 from tap_klaviyo.streams.profiles import PAGE
-from tests.kit import API_KEY, assert_exact, rfc3339_consent, run_and_kill, run_tap, select, utc
+from tests.kit import (
+    API_KEY,
+    Answer,
+    Misbehaving,
+    assert_exact,
+    assert_one_line_error,
+    rfc3339_consent,
+    run_and_kill,
+    run_tap,
+    select,
+    utc,
+)
 
 PEOPLE = {"profiles", "lists_and_segments_members"}
 MEMBER_KEY = ["list_id", "profile_id"]
@@ -227,3 +239,54 @@ def test_the_readme_stream_map_drops_and_hashes_personal_fields(account):
         assert "phone_number" not in record
         email = by_id[record["id"]]["email"]
         assert record["email"] == (hashlib.md5(email.encode()).hexdigest() if email else None)
+
+
+def members_catalog(config: dict[str, Any]) -> dict[str, Any]:
+    return select(run_tap(config, "--discover"), {"lists_and_segments_members"})
+
+
+@pytest.mark.parametrize("concurrency", [1, 16])
+def test_a_list_deleted_during_the_run_is_skipped(concurrency):
+    account = generate_account(seed=52, events_per_metric=20, profiles=400)
+    gone = account.lists[3]["id"]
+
+    def delete_on_first_read(path: str, answer: Answer) -> Answer:
+        # Deleted after the run listed it, before its members were read: the fake answers that read 404.
+        if path.startswith(f"/api/lists/{gone}/profiles") and any(g["id"] == gone for g in account.lists):
+            account.delete("list", gone)
+            return Answer(404, answer.headers, b'{"errors": [{"status": 404, "detail": "List not found."}]}')
+        return answer
+
+    with FakeKlaviyo(account, api_key=API_KEY) as fake, Misbehaving(fake.url, delete_on_first_read) as proxy:
+        config = {"api_key": API_KEY, "api_url": proxy.url, "concurrency": concurrency}
+        result = run_tap(config, catalog=members_catalog(config))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not any(g["id"] == gone for g in account.lists), "the list was deleted during the run"
+    warnings = [line for line in result.stderr.splitlines() if "was deleted during the run" in line]
+    assert len(warnings) == 1 and f"/api/lists/{gone}/profiles" in warnings[0], warnings
+    assert_members_exact(result.records("lists_and_segments_members"), expected_members(account))
+
+
+@pytest.mark.parametrize(("concurrency", "groups"), [(1, None), (16, None), (16, 1)])
+def test_every_list_answering_404_stops_the_run(account, concurrency, groups):
+    # A proxy at api_url that does not pass the members' paths on: every list would look deleted. An account with
+    # one list and one segment stops as well, once both have answered.
+    if groups is not None:
+        account = generate_account(seed=53, lists=groups, segments=groups, events_per_metric=20, profiles=200)
+
+    def not_routed(path: str, answer: Answer) -> Answer:
+        if re.match(r"/api/(lists|segments)/[^/]+/profiles", path):
+            return Answer(404, {"Content-Type": "text/html"}, b"<html><body>Not Found</body></html>")
+        return answer
+
+    with FakeKlaviyo(account, api_key=API_KEY) as fake, Misbehaving(fake.url, not_routed) as proxy:
+        config = {"api_key": API_KEY, "api_url": proxy.url, "concurrency": concurrency}
+        result = run_tap(config, catalog=members_catalog(config))
+    assert_one_line_error(
+        result,
+        "answered 404, none with members (Klaviyo found no /api/lists/{id}/profiles for stream "
+        "'lists_and_segments_members' (404): Not Found)",
+        mid_sync=True,
+    )
+    assert "Stream 'lists_and_segments_members': every list and segment read so far (" in result.stderr
+    assert "check `api_url`" in result.stderr

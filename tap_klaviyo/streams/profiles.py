@@ -6,14 +6,17 @@ from __future__ import annotations
 import datetime
 import logging
 import math
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from tap_klaviyo import endpoints
-from tap_klaviyo.client import KlaviyoClient, NotFound
+from tap_klaviyo.client import KlaviyoClient
 from tap_klaviyo.codec import RawPage
+from tap_klaviyo.errors import KlaviyoError
+from tap_klaviyo.failures import NotFound
 from tap_klaviyo.progress import Progress
 from tap_klaviyo.ranges import Plan
 from tap_klaviyo.sdk import log_partition_starts_at_debug
@@ -28,6 +31,13 @@ if TYPE_CHECKING:
 
 # Save progress once a page, so a killed run re-sends at most about a page.
 PAGE = 100
+# A list or segment whose members answer 404 was deleted since the run listed it, and is skipped: that happens.
+# But the lists a run has just listed do not vanish together: when this many (or all there are, if fewer) have
+# answered 404 before any answered with members, the 404s say the requests went to the wrong place (an `api_url`
+# or proxy that does not serve these paths) or that the API changed, and the run stops rather than report every
+# list empty. Three lists deleted in the seconds between listing and reading them would stop a run too, rarely,
+# and the next run would not list them.
+DOUBTFUL_404S = 3
 
 
 class ProfilesStream(WindowedStream):
@@ -94,6 +104,11 @@ class MembersStream(WindowedStream):
         log_partition_starts_at_debug(self.logger)
         self._whole: Progress | None = None
         self._groups_done = 0
+        # The paths of lists and segments that answered with members, and of those that answered 404 (read by
+        # the window pool's workers at once).
+        self._found: set[str] = set()
+        self._missing: set[str] = set()
+        self._answers_lock = threading.Lock()
 
     @property
     def partitions(self) -> list[dict] | None:
@@ -119,11 +134,31 @@ class MembersStream(WindowedStream):
 
     def first_page(self, source: Source, query: dict[str, str], path: str | None, **kwargs: Any) -> RawPage:
         try:
-            return super().first_page(source, query, path, **kwargs)
-        except NotFound:
+            page = super().first_page(source, query, path, **kwargs)
+        except NotFound as exc:
             # Deleted since the run listed it: it has no members left to read.
-            self.logger.warning("Stream '%s': %s was deleted during the run; its members are skipped.", self.name, path)
+            self._missed(path, exc)
             return RawPage(b'{"data":[]}', 0, None, None, None)
+        with self._answers_lock:
+            self._found.add(str(path))
+        return page
+
+    def _missed(self, path: str | None, exc: NotFound) -> None:
+        """A list or segment answered 404: believable as a deletion unless it is one of the first ones read and all
+        of those did (`DOUBTFUL_404S`)."""
+        with self._answers_lock:
+            first_404 = str(path) not in self._missing
+            self._missing.add(str(path))
+            missing = len(self._missing)
+            doubtful = not self._found and missing >= min(DOUBTFUL_404S, len(self._contexts or ()))
+        if doubtful:
+            raise KlaviyoError(
+                f"Stream '{self.name}': every list and segment read so far ({missing}) answered 404, none with "
+                f"members ({exc}); lists just listed do not vanish together, so check `api_url` (a proxy that does "
+                "not pass these paths on?) and `revision`."
+            )
+        if first_404:  # its first page and its newest member are asked for at once
+            self.logger.warning("Stream '%s': %s was deleted during the run; its members are skipped.", self.name, path)
 
     def progress(self, context: Context | None) -> Progress:
         progress = super().progress(context)
