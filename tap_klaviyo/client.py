@@ -86,6 +86,10 @@ class KlaviyoClient:
         # Per stream: requests sent, retries, 429s; read by progress logs.
         self._counts: defaultdict[str, Counter[str]] = defaultdict(Counter)
         self._counts_lock = threading.Lock()
+        # The endpoints Klaviyo answered this run, and those it refused for a missing scope (read once the requests
+        # are done: which scopes the key holds).
+        self.answered: set[Endpoint] = set()
+        self.refused: dict[Endpoint, MissingScope] = {}
 
     def counts(self, stream: str) -> Counter[str]:
         with self._counts_lock:
@@ -223,7 +227,11 @@ class KlaviyoClient:
                     raise _Retry("429 throttled", wait)
                 if status >= 500:
                     raise _Retry(f"{status} server error")
-                raise _client_error(response, endpoint, stream)
+                error = _client_error(response, endpoint, stream)
+                if isinstance(error, MissingScope):
+                    self.refused.setdefault(endpoint, error)
+                raise error
+        self.answered.add(endpoint)
         try:
             body = response.raw.read(decode_content=True)
         except BaseException:
@@ -242,6 +250,14 @@ class KlaviyoClient:
 
 class _BadRequest(KlaviyoError):
     """A 400: Klaviyo's detail, for the user or for a smaller page size."""
+
+
+class MissingScope(KlaviyoError):
+    """A 403: the key lacks a scope of the endpoint; `detail` is what Klaviyo said."""
+
+    def __init__(self, message: str, detail: str) -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 class NotFound(KlaviyoError):
@@ -285,10 +301,11 @@ def _client_error(response: requests.Response, endpoint: Endpoint, stream: str) 
         )
     if status == 403:
         scopes = " and ".join(f"'{scope}'" for scope in endpoint.scopes)
-        return KlaviyoError(
+        return MissingScope(
             f"The API key lacks the {scopes} scope{'s' if len(endpoint.scopes) > 1 else ''} that stream "
             f"'{stream}' needs ({endpoint.path}): give the key read access to it in Klaviyo, or deselect the "
-            f"stream. Klaviyo said: {detail}"
+            f"stream. Klaviyo said: {detail}",
+            detail,
         )
     if status == 404:
         return NotFound(f"Klaviyo found no {endpoint.path} for stream '{stream}' (404): {detail}")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from tap_klaviyo import endpoints
@@ -60,6 +60,9 @@ class MetricsStream(KlaviyoStream):
     def __init__(self, tap: Tap, client: KlaviyoClient, row: StreamRow, run: Run) -> None:
         super().__init__(tap, client, row, run)
         self.directory = run.directory
+
+    def lookups(self) -> dict[str, Callable[[], object]]:
+        return {"metrics": lambda: self.directory.all(self.name)}
 
     def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         for metric in self.directory.all(self.name):

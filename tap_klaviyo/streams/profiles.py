@@ -4,14 +4,14 @@ time windows like events, and opt-in (a run without a catalog leaves them out)."
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from tap_klaviyo import endpoints
 from tap_klaviyo.client import KlaviyoClient, NotFound
 from tap_klaviyo.codec import RawPage
+from tap_klaviyo.endpoints import LISTS, PROFILES_PREDICTIVE, SEGMENTS, Endpoint
 from tap_klaviyo.ranges import Plan
 from tap_klaviyo.streams.base import Source, StreamRow
 from tap_klaviyo.streams.windowed import WindowedStream
@@ -35,17 +35,21 @@ class ProfilesStream(WindowedStream):
     def __init__(self, tap: Tap, client: KlaviyoClient, row: StreamRow, run: Run) -> None:
         super().__init__(tap, client, row, run)
         if self.fetcher is not None:
-            self.fetcher.add(self.name, self.plan)
+            # Its first page goes out at the start, beside the entity streams' and the lookups.
+            self.fetcher.add(self.name, self.plan, early=True)
 
     def source(self, context: Context | None) -> tuple[Source, str | None]:
         source = self.row.sources[0]
         if not self.config.get("profiles_predictive_analytics"):
             return source, None
         fields = f"{source.query['additional-fields[profile]']},predictive_analytics"
-        return Source(endpoints.PROFILES_PREDICTIVE, {**source.query, "additional-fields[profile]": fields}), None
+        return Source(PROFILES_PREDICTIVE, {**source.query, "additional-fields[profile]": fields}), None
 
     def plan(self, context: Context | None = None) -> Plan | None:
         return super().plan(context) if self.selected else None
+
+    def ready(self) -> list[str]:
+        return [self.name] if self.fetcher is not None else []
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,7 @@ class GroupDirectory:
         if self._groups is None:
             self._groups = [
                 Group(kind, resource["id"])
-                for kind, endpoint in (("list", endpoints.LISTS), ("segment", endpoints.SEGMENTS))
+                for kind, endpoint in (("list", LISTS), ("segment", SEGMENTS))
                 for document in self.client.documents(endpoint, {f"fields[{kind}]": "updated"}, stream=stream)
                 for resource in document["data"]
             ]
@@ -85,6 +89,22 @@ class MembersStream(WindowedStream):
         self.groups = run.groups
         self._contexts: list[dict[str, str]] | None = None
         self._keys: dict[tuple[str, str], str] = {}
+
+    def endpoints(self) -> tuple[Endpoint, ...]:
+        # Every list and segment is listed first.
+        return (LISTS, SEGMENTS, *super().endpoints())
+
+    def lookups(self) -> dict[str, Callable[[], object]]:
+        return {"groups": lambda: self.groups.all(self.name)}
+
+    def ready(self) -> list[str]:
+        """The first list's range and the first segment's: one of each member endpoint."""
+        if self.fetcher is None:
+            return []
+        firsts: dict[str, dict[str, str]] = {}
+        for context in self.partitions or []:
+            firsts.setdefault(context["type"], context)
+        return [self.window_key(context) for context in firsts.values()]
 
     @property
     def partitions(self) -> list[dict] | None:
