@@ -16,7 +16,7 @@ streams' metrics has no event to ask for) is asked with the cheapest request of 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 from tap_klaviyo.client import KlaviyoClient, MissingScope
@@ -51,9 +51,7 @@ def answer_first_requests(streams: Sequence[KlaviyoStream], run: Run) -> None:
         _raise_unless_refused(failed.values())
         keys = [key for stream in streams if not stream.lookups().keys() & failed.keys() for key in stream.ready()]
         if run.fetcher is not None and keys:
-            reading = run.fetcher.open(dict.fromkeys(keys))
-            wait(reading)
-            _raise_unless_refused(error for future in reading if (error := future.exception()) is not None)
+            _raise_unless_refused(run.fetcher.read_first(dict.fromkeys(keys)))
         _ask_the_rest(run.client, needs)
     except BaseException:
         if run.fetcher is not None:

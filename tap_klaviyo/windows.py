@@ -88,18 +88,25 @@ class WindowedFetch:
         if early:
             self._fill_ranges(early)
 
-    def open(self, keys: Iterable[str]) -> list[Future[Chunk]]:
-        """Prepare these ranges and start the first window of each now, queued past `concurrency` if need be, so
-        that the run can wait for their first requests before it emits anything: the windows being read."""
-        reading = []
-        for key in keys:
-            item = self._ranges[key]
+    def read_first(self, keys: Iterable[str]) -> list[BaseException]:
+        """Prepare these ranges, start the first window of each now (queued past `concurrency` if need be) and wait
+        until every one is read, reading ahead meanwhile as if the first of them were being consumed, so that the
+        run knows their first requests answered before it emits anything; the errors of the windows that failed."""
+        opened = [self._ranges[key] for key in sorted(keys)]
+        first = []
+        for item in opened:
             self._prepare(item)
             if item.items and isinstance(item.items[0], Window):
                 self._start(item, 0, self._reservation(item.items[0]))
             if item.items and isinstance(item.items[0], Future):
-                reading.append(item.items[0])
-        return reading
+                first.append(item.items[0])
+        while pending := [future for future in first if not future.done()]:
+            if any(future.exception() for future in first if future.done()):
+                wait(pending)  # and read nothing more: the run stops
+                break
+            wait(self._in_flight, return_when=FIRST_COMPLETED)
+            self._fill_ranges(opened)
+        return [error for future in first if (error := future.exception()) is not None]
 
     def pages(self, key: str) -> Iterator[tuple[RawPage, datetime.datetime | None]]:
         """The range's pages, oldest first, each with the time its records must be before to be emitted (None:

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
     from tap_klaviyo.streams import Run
 
+# Where the lists and the segments are listed, by kind.
+GROUP_ENDPOINTS = {"list": LISTS, "segment": SEGMENTS}
 # Save progress once a page, so a killed run re-sends at most about a page.
 PAGE = 100
 
@@ -61,21 +63,26 @@ class Group:
 
 
 class GroupDirectory:
-    """Every list and segment of the account, read once a run (ids only) for the members stream."""
+    """Every list and segment of the account, read once a run (ids only) for the members stream: the lists and the
+    segments may be read at once, each by a thread of its own."""
 
     def __init__(self, client: KlaviyoClient) -> None:
         self.client = client
-        self._groups: list[Group] | None = None
+        self._groups: dict[str, list[Group]] = {}
 
-    def all(self, stream: str) -> list[Group]:
-        if self._groups is None:
-            self._groups = [
+    def of_kind(self, kind: str, stream: str) -> list[Group]:
+        if kind not in self._groups:
+            self._groups[kind] = [
                 Group(kind, resource["id"])
-                for kind, endpoint in (("list", LISTS), ("segment", SEGMENTS))
-                for document in self.client.documents(endpoint, {f"fields[{kind}]": "updated"}, stream=stream)
+                for document in self.client.documents(
+                    GROUP_ENDPOINTS[kind], {f"fields[{kind}]": "updated"}, stream=stream
+                )
                 for resource in document["data"]
             ]
-        return self._groups
+        return self._groups[kind]
+
+    def all(self, stream: str) -> list[Group]:
+        return [group for kind in GROUP_ENDPOINTS for group in self.of_kind(kind, stream)]
 
 
 class MembersStream(WindowedStream):
@@ -95,7 +102,7 @@ class MembersStream(WindowedStream):
         return (LISTS, SEGMENTS, *super().endpoints())
 
     def lookups(self) -> dict[str, Callable[[], object]]:
-        return {"groups": lambda: self.groups.all(self.name)}
+        return {f"{kind}s": lambda kind=kind: self.groups.of_kind(kind, self.name) for kind in GROUP_ENDPOINTS}
 
     def ready(self) -> list[str]:
         """The first list's range and the first segment's: one of each member endpoint."""
