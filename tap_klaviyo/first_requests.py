@@ -6,27 +6,28 @@ The first requests go out together at the start: the first pages of the entity s
 pool reads them ahead), the lookups (the account's metrics, its lists and segments, its id), then, once those are
 known, the first page of each event stream and the first page of members of the first list and the first segment.
 Waiting for them costs no round trip: the first stream emitted waits for its own first page anyway, and the others
-went out with it. A request answered tells that the key holds its endpoint's scopes; one refused (403) that it lacks
-the one scope of them not known to be held. A scope that no request has told about (without the window pool nothing
-is read ahead; an account with no list or segment has no member to ask for; an account with none of the event
-streams' metrics has no event to ask for) is asked with the cheapest request of an endpoint that needs only it
-(`Endpoint.cheapest`), those requests together.
+went out with it, and the pool reads on meanwhile. A request answered tells that the key holds its endpoint's
+scopes; one refused (403) that it lacks the one scope of them not known to be held. A scope no request tells about
+is asked with the cheapest request of an endpoint that needs only it (`Endpoint.cheapest`): beside the lookups when
+there is no window pool (`concurrency` 1: nothing is read ahead), and otherwise at the end, where an account with no
+list or segment has no member to ask for, or none of the event streams' metrics and so no event to ask for.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, TypeVar
 
 from tap_klaviyo.client import KlaviyoClient, MissingScope
-from tap_klaviyo.endpoints import ACCOUNTS, CAMPAIGNS, EVENTS, FLOWS, LISTS, METRICS, PROFILES, SEGMENTS
+from tap_klaviyo.endpoints import ACCOUNTS, CAMPAIGNS, EVENTS, FLOWS, LISTS, METRICS, PROFILES, SEGMENTS, Endpoint
 from tap_klaviyo.errors import KlaviyoError
 from tap_klaviyo.settings import ACCOUNT_ID
 
 if TYPE_CHECKING:
     from tap_klaviyo.streams import KlaviyoStream, Run
 
+T = TypeVar("T")
 # For each scope, an endpoint that needs only it, to ask with its cheapest query.
 CHEAPEST = {
     endpoint.scopes[0]: endpoint
@@ -41,13 +42,7 @@ def answer_first_requests(streams: Sequence[KlaviyoStream], run: Run) -> None:
     try:
         if run.fetcher is not None:
             run.fetcher.start()
-        lookups: dict[str, Callable[[], object]] = {}
-        for stream in streams:
-            for name, lookup in stream.lookups().items():
-                lookups.setdefault(name, lookup)
-        if any(stream.adds_account for stream in streams):
-            lookups[ACCOUNT_ID] = run.account_id
-        failed = _together(lookups)
+        failed = _together(_lookups(streams, run, needs))
         _raise_unless_refused(failed.values())
         keys = [key for stream in streams if not stream.lookups().keys() & failed.keys() for key in stream.ready()]
         if run.fetcher is not None and keys:
@@ -57,6 +52,24 @@ def answer_first_requests(streams: Sequence[KlaviyoStream], run: Run) -> None:
         if run.fetcher is not None:
             run.fetcher.close()
         raise
+
+
+def _lookups(
+    streams: Sequence[KlaviyoStream], run: Run, needs: Mapping[str, list[str]]
+) -> dict[Endpoint, Callable[[], object]]:
+    """What the streams look up first, by the endpoint each asks; without a window pool, also the cheapest request
+    for each scope no lookup asks about (nothing is read ahead)."""
+    lookups: dict[Endpoint, Callable[[], object]] = {}
+    for stream in streams:
+        for endpoint, lookup in stream.lookups().items():
+            lookups.setdefault(endpoint, lookup)
+    if any(stream.adds_account for stream in streams):
+        lookups[ACCOUNTS] = run.account_id
+    if run.fetcher is None:
+        looked_up = {scope for endpoint in lookups for scope in endpoint.scopes}
+        for scope in needs.keys() - looked_up:
+            lookups[CHEAPEST[scope]] = _cheapest(run.client, scope, needs[scope][0])
+    return lookups
 
 
 def _needs(streams: Sequence[KlaviyoStream]) -> dict[str, list[str]]:
@@ -70,13 +83,13 @@ def _needs(streams: Sequence[KlaviyoStream]) -> dict[str, list[str]]:
     return needs
 
 
-def _together(tasks: Mapping[str, Callable[[], object]]) -> dict[str, BaseException]:
-    """Run the tasks at once, each in a thread of its own; the failures, by name."""
+def _together(tasks: Mapping[T, Callable[[], object]]) -> dict[T, BaseException]:
+    """Run the tasks at once, each in a thread of its own; the failures, by key."""
     if not tasks:
         return {}
     with ThreadPoolExecutor(len(tasks), thread_name_prefix="klaviyo-first") as pool:
-        futures: dict[str, Future[object]] = {name: pool.submit(task) for name, task in tasks.items()}
-    return {name: error for name, future in futures.items() if (error := future.exception()) is not None}
+        futures = {key: pool.submit(task) for key, task in tasks.items()}
+    return {key: error for key, future in futures.items() if (error := future.exception()) is not None}
 
 
 def _raise_unless_refused(errors: Iterable[BaseException]) -> None:

@@ -95,8 +95,9 @@ class KlaviyoStream(SdkStream):
         """The endpoints this stream reads: the API key needs their scopes."""
         return tuple(source.endpoint for source in self.row.sources)
 
-    def lookups(self) -> dict[str, Callable[[], object]]:
-        """What the run looks up before this stream's first request, by name (streams share them)."""
+    def lookups(self) -> dict[Endpoint, Callable[[], object]]:
+        """What the run looks up before this stream's first request, by the endpoint each asks (streams share
+        them)."""
         return {}
 
     def ready(self) -> list[str]:

@@ -84,8 +84,8 @@ class EventStream(PageSyncStream, WindowedStream):
     def endpoints(self) -> tuple[Endpoint, ...]:
         return (METRICS, *super().endpoints())
 
-    def lookups(self) -> dict[str, Callable[[], object]]:
-        return {"metrics": lambda: self.directory.all(self.name)}
+    def lookups(self) -> dict[Endpoint, Callable[[], object]]:
+        return {METRICS: lambda: self.directory.all(self.name)}
 
     def ready(self) -> list[str]:
         self.tie_bookmark_to_metric()

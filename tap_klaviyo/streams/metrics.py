@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from tap_klaviyo import endpoints
 from tap_klaviyo.client import KlaviyoClient
+from tap_klaviyo.endpoints import Endpoint
 from tap_klaviyo.records import Resource, flatten
 from tap_klaviyo.streams.base import KlaviyoStream, StreamRow
 
@@ -61,8 +62,8 @@ class MetricsStream(KlaviyoStream):
         super().__init__(tap, client, row, run)
         self.directory = run.directory
 
-    def lookups(self) -> dict[str, Callable[[], object]]:
-        return {"metrics": lambda: self.directory.all(self.name)}
+    def lookups(self) -> dict[Endpoint, Callable[[], object]]:
+        return {endpoints.METRICS: lambda: self.directory.all(self.name)}
 
     def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         for metric in self.directory.all(self.name):

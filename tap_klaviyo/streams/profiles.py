@@ -101,8 +101,11 @@ class MembersStream(WindowedStream):
         # Every list and segment is listed first.
         return (LISTS, SEGMENTS, *super().endpoints())
 
-    def lookups(self) -> dict[str, Callable[[], object]]:
-        return {f"{kind}s": lambda kind=kind: self.groups.of_kind(kind, self.name) for kind in GROUP_ENDPOINTS}
+    def lookups(self) -> dict[Endpoint, Callable[[], object]]:
+        return {
+            endpoint: lambda kind=kind: self.groups.of_kind(kind, self.name)
+            for kind, endpoint in GROUP_ENDPOINTS.items()
+        }
 
     def ready(self) -> list[str]:
         """The first list's range and the first segment's: one of each member endpoint."""
