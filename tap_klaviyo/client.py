@@ -109,6 +109,10 @@ class KlaviyoClient:
         self._unreachable: str | None = None
         self._given_up = threading.Event()
         self._sleep = sleep or self._given_up.wait
+        # The endpoints Klaviyo answered this run, and those it refused for a missing scope (read once the requests
+        # are done: which scopes the key holds).
+        self.answered: set[Endpoint] = set()
+        self.refused: dict[Endpoint, failures.MissingScope] = {}
 
     def counts(self, stream: str) -> Counter[str]:
         with self._counts_lock:
@@ -270,7 +274,11 @@ class KlaviyoClient:
                     raise _Retry("429 throttled", wait)
                 if status >= 500:
                     raise _Retry(f"{status} server error")
-                raise failures.client_error(response, endpoint, stream)
+                error = failures.client_error(response, endpoint, stream)
+                if isinstance(error, failures.MissingScope):
+                    self.refused.setdefault(endpoint, error)
+                raise error
+        self.answered.add(endpoint)
         try:
             body = response.raw.read(decode_content=True)
         except BaseException:

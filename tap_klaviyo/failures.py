@@ -22,6 +22,14 @@ class BadRequest(KlaviyoError):
     """A 400: Klaviyo's detail, for the user or for a smaller page size."""
 
 
+class MissingScope(KlaviyoError):
+    """A 403: the key lacks a scope of the endpoint; `detail` is what Klaviyo said."""
+
+    def __init__(self, message: str, detail: str) -> None:
+        super().__init__(message)
+        self.detail = detail
+
+
 class NotFound(KlaviyoError):
     """A 404: what was asked for (a list, a segment) is gone."""
 
@@ -37,10 +45,11 @@ def client_error(response: requests.Response, endpoint: Endpoint, stream: str) -
         )
     if status == 403:
         scopes = " and ".join(f"'{scope}'" for scope in endpoint.scopes)
-        return KlaviyoError(
+        return MissingScope(
             f"The API key lacks the {scopes} scope{'s' if len(endpoint.scopes) > 1 else ''} that stream "
             f"'{stream}' needs ({endpoint.path}): give the key read access to it in Klaviyo, or deselect the "
-            f"stream. Klaviyo said: {detail}"
+            f"stream. Klaviyo said: {detail}",
+            detail,
         )
     if status == 404:
         return NotFound(f"Klaviyo found no {endpoint.path} for stream '{stream}' (404): {detail}")

@@ -13,6 +13,7 @@ from tap_klaviyo import redaction
 from tap_klaviyo.client import KlaviyoClient
 from tap_klaviyo.environment import environment_problems
 from tap_klaviyo.errors import KlaviyoError
+from tap_klaviyo.first_requests import answer_first_requests
 from tap_klaviyo.output import OutputClosed, RecordBufferingWriter, silence_stdout
 from tap_klaviyo.sdk import SdkTap
 from tap_klaviyo.settings import (
@@ -122,16 +123,10 @@ class TapKlaviyo(SdkTap):
 
     def before_sync(self) -> None:
         selected = [stream for stream in self.streams.values() if stream.selected]
-        fetcher = next(iter(self.streams.values())).run.fetcher
-        if fetcher is not None:
-            # The streams that need no lookup send their first requests now, beside the lookups below.
-            fetcher.start()
+        # Before any stream syncs, so a key without a scope some stream needs stops the run before it writes anything.
+        answer_first_requests(selected, next(iter(self.streams.values())).run)
         if selected and selected[0].adds_account:
-            # Asked before any stream syncs, so a key without accounts:read stops the run before it writes anything.
             self.logger.info("Every record carries account_id %s.", selected[0].account_id)
-        for stream in selected:
-            if isinstance(stream, EventStream):
-                stream.tie_bookmark_to_metric()
 
     def after_sync(self) -> None:
         if self.config.get("fail_on_no_new_data"):

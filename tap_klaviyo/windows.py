@@ -19,7 +19,7 @@ import datetime
 import math
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
@@ -90,6 +90,26 @@ class WindowedFetch:
         early = sorted((r for r in self._ranges.values() if r.early and not r.consumed), key=lambda r: r.key)
         if early:
             self._fill_ranges(early)
+
+    def read_first(self, keys: Iterable[str]) -> list[BaseException]:
+        """Prepare these ranges, start the first window of each now (queued past `concurrency` if need be) and wait
+        until every one is read, reading ahead meanwhile as if the first of them were being consumed, so that the
+        run knows their first requests answered before it emits anything; the errors of the windows that failed."""
+        opened = [self._ranges[key] for key in sorted(keys)]
+        first = []
+        for item in opened:
+            self._prepare(item)
+            if item.items and isinstance(item.items[0], Window):
+                self._start(item, 0, self._reservation(item.items[0]))
+            if item.items and isinstance(item.items[0], Future):
+                first.append(item.items[0])
+        while pending := [future for future in first if not future.done()]:
+            if any(future.exception() for future in first if future.done()):
+                wait(pending)  # and read nothing more: the run stops
+                break
+            wait(self._in_flight, return_when=FIRST_COMPLETED)
+            self._fill_ranges(opened)
+        return [error for future in first if (error := future.exception()) is not None]
 
     def pages(self, key: str) -> Iterator[tuple[RawPage, datetime.datetime | None]]:
         """The range's pages, oldest first, each with the time its records must be before to be emitted (None:
@@ -180,12 +200,17 @@ class WindowedFetch:
                     reservation = self._reservation(entry)
                     if not waited_on and self._buffered + self._reserved + reservation > BUFFERED_BYTES:
                         return
-                    assert item.plan is not None
-                    future = self._submit(item.plan, entry)
-                    item.items[i] = future
-                    self._in_flight[future] = reservation
-                    self._reserved += reservation
+                    self._start(item, i, reservation)
                 waited_on = waited_on and isinstance(entry, Chunk)
+
+    def _start(self, item: _Range, i: int, reservation: int) -> None:
+        """Start reading the range's `i`th entry, a window."""
+        window = item.items[i]
+        assert item.plan is not None and isinstance(window, Window)
+        future = self._submit(item.plan, window)
+        item.items[i] = future
+        self._in_flight[future] = reservation
+        self._reserved += reservation
 
     def _reservation(self, window: Window) -> int:
         """The bytes a window being read may bring: its page budget at the largest page seen, but no more than a

@@ -141,7 +141,7 @@ def test_a_missing_metric_is_a_warning_and_an_empty_stream():
         (None, "rejected the API key (401)"),
         (
             {"lists:read", "segments:read", "campaigns:read", "flows:read", "metrics:read"},
-            "lacks the 'events:read' scope that stream 'bounced_email' needs",
+            "lacks the scope 'events:read' (for streams 'bounced_email', 'clicked_email', ",
         ),
     ],
     ids=["bad-key", "missing-scope"],

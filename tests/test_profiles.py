@@ -152,13 +152,13 @@ def test_a_killed_profiles_sync_resumes_losing_nothing(account):
 @pytest.mark.parametrize(
     ("scopes", "stream", "message"),
     [
-        ({"lists:read", "segments:read"}, "profiles", "lacks the 'profiles:read' scope that stream 'profiles' needs"),
+        ({"lists:read", "segments:read"}, "profiles", "lacks the scope 'profiles:read' (for stream 'profiles')"),
         (
             {"lists:read", "segments:read"},
             "lists_and_segments_members",
-            "lacks the 'lists:read' and 'profiles:read' scopes that stream 'lists_and_segments_members' needs",
+            "lacks the scope 'profiles:read' (for stream 'lists_and_segments_members')",
         ),
-        ({"profiles:read"}, "lists_and_segments_members", "lacks the 'lists:read' scope that stream 'lists_and_se"),
+        ({"profiles:read"}, "lists_and_segments_members", "lacks the scopes 'lists:read' (for stream 'lists_and_se"),
     ],
 )
 def test_a_missing_scope_is_one_line_for_the_stream_that_needs_it(account, scopes, stream, message):

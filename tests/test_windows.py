@@ -14,6 +14,7 @@ import pytest
 
 from tap_klaviyo import windows
 from tap_klaviyo.codec import RawPage, skim
+from tap_klaviyo.errors import KlaviyoError
 from tap_klaviyo.ranges import Plan, Window, split
 from tap_klaviyo.windows import WindowedFetch
 
@@ -293,3 +294,40 @@ def test_a_dense_stretch_is_spread_over_idle_workers(monkeypatch):
     assert wall < 3 * pages / 8 * events.delay + 1, wall
     assert events.requests <= 1.25 * pages, events.requests
     assert (fetch._queued, fetch._busy, fetch._claimed) == (0, 0, 0)
+
+
+class Refused(FakeEvents):
+    """A range whose every request is refused."""
+
+    def first(self, window: Window) -> RawPage:
+        raise KlaviyoError("refused")
+
+
+class FirstCounted(FakeEvents):
+    """Counts the requests for a range's first page (of its one whole window)."""
+
+    whole = 0
+
+    def first(self, window: Window) -> RawPage:
+        if window == Window(None, None):
+            self.whole += 1
+        return super().first(window)
+
+
+def test_read_first_has_every_ranges_first_page_read_before_any_is_consumed():
+    # More ranges than workers: each first window is queued rather than left for later.
+    streams = {f"s{i}": FirstCounted(bursty_times(500, seed=i), 100, delay=0.01) for i in range(5)}
+    fetch = WindowedFetch(2)
+    for key, events in streams.items():
+        fetch.add(key, events.plan)
+    assert fetch.read_first(streams) == []
+    assert [events.whole for events in streams.values()] == [1] * 5
+    # Consumed afterwards, each range is whole, and its first page was not asked again.
+    for key, events in streams.items():
+        assert sorted(e["id"] for e in emitted(fetch.pages(key))) == sorted(e["id"] for e in events.events)
+        assert events.whole == 1
+    refused = Refused([NOW], 100)
+    fetch = WindowedFetch(2)
+    fetch.add("a", streams["s0"].plan)
+    fetch.add("b", refused.plan)
+    assert [str(error) for error in fetch.read_first(["a", "b"])] == ["refused"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -93,6 +93,20 @@ class KlaviyoStream(SdkStream):
     def account_id(self) -> str | None:
         """The id every record carries (None: `add_account_id` is off)."""
         return self.run.account_id() if self.adds_account else None
+
+    def endpoints(self) -> tuple[Endpoint, ...]:
+        """The endpoints this stream reads: the API key needs their scopes."""
+        return tuple(source.endpoint for source in self.row.sources)
+
+    def lookups(self) -> dict[Endpoint, Callable[[], object]]:
+        """What the run looks up before this stream's first request, by the endpoint each asks (streams share
+        them)."""
+        return {}
+
+    def ready(self) -> list[str]:
+        """Called once the lookups are done, before the run emits anything: readies the stream, and names its ranges
+        in the window pool whose first requests are answered before then."""
+        return []
 
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
         if self.adds_account:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from tap_klaviyo.client import KlaviyoClient
 from tap_klaviyo.codec import NotAsSpecified, RawPage, decode_document, skim_cursor
+from tap_klaviyo.endpoints import Endpoint
 from tap_klaviyo.errors import KlaviyoError
 from tap_klaviyo.ranges import Plan, Window
 from tap_klaviyo.records import Resource, flatten
@@ -74,6 +75,12 @@ class EntityStream(KlaviyoStream):
         """Whether this run reads this stream: it is selected, or a selected stream derives from it."""
         derived = [row.name for row in self.run.rows if row.derived_from and row.derived_from[0] == self.name]
         return self.selected or any(self.run.streams[name].selected for name in derived)
+
+    def ready(self) -> list[str]:
+        # Read ahead from the start of the run.
+        if self.run.fetcher is None or not self.needed:
+            return []
+        return [range_key(self.name, index) for index in range(len(self.row.sources))]
 
     def query(self, source: Source) -> dict[str, str]:
         """A source's query: its fixed part, past the bookmark if there is one, with what derived streams include."""
@@ -163,6 +170,12 @@ class DerivedStream(KlaviyoStream):
         parent = run.streams[stream]
         assert isinstance(parent, EntityStream), f"{row.name} derives from an entity stream"
         self.parent = parent
+
+    def endpoints(self) -> tuple[Endpoint, ...]:
+        return self.parent.endpoints()
+
+    def ready(self) -> list[str]:
+        return self.parent.ready()
 
 
 class LinkStream(DerivedStream):

@@ -4,7 +4,7 @@ through the run's shared window pool, and written a page at a time."""
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +12,7 @@ from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_klaviyo.client import KlaviyoClient
 from tap_klaviyo.codec import RawPage, emitted_events, event_page, skimmer
+from tap_klaviyo.endpoints import METRICS, Endpoint
 from tap_klaviyo.ranges import Plan
 from tap_klaviyo.records import Resource
 from tap_klaviyo.sdk import PageSyncStream
@@ -79,6 +80,16 @@ class EventStream(PageSyncStream, WindowedStream):
             f"; {len(metrics)} metrics have that name" if len(metrics) > 1 else "",
         )
         return metrics[0]
+
+    def endpoints(self) -> tuple[Endpoint, ...]:
+        return (METRICS, *super().endpoints())
+
+    def lookups(self) -> dict[Endpoint, Callable[[], object]]:
+        return {METRICS: lambda: self.directory.all(self.name)}
+
+    def ready(self) -> list[str]:
+        self.tie_bookmark_to_metric()
+        return [self.name] if self.fetcher is not None else []
 
     def tie_bookmark_to_metric(self) -> None:
         """Keep the metric's id beside the bookmark; a bookmark left by another metric (a name that now finds a

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from tap_klaviyo import endpoints
 from tap_klaviyo.client import KlaviyoClient
+from tap_klaviyo.endpoints import Endpoint
 from tap_klaviyo.records import Resource, flatten
 from tap_klaviyo.streams.base import KlaviyoStream, StreamRow
 
@@ -60,6 +61,9 @@ class MetricsStream(KlaviyoStream):
     def __init__(self, tap: Tap, client: KlaviyoClient, row: StreamRow, run: Run) -> None:
         super().__init__(tap, client, row, run)
         self.directory = run.directory
+
+    def lookups(self) -> dict[Endpoint, Callable[[], object]]:
+        return {endpoints.METRICS: lambda: self.directory.all(self.name)}
 
     def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         for metric in self.directory.all(self.name):

@@ -7,14 +7,14 @@ import datetime
 import logging
 import math
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from tap_klaviyo import endpoints
 from tap_klaviyo.client import KlaviyoClient
 from tap_klaviyo.codec import RawPage
+from tap_klaviyo.endpoints import LISTS, PROFILES_PREDICTIVE, SEGMENTS, Endpoint
 from tap_klaviyo.errors import KlaviyoError
 from tap_klaviyo.failures import NotFound
 from tap_klaviyo.progress import Progress
@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
     from tap_klaviyo.streams import Run
 
+# Where the lists and the segments are listed, by kind.
+GROUP_ENDPOINTS = {"list": LISTS, "segment": SEGMENTS}
 # Save progress once a page, so a killed run re-sends at most about a page.
 PAGE = 100
 # A list or segment whose members answer 404 was deleted since the run listed it, and is skipped: that happens.
@@ -49,17 +51,21 @@ class ProfilesStream(WindowedStream):
     def __init__(self, tap: Tap, client: KlaviyoClient, row: StreamRow, run: Run) -> None:
         super().__init__(tap, client, row, run)
         if self.fetcher is not None:
-            self.fetcher.add(self.name, self.plan)
+            # Its first page goes out at the start, beside the entity streams' and the lookups.
+            self.fetcher.add(self.name, self.plan, early=True)
 
     def source(self, context: Context | None) -> tuple[Source, str | None]:
         source = self.row.sources[0]
         if not self.config.get("profiles_predictive_analytics"):
             return source, None
         fields = f"{source.query['additional-fields[profile]']},predictive_analytics"
-        return Source(endpoints.PROFILES_PREDICTIVE, {**source.query, "additional-fields[profile]": fields}), None
+        return Source(PROFILES_PREDICTIVE, {**source.query, "additional-fields[profile]": fields}), None
 
     def plan(self, context: Context | None = None) -> Plan | None:
         return super().plan(context) if self.selected else None
+
+    def ready(self) -> list[str]:
+        return [self.name] if self.fetcher is not None else []
 
 
 @dataclass(frozen=True)
@@ -71,21 +77,26 @@ class Group:
 
 
 class GroupDirectory:
-    """Every list and segment of the account, read once a run (ids only) for the members stream."""
+    """Every list and segment of the account, read once a run (ids only) for the members stream: the lists and the
+    segments may be read at once, each by a thread of its own."""
 
     def __init__(self, client: KlaviyoClient) -> None:
         self.client = client
-        self._groups: list[Group] | None = None
+        self._groups: dict[str, list[Group]] = {}
 
-    def all(self, stream: str) -> list[Group]:
-        if self._groups is None:
-            self._groups = [
+    def of_kind(self, kind: str, stream: str) -> list[Group]:
+        if kind not in self._groups:
+            self._groups[kind] = [
                 Group(kind, resource["id"])
-                for kind, endpoint in (("list", endpoints.LISTS), ("segment", endpoints.SEGMENTS))
-                for document in self.client.documents(endpoint, {f"fields[{kind}]": "updated"}, stream=stream)
+                for document in self.client.documents(
+                    GROUP_ENDPOINTS[kind], {f"fields[{kind}]": "updated"}, stream=stream
+                )
                 for resource in document["data"]
             ]
-        return self._groups
+        return self._groups[kind]
+
+    def all(self, stream: str) -> list[Group]:
+        return [group for kind in GROUP_ENDPOINTS for group in self.of_kind(kind, stream)]
 
 
 class MembersStream(WindowedStream):
@@ -109,6 +120,25 @@ class MembersStream(WindowedStream):
         self._found: set[str] = set()
         self._missing: set[str] = set()
         self._answers_lock = threading.Lock()
+
+    def endpoints(self) -> tuple[Endpoint, ...]:
+        # Every list and segment is listed first.
+        return (LISTS, SEGMENTS, *super().endpoints())
+
+    def lookups(self) -> dict[Endpoint, Callable[[], object]]:
+        return {
+            endpoint: lambda kind=kind: self.groups.of_kind(kind, self.name)
+            for kind, endpoint in GROUP_ENDPOINTS.items()
+        }
+
+    def ready(self) -> list[str]:
+        """The first list's range and the first segment's: one of each member endpoint."""
+        if self.fetcher is None:
+            return []
+        firsts: dict[str, dict[str, str]] = {}
+        for context in self.partitions or []:
+            firsts.setdefault(context["type"], context)
+        return [self.window_key(context) for context in firsts.values()]
 
     @property
     def partitions(self) -> list[dict] | None:
