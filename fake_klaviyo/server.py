@@ -41,7 +41,8 @@ class FakeKlaviyo:
     ``latency_jitter``: each request sleeps ``latency`` plus a uniform draw in [-jitter, +jitter] (never below 0),
     drawn from a generator seeded with the account's seed.
     ``endpoint_latency``: seconds more that requests to these endpoints sleep, e.g. ``{"flows": 60}`` for an
-    endpoint that hangs. Sleeping requests are answered with a hang-up once the fake stops.
+    endpoint that hangs, but for the first ``endpoint_latency_spares`` requests to each (``{"flows": 1}``: the first
+    page comes, the next hangs). Sleeping requests are answered with a hang-up once the fake stops.
     Each event is JSON-encoded once, when first served (:meth:`encode_events` does them all up
     front), and ``/api/events`` pages are spliced from those bytes unless they ask for sparse
     fieldsets or includes.
@@ -55,6 +56,7 @@ class FakeKlaviyo:
         latency: float = 0.0,
         latency_jitter: float = 0.0,
         endpoint_latency: Mapping[str, float] | None = None,
+        endpoint_latency_spares: Mapping[str, int] | None = None,
         rate_limits: bool | Mapping[str, tuple[int, int]] = False,
         faults: Faults | None = None,
         scopes: Iterable[str] | None = None,
@@ -73,6 +75,10 @@ class FakeKlaviyo:
         self.endpoint_latency = dict(endpoint_latency or {})
         if set(self.endpoint_latency) - set(ENDPOINTS) or any(v < 0 for v in self.endpoint_latency.values()):
             raise ValueError(f"endpoint_latency: unknown endpoints or negative seconds in {self.endpoint_latency}")
+        # Requests to each endpoint of `endpoint_latency` still answered at once.
+        self._spares = dict(endpoint_latency_spares or {})
+        if set(self._spares) - set(self.endpoint_latency):
+            raise ValueError(f"endpoint_latency_spares: endpoints without an endpoint_latency in {self._spares}")
         self.faults = faults
         self.scopes = frozenset(ALL_READ_SCOPES if scopes is None else scopes)
         self.page_size_max = dict(page_size_max or {})
@@ -144,6 +150,12 @@ class FakeKlaviyo:
         """Seconds the next request (to `endpoint`) sleeps: the latency, give or take the jitter, never below 0, and
         the endpoint's own."""
         extra = self.endpoint_latency.get(endpoint.name, 0.0) if endpoint is not None else 0.0
+        if extra and endpoint is not None:
+            with self._lock:
+                spare = self._spares.get(endpoint.name, 0)
+                if spare:
+                    self._spares[endpoint.name] = spare - 1
+                    extra = 0.0
         if not self.latency_jitter:
             return self.latency + extra
         with self._lock:  # one generator for every handler thread

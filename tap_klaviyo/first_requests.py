@@ -16,14 +16,16 @@ list or segment has no member to ask for, or none of the event streams' metrics 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING, TypeVar
 
+from tap_klaviyo import stopping
 from tap_klaviyo.client import KlaviyoClient
 from tap_klaviyo.endpoints import ACCOUNTS, CAMPAIGNS, EVENTS, FLOWS, LISTS, METRICS, PROFILES, SEGMENTS, Endpoint
 from tap_klaviyo.errors import KlaviyoError
 from tap_klaviyo.failures import MissingScope
 from tap_klaviyo.settings import ACCOUNT_ID
+from tap_klaviyo.windows import STOP_CHECK_SECONDS
 
 if TYPE_CHECKING:
     from tap_klaviyo.streams import KlaviyoStream, Run
@@ -88,8 +90,12 @@ def _together(tasks: Mapping[T, Callable[[], object]]) -> dict[T, BaseException]
     """Run the tasks at once, each in a thread of its own; the failures, by key."""
     if not tasks:
         return {}
-    with ThreadPoolExecutor(len(tasks), thread_name_prefix="klaviyo-first") as pool:
-        futures = {key: pool.submit(task) for key, task in tasks.items()}
+    pool = ThreadPoolExecutor(len(tasks), thread_name_prefix="klaviyo-first")
+    futures = {key: pool.submit(task) for key, task in tasks.items()}
+    pool.shutdown(wait=False)
+    while wait(futures.values(), timeout=STOP_CHECK_SECONDS).not_done:
+        # Nothing is written yet: a signal may stop the run here (a request in flight does not hold it).
+        stopping.check()
     return {key: error for key, future in futures.items() if (error := future.exception()) is not None}
 
 

@@ -104,11 +104,14 @@ class WindowedFetch:
             if item.items and isinstance(item.items[0], Future):
                 first.append(item.items[0])
         while pending := [future for future in first if not future.done()]:
-            if any(future.exception() for future in first if future.done()):
-                wait(pending)  # and read nothing more: the run stops
-                break
-            wait(self._in_flight, return_when=FIRST_COMPLETED)
-            self._fill_ranges(opened)
+            # Once one failed, read nothing more (the run stops), but hear the others out: every missing scope is
+            # reported at once.
+            failed = any(future.exception() for future in first if future.done())
+            wait(pending if failed else self._in_flight, timeout=STOP_CHECK_SECONDS, return_when=FIRST_COMPLETED)
+            # Nothing is written yet: a signal may stop the run here.
+            stopping.check()
+            if not failed:
+                self._fill_ranges(opened)
         return [error for future in first if (error := future.exception()) is not None]
 
     def pages(self, key: str) -> Iterator[tuple[RawPage, datetime.datetime | None]]:

@@ -210,13 +210,13 @@ def run_and_kill(
 def run_and_signal(
     config: dict[str, Any],
     signum: int,
-    when: Callable[[dict[str, Any]], bool],
+    when: Callable[[dict[str, Any]], bool] | None,
     *,
     delay: float = 0.0,
     timeout: float = 120,
 ) -> tuple[TapRun, float]:
-    """Run the tap, send it `signum` `delay` seconds after it writes a message for which `when` is true, and read on
-    until it exits: what it wrote and said, and the seconds from the signal to its exit."""
+    """Run the tap, send it `signum` `delay` seconds after it writes a message for which `when` is true (None: after
+    it starts), and read on until it exits: what it wrote and said, and the seconds from the signal to its exit."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "config.json"
         path.write_text(json.dumps(config))
@@ -233,9 +233,12 @@ def run_and_signal(
                 signalled.append(time.monotonic())
 
             timer = None
+            if when is None:
+                timer = threading.Timer(delay, send)
+                timer.start()
             for line in proc.stdout:
                 lines.append(line)
-                if timer is None and when(json.loads(line)):
+                if timer is None and when is not None and when(json.loads(line)):
                     timer = threading.Timer(delay, send)
                     timer.start()
             proc.wait(timeout=timeout)

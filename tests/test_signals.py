@@ -33,9 +33,12 @@ LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \| (DEBUG|INFO) ")
 
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["TERM", "INT"])
 def test_a_signal_stops_the_run_with_its_code_and_a_rerun_from_the_last_state_loses_nothing(account, signum, code):
-    # /api/flows hangs: the run is stopped while it waits for flows, with a worker of the window pool inside that
-    # request. Neither the wait nor the worker may keep it from exiting.
-    with FakeKlaviyo(account, api_key=API_KEY, endpoint_latency={"flows": HOLD}) as fake:
+    # /api/flows answers its first page (every stream's first request is answered before any record is written),
+    # then hangs: the run is stopped while it waits for flows' second page, with a worker of the window pool inside
+    # that request. Neither the wait nor the worker may keep it from exiting.
+    assert len(account.flows) > 50, "flows take two pages"
+    hang = {"endpoint_latency": {"flows": HOLD}, "endpoint_latency_spares": {"flows": 1}}
+    with FakeKlaviyo(account, api_key=API_KEY, **hang) as fake:
         config = {"api_key": API_KEY, "api_url": fake.url}
         stopped, seconds = run_and_signal(config, signum, lambda m: m["type"] == "SCHEMA" and m["stream"] == "flows")
     assert stopped.returncode == code, stopped.stderr[-3000:]
@@ -47,7 +50,7 @@ def test_a_signal_stops_the_run_with_its_code_and_a_rerun_from_the_last_state_lo
         "this one stopped"
     ], stopped.stderr[-3000:]
     assert stopped.messages[-1]["type"] == "STATE", "the last message is the STATE that covers everything before it"
-    assert not stopped.records("flows")
+    assert len(stopped.records("flows")) < len(account.flows), "flows' second page never came"
     assert stopped.records("bounced_email"), "streams before flows were written"
 
     with FakeKlaviyo(account, api_key=API_KEY) as fake:
@@ -59,6 +62,18 @@ def test_a_signal_stops_the_run_with_its_code_and_a_rerun_from_the_last_state_lo
         assert delivered == set(expected[stream]), f"{stream}: the stopped run and its rerun lost records"
 
 
+@pytest.mark.e2e
+def test_a_signal_while_the_first_requests_are_awaited_stops_the_run_before_it_writes_anything(account):
+    # No record is written before every selected stream's first request is answered: /api/flows hangs on its first.
+    with FakeKlaviyo(account, api_key=API_KEY, endpoint_latency={"flows": HOLD}) as fake:
+        config = {"api_key": API_KEY, "api_url": fake.url}
+        stopped, seconds = run_and_signal(config, signal.SIGTERM, None, delay=4.0)
+    assert stopped.returncode == 143, stopped.stderr[-3000:]
+    assert seconds < 10, f"the run took {seconds:.1f}s to stop"
+    assert not [m for m in stopped.messages if m["type"] == "RECORD"]
+    assert "interrupted by SIGTERM" in stopped.stderr
+
+
 def test_the_fake_can_hang_one_endpoint_until_it_stops(account):
     headers = {"Authorization": f"Klaviyo-API-Key {API_KEY}", "revision": REVISION}
     with FakeKlaviyo(account, api_key=API_KEY, endpoint_latency={"flows": HOLD}) as fake:
@@ -67,8 +82,17 @@ def test_the_fake_can_hang_one_endpoint_until_it_stops(account):
         assert time.monotonic() - started < 5
         with pytest.raises(requests.Timeout):
             requests.get(f"{fake.url}/api/flows", headers=headers, timeout=1)
+    spared = {"endpoint_latency": {"flows": HOLD}, "endpoint_latency_spares": {"flows": 1}}
+    with FakeKlaviyo(account, api_key=API_KEY, **spared) as fake:
+        started = time.monotonic()
+        assert requests.get(f"{fake.url}/api/flows", headers=headers, timeout=10).status_code == 200
+        assert time.monotonic() - started < 5
+        with pytest.raises(requests.Timeout):
+            requests.get(f"{fake.url}/api/flows", headers=headers, timeout=1)
     with pytest.raises(ValueError, match="endpoint_latency"):
         FakeKlaviyo(account, api_key=API_KEY, endpoint_latency={"nowhere": 1})
+    with pytest.raises(ValueError, match="endpoint_latency_spares"):
+        FakeKlaviyo(account, api_key=API_KEY, endpoint_latency_spares={"flows": 1})
 
 
 @pytest.mark.parametrize(
