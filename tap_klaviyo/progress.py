@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import logging
 import time
+from typing import Any
 
 from tap_klaviyo.client import KlaviyoClient
 from tap_klaviyo.times import parse_datetime
@@ -38,7 +39,7 @@ class Progress:
         self._next_log = self.began + every
         self._latest: str | None = None
 
-    def record(self, record: dict) -> None:
+    def record(self, record: dict[str, Any]) -> None:
         self.add(1, record.get(self.time_field) if self.time_field else None)
 
     def add(self, count: int, latest: str | None) -> None:

@@ -110,7 +110,7 @@ class Review:
 
 
 def review(
-    state: dict[str, Any], other_keys: Sequence[str], streams: Mapping[str, Keeps], now: datetime.datetime
+    state: Mapping[str, Any], other_keys: Sequence[str], streams: Mapping[str, Keeps], now: datetime.datetime
 ) -> Review:
     """Check every bookmark of the tap's `streams` in `state` (unwrapped, shaped), making those it can use the
     stream's own form in place: a missing replication key or singer-io's `since` is taken as the stream's

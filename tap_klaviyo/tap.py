@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import datetime
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 from tap_klaviyo.client import KlaviyoClient
 from tap_klaviyo.errors import KlaviyoError
@@ -20,7 +20,8 @@ from tap_klaviyo.settings import (
     settings_problems,
 )
 from tap_klaviyo.state import SINGER_KEYS, Keeps, review, shape_problem, unwrap
-from tap_klaviyo.streams import KlaviyoStream, build_streams
+from tap_klaviyo.streams import build_streams
+from tap_klaviyo.streams.base import KlaviyoStream
 from tap_klaviyo.streams.events import EventStream
 from tap_klaviyo.streams.profiles import MembersStream
 from tap_klaviyo.streams.table import STREAMS, stream_rows
@@ -93,8 +94,10 @@ class TapKlaviyo(SdkTap):
         return build_streams(self, self.client, stream_rows(self.config))
 
     def before_sync(self) -> None:
-        selected = [stream for stream in self.streams.values() if stream.selected]
-        fetcher = next(iter(self.streams.values())).run.fetcher
+        # discover_streams built them: each is one of the tap's.
+        streams = cast("list[KlaviyoStream]", list(self.streams.values()))
+        selected = [stream for stream in streams if stream.selected]
+        fetcher = streams[0].run.fetcher
         if fetcher is not None:
             # The streams that need no lookup send their first requests now, beside the lookups below.
             fetcher.start()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
 from tap_klaviyo.client import KlaviyoClient
@@ -38,7 +38,7 @@ class EntityStream(KlaviyoStream):
         if run.fetcher is not None:
             # Read ahead from the start of the run, beside everything else: a few requests each, all round trips.
             for index in range(len(row.sources)):
-                run.fetcher.add(range_key(row.name, index), lambda index=index: self.plan(index), early=True)
+                run.fetcher.add(range_key(row.name, index), partial(self.plan, index), early=True)
 
     @cached_property
     def includes(self) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -87,7 +88,7 @@ class MembersStream(WindowedStream):
         self._keys: dict[tuple[str, str], str] = {}
 
     @property
-    def partitions(self) -> list[dict] | None:
+    def partitions(self) -> list[dict[str, Any]] | None:
         if not self.selected:
             return None
         if self._contexts is None:
@@ -96,7 +97,7 @@ class MembersStream(WindowedStream):
                 # Keys in the partitions' order: the pool reads ahead in key order.
                 self._keys[context["type"], context["list_id"]] = f"{self.name}:{i:09d}"
                 if self.fetcher is not None:
-                    self.fetcher.add(self.window_key(context), lambda context=context: self.plan(context))
+                    self.fetcher.add(self.window_key(context), partial(self.plan, context))
         return list(self._contexts)
 
     def window_key(self, context: Context | None) -> str:

@@ -93,7 +93,7 @@ class WindowedStream(KlaviyoStream):
             return self.first_page(source, {**query(window), "sort": f"-{self.time_field}"}, path, page_size=1).first
 
         start, end = self.time_range(context)
-        return Plan(first, following, newest, [Window(start, end)], self.get_replication_key_signpost(context))
+        return Plan(first, following, newest, [Window(start, end)], self._cap)
 
     def first_page(self, source: Source, query: dict[str, str], path: str | None, **kwargs: Any) -> RawPage:
         """The first page of a window's query (in a worker thread)."""
