@@ -61,7 +61,7 @@ class Progress:
         parts = [f"{self.records:,} records", f"{counts['requests']:,} requests", f"{counts['throttled']} throttled"]
         if self._latest:
             latest = parse_datetime(self._latest)
-            end = self.end or datetime.datetime.now(datetime.timezone.utc)
+            end = self.end or datetime.datetime.now(datetime.UTC)
             parts.append(f"through {latest:%Y-%m-%d %H:%M}, range ends {end:%Y-%m-%d %H:%M}")
             if self.start and end > self.start:
                 done = min(max((latest - self.start) / (end - self.start), 0.0), 1.0)

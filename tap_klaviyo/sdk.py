@@ -150,7 +150,7 @@ class PageSyncStream(SdkStream):
                             self.name,
                             records[start:end],
                             version=self._stream_version,
-                            time_extracted=datetime.datetime.now(datetime.timezone.utc),
+                            time_extracted=datetime.datetime.now(datetime.UTC),
                         )
                     )
                     self.state_manager.is_flushed = False

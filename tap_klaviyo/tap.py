@@ -57,7 +57,7 @@ class TapKlaviyo(SdkTap):
             name: Keeps(stream.replication_key, partitioned=isinstance(stream, MembersStream))
             for name, stream in self.streams.items()
         }
-        found = review(self.state, self._state_other_keys, streams, datetime.datetime.now(datetime.timezone.utc))
+        found = review(self.state, self._state_other_keys, streams, datetime.datetime.now(datetime.UTC))
         error = found.error()
         if error:
             raise KlaviyoError(error)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import requests
 
@@ -29,7 +29,7 @@ def test_new_events_are_the_same_account_plus_newer_email_events():
         for event in new:
             moment = datetime.fromisoformat(event["attributes"]["datetime"])
             assert event["attributes"]["timestamp"] > newest_old
-            assert GENERATOR_NOW <= moment < GENERATOR_NOW + timedelta(days=1) <= datetime.now(timezone.utc)
+            assert GENERATOR_NOW <= moment < GENERATOR_NOW + timedelta(days=1) <= datetime.now(UTC)
     ids = [e["id"] for e in after.events]
     assert len(set(ids)) == len(ids)
     # Deterministic by seed, like the rest of the account.

@@ -131,7 +131,7 @@ def test_a_bookmark_in_the_future_is_ignored_with_a_warning(account, config, cat
     assert "read as if it had none" in warning
     assert sorted(r["id"] for r in result.records(STREAM)) == new_events(account, "2000-01-01T00:00:00Z")
     final = result.states[-1]["bookmarks"][STREAM]["replication_key_value"]
-    assert utc(final) <= datetime.datetime.now(datetime.timezone.utc), "the next run goes on from a real bookmark"
+    assert utc(final) <= datetime.datetime.now(datetime.UTC), "the next run goes on from a real bookmark"
 
 
 REFUSED = [
@@ -256,7 +256,7 @@ def test_members_partitions_are_read_from_their_own_bookmarks(account, config):
     )
 
 
-NOW = datetime.datetime(2026, 6, 1, tzinfo=datetime.timezone.utc)
+NOW = datetime.datetime(2026, 6, 1, tzinfo=datetime.UTC)
 
 
 @pytest.mark.parametrize(

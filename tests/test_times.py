@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -37,13 +37,13 @@ PEOPLE = {"profiles", "lists_and_segments_members"}
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("2024-04-01 17:33:16+00:00", datetime(2024, 4, 1, 17, 33, 16, tzinfo=timezone.utc)),
-        ("2024-04-01T17:33:16+00:00", datetime(2024, 4, 1, 17, 33, 16, tzinfo=timezone.utc)),
-        ("2024-04-01T17:33:16Z", datetime(2024, 4, 1, 17, 33, 16, tzinfo=timezone.utc)),
-        ("2026-06-23 00:15:23.918411+00:00", datetime(2026, 6, 23, 0, 15, 23, 918411, tzinfo=timezone.utc)),
-        ("2024-04-01T19:33:16.5+02:00", datetime(2024, 4, 1, 17, 33, 16, 500000, tzinfo=timezone.utc)),
-        ("2024-04-01T17:33:16.1234567-00:00", datetime(2024, 4, 1, 17, 33, 16, 123456, tzinfo=timezone.utc)),
-        ("2024-04-01", datetime(2024, 4, 1, tzinfo=timezone.utc)),
+        ("2024-04-01 17:33:16+00:00", datetime(2024, 4, 1, 17, 33, 16, tzinfo=UTC)),
+        ("2024-04-01T17:33:16+00:00", datetime(2024, 4, 1, 17, 33, 16, tzinfo=UTC)),
+        ("2024-04-01T17:33:16Z", datetime(2024, 4, 1, 17, 33, 16, tzinfo=UTC)),
+        ("2026-06-23 00:15:23.918411+00:00", datetime(2026, 6, 23, 0, 15, 23, 918411, tzinfo=UTC)),
+        ("2024-04-01T19:33:16.5+02:00", datetime(2024, 4, 1, 17, 33, 16, 500000, tzinfo=UTC)),
+        ("2024-04-01T17:33:16.1234567-00:00", datetime(2024, 4, 1, 17, 33, 16, 123456, tzinfo=UTC)),
+        ("2024-04-01", datetime(2024, 4, 1, tzinfo=UTC)),
     ],
 )
 def test_every_form_klaviyo_writes_parses_to_its_instant(text, expected):
@@ -153,7 +153,7 @@ def test_every_time_of_a_full_run_of_every_stream_leaves_as_rfc3339(account, fak
 def today_and_later(count: int, after: timedelta, step: timedelta) -> list[datetime]:
     """`count` times from `after` past now on, `step` apart: later the same UTC day, but within a few minutes of
     midnight."""
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     return [now + after + i * step for i in range(count)]
 
 
@@ -165,7 +165,7 @@ def test_an_event_dated_later_today_never_becomes_the_bookmark_and_the_next_run_
     before = generate_account(seed=31, events_per_metric=40, timed_events=future)
     with FakeKlaviyo(before, api_key=API_KEY) as fake:
         first = run_tap({"api_key": API_KEY, "api_url": fake.url})
-    first_ended = datetime.now(timezone.utc)
+    first_ended = datetime.now(UTC)
     assert first.returncode == 0, first.stderr
     state = first.states[-1]
     for stream in EVENT_METRICS:
@@ -178,7 +178,7 @@ def test_an_event_dated_later_today_never_becomes_the_bookmark_and_the_next_run_
     after = generate_account(seed=31, events_per_metric=40, timed_events=[*future, *arrived])
     with FakeKlaviyo(after, api_key=API_KEY) as fake:
         second = run_tap({"api_key": API_KEY, "api_url": fake.url}, state=state)
-    second_ended = datetime.now(timezone.utc)
+    second_ended = datetime.now(UTC)
     assert second.returncode == 0, second.stderr
     for stream in EVENT_METRICS:
         expected = expected_events(after, event_metric_id(after, stream))

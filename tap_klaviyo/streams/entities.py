@@ -104,7 +104,7 @@ class EntityStream(KlaviyoStream):
         def following(url: str) -> RawPage:
             return self.client.get(url, None, source.endpoint, stream=self.name, decode=skim_cursor)
 
-        return Plan(first, following, None, [Window()], datetime.datetime.now(datetime.timezone.utc))
+        return Plan(first, following, None, [Window()], datetime.datetime.now(datetime.UTC))
 
     def documents(self, index: int) -> Iterator[dict[str, Any]]:
         """A source's pages, read ahead by the window pool if there is one."""
