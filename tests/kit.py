@@ -35,6 +35,9 @@ from tap_klaviyo.streams.table import STREAMS
 
 API_KEY = "pk_test_0123456789abcdef0123456789abcdef"
 TAP = Path(sys.executable).with_name("tap-klaviyo")
+# The marks of the test running now (conftest.py keeps them): only a test marked `e2e` runs the command, so that
+# `-m "not e2e"` leaves out every test that does.
+RUNNING_MARKS: set[str] = set()
 REPO = Path(__file__).resolve().parent.parent
 
 # The tap's streams and their keys, from the stream table (the README's table is checked against it), and the
@@ -76,6 +79,13 @@ def unavailable(reason: str) -> None:
 # --- running the tap --------------------------------------------------------------------------------------
 
 
+def tap_argv(*args: str) -> list[str]:
+    """The installed `tap-klaviyo` command with `args`, for a test marked `e2e`."""
+    if "e2e" not in RUNNING_MARKS:
+        pytest.fail("this test runs the tap-klaviyo command: mark it @pytest.mark.e2e", pytrace=False)
+    return [str(TAP), *args]
+
+
 @dataclass
 class TapRun:
     returncode: int
@@ -111,7 +121,7 @@ def run_tap(
     (dicts are written as JSON, strings as they are)."""
     with tempfile.TemporaryDirectory() as tmp:
         files = {"config": config, "state": state, "catalog": catalog}
-        argv = [str(TAP)]
+        argv = tap_argv()
         for name, content in files.items():
             if content is not None:
                 path = Path(tmp) / f"{name}.json"
@@ -149,7 +159,7 @@ def run_and_kill(
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "config.json"
         path.write_text(json.dumps(config))
-        argv = [str(TAP), "--config", str(path)]
+        argv = tap_argv("--config", str(path))
         if catalog is not None:
             (Path(tmp) / "catalog.json").write_text(json.dumps(catalog))
             argv += ["--catalog", str(Path(tmp) / "catalog.json")]

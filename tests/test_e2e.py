@@ -20,6 +20,8 @@ from tests.kit import (
     select,
 )
 
+pytestmark = pytest.mark.e2e
+
 
 def test_discover_lists_exactly_the_tables_streams(config):
     result = run_tap(config, "--discover")

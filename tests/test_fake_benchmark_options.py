@@ -5,10 +5,13 @@ from __future__ import annotations
 import subprocess
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import requests
 
 from fake_klaviyo import EMAIL_METRICS, GENERATOR_NOW, REVISION, FakeKlaviyo, generate_account
 from tests.kit import API_KEY, REPO, fake_argv, fake_command, follow
+
+pytestmark = pytest.mark.fake
 
 
 def test_new_events_are_the_same_account_plus_newer_email_events():

@@ -26,6 +26,8 @@ from fake_klaviyo.make_endpoints import DEFAULT_OUT, DEFAULT_SPEC, build
 from fake_klaviyo.responses import ApiError
 from tests.kit import REPO, error, fake_argv, fake_command, follow
 
+pytestmark = pytest.mark.fake
+
 KEY = "pk_test_fake_0123456789"
 REVISION = "2026-07-15"
 UTC = UTC

@@ -23,6 +23,8 @@ from tests.kit import (
     utc,
 )
 
+pytestmark = pytest.mark.e2e
+
 
 def event_requests(fake: FakeKlaviyo) -> list:
     """Requests for pages of events, oldest first (not those for a stream's newest event, sent beside them)."""

@@ -14,6 +14,8 @@ from fake_klaviyo import FakeKlaviyo, generate_account
 from tap_klaviyo.streams.profiles import PAGE
 from tests.kit import API_KEY, assert_exact, rfc3339_consent, run_and_kill, run_tap, select, utc
 
+pytestmark = pytest.mark.e2e
+
 PEOPLE = {"profiles", "lists_and_segments_members"}
 MEMBER_KEY = ["list_id", "profile_id"]
 

@@ -6,6 +6,8 @@ import datetime
 import logging
 import re
 
+import pytest
+
 from tap_klaviyo.client import KlaviyoClient
 from tap_klaviyo.progress import Progress
 from tests.kit import DEFAULT_STREAMS, run_tap
@@ -29,6 +31,7 @@ def test_status_tells_how_far_and_how_long(caplog, monkeypatch):
     assert len(caplog.records) < 5, "status lines come at a steady pace, not per record"
 
 
+@pytest.mark.e2e
 def test_each_stream_ends_with_a_summary(config):
     result = run_tap(config)
     assert result.returncode == 0, result.stderr

@@ -47,9 +47,12 @@ from tests.kit import (
     postgres_config,
     psql,
     run_tap,
+    tap_argv,
     unavailable,
     utc,
 )
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 # --- what is available ------------------------------------------------------------------------------------
 
@@ -118,11 +121,11 @@ def pipe(
 ) -> Pipe:
     """`tap-klaviyo --config c.json [--state s.json] | target --config t.json`, keeping the tap's messages."""
     workdir.mkdir(parents=True, exist_ok=True)
-    tap_argv = [str(TAP), "--config", str(workdir / "tap-config.json")]
+    argv = tap_argv("--config", str(workdir / "tap-config.json"))
     (workdir / "tap-config.json").write_text(json.dumps(tap_config))
     if state is not None:
         (workdir / "state.json").write_text(json.dumps(state))
-        tap_argv += ["--state", str(workdir / "state.json")]
+        argv += ["--state", str(workdir / "state.json")]
     target_argv = list(target)
     if target_config is not None:
         (workdir / "target-config.json").write_text(json.dumps(target_config))
@@ -134,7 +137,7 @@ def pipe(
         open(workdir / "target.stderr", "w+") as target_err,
         open(workdir / "target.stdout", "w+") as target_out,
     ):
-        tap = subprocess.Popen(tap_argv, stdout=subprocess.PIPE, stderr=tap_err, env=env, cwd=workdir)
+        tap = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=tap_err, env=env, cwd=workdir)
         sink = subprocess.Popen(
             target_argv, stdin=subprocess.PIPE, stdout=target_out, stderr=target_err, env=env, cwd=workdir
         )

@@ -128,6 +128,7 @@ def datetime_values(schema: dict[str, Any], value: Any, path: str = "") -> list[
     ]
 
 
+@pytest.mark.e2e
 def test_every_time_of_a_full_run_of_every_stream_leaves_as_rfc3339(account, fake, config):
     served = [e["attributes"]["datetime"] for e in account.events]
     assert all(t[10] == " " for t in served[:100]), "the fake writes events' times as Klaviyo does"
@@ -157,6 +158,7 @@ def today_and_later(count: int, after: timedelta, step: timedelta) -> list[datet
     return [now + after + i * step for i in range(count)]
 
 
+@pytest.mark.e2e
 def test_an_event_dated_later_today_never_becomes_the_bookmark_and_the_next_run_misses_nothing():
     # Later the same UTC day than the sync's start: as text, Klaviyo's "2026-12-07 05:00:00+00:00" sorts before the
     # start's "2026-12-07T03:00:00+00:00", so a text comparison let such an event become the bookmark, and every
@@ -196,6 +198,7 @@ def capped(value: str) -> str:
     return parse_datetime(value).replace(microsecond=866000).isoformat()
 
 
+@pytest.mark.e2e
 def test_a_rerun_from_a_capped_bookmark_inside_a_second_of_events_reads_that_second_again(account, fake, config):
     # The events of the bookmark's second are dated before it (by its microseconds): read again by
     # greater-or-equal on the whole second, they must not move the bookmark back, nor trip the SDK's sort check.
@@ -211,6 +214,7 @@ def test_a_rerun_from_a_capped_bookmark_inside_a_second_of_events_reads_that_sec
     assert bookmark(result.states[-1], stream) == events[-1]["datetime"]
 
 
+@pytest.mark.e2e
 def test_a_rerun_from_capped_bookmarks_of_profiles_and_members_inside_a_shared_second(account, fake, config):
     profiles = account.profiles_in_order("updated")
     updated = Counter(p["attributes"]["updated"] for p in profiles)
@@ -245,6 +249,7 @@ def test_a_rerun_from_capped_bookmarks_of_profiles_and_members_inside_a_shared_s
     assert utc(partition["replication_key_value"]) == utc(members[-1][1])
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "rewriting",
     [{}, {"flattening_enabled": True, "flattening_max_depth": 1}],
