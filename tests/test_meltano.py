@@ -206,6 +206,7 @@ def get_state(meltano: Meltano, state_id: str = STATE_ID) -> dict[str, Any]:
     return json.loads(proc.stdout)["singer_state"]
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 def test_meltano_run_loads_every_stream_then_continues_from_its_state(meltano, big_account):
     with FakeKlaviyo(big_account, api_key=API_KEY) as fake:
@@ -252,6 +253,7 @@ def test_meltano_run_loads_every_stream_then_continues_from_its_state(meltano, b
         assert get_state(meltano)["bookmarks"] == state["bookmarks"], "no new data: the same bookmarks"
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 def test_meltano_job_and_daily_schedule_share_the_runs_state(meltano, account):
     listed = meltano.run("schedule", "list", "--format=json")
@@ -280,6 +282,7 @@ def test_meltano_job_and_daily_schedule_share_the_runs_state(meltano, account):
             assert [utc(b) for b in bounds] == [utc(state["bookmarks"][stream]["replication_key_value"])], stream
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 def test_meltano_reads_settings_from_the_environment_and_hides_the_key(meltano):
     env = {
@@ -302,6 +305,7 @@ def test_meltano_reads_settings_from_the_environment_and_hides_the_key(meltano):
     assert "api_key" in missing.stdout + missing.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.integration
 def test_two_accounts_run_in_parallel_into_one_postgres(meltano, tmp_path):
     # The meltano.yml layout for many accounts: a plugin and a job per account, the same tables for both.

@@ -356,6 +356,7 @@ def postgres_loaded(account, server, tmp_path_factory):
         drop_schema(dsn, schema)
 
 
+@pytest.mark.slow
 def test_target_postgres_loads_every_stream_and_an_incremental_run(account, postgres_loaded):
     dsn, schema, _first, second, after_first = postgres_loaded
     assert pg_tables(dsn, schema) == DEFAULT_STREAMS
@@ -465,6 +466,7 @@ def test_batch_files_hold_every_record(account, tap_config, workdir):
         assert_keys_equal(keys_of(loaded.get(stream, []), stream), keys, f"target-csv from BATCH, {stream}")
 
 
+@pytest.mark.slow
 def test_batch_messages_load_into_postgres(account, tap_config, workdir, pg_schema):
     dsn, schema = pg_schema
     exe = target_exe("target-postgres")
@@ -541,6 +543,7 @@ def pg_live_and_deleted(dsn: str, schema: str, stream: str) -> tuple[set[tuple],
     return {k for k, deleted in keys if deleted is None}, {k for k, deleted in keys if deleted is not None}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("hard_delete", [False, True], ids=["soft-delete", "hard-delete"])
 def test_target_postgres_mirrors_klaviyo_and_a_failed_run_deletes_nothing(pg_schema, tmp_path, hard_delete):
     dsn, schema = pg_schema
