@@ -47,16 +47,8 @@ STREAM_KEYS = {row.name: list(row.primary_keys) for row in STREAMS}
 DEFAULT_STREAMS = {row.name for row in STREAMS if row.selected_by_default}
 EVENT_METRICS = {row.name: row.metric for row in STREAMS if row.metric}
 
-# The streams `emit_activate_version_messages` reads whole and mirrors.
-MIRRORED = {
-    "lists_and_segments",
-    "email_campaigns",
-    "email_campaign_messages",
-    "email_campaigns_vs_lists_included",
-    "email_campaigns_vs_lists_excluded",
-    "flows",
-    "metrics",
-}
+# The streams `emit_activate_version_messages` reads whole and mirrors: those of the families that say so.
+MIRRORED = {row.name for row in STREAMS if row.family.READ_WHOLE_TO_MIRROR}
 
 Row = dict[str, Any]
 
