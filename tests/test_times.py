@@ -14,6 +14,7 @@ import pytest
 
 from fake_klaviyo import FakeKlaviyo, generate_account
 from tap_klaviyo.records import compile_times
+from tap_klaviyo.streams.entities import since_condition
 from tap_klaviyo.times import bookmark_text, parse_datetime, rfc3339
 from tests.kit import (
     API_KEY,
@@ -106,6 +107,13 @@ def test_only_the_schema_s_date_time_fields_are_rewritten_nested_and_in_arrays()
         "send_times": [{"datetime": "2024-04-02T00:00:00+00:00"}, {"datetime": None}],
         "consent": {"at": "2026-06-23T00:15:23.918411+00:00"},
     }
+
+
+def test_a_greater_than_filter_starts_a_second_early_and_others_at_the_bound():
+    """Filters take whole seconds: `greater-than` a bookmark's second would lose the records that share it."""
+    since = datetime(2024, 1, 2, 3, 4, 5, 600000, tzinfo=UTC)
+    assert since_condition("greater-than", "updated", since) == "greater-than(updated,2024-01-02T03:04:04Z)"
+    assert since_condition("greater-or-equal", "datetime", since) == "greater-or-equal(datetime,2024-01-02T03:04:05Z)"
 
 
 # --- whole runs against Klaviyo's forms ---------------------------------------------------------------------------
