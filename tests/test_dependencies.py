@@ -6,6 +6,7 @@ machine or in a CI run on an untouched tree."""
 from __future__ import annotations
 
 import ast
+import functools
 import sys
 import tomllib
 from importlib import metadata
@@ -40,8 +41,13 @@ def declared(*extras: str) -> set[str]:
     return {canonicalize_name(Requirement(r).name) for r in requirements}
 
 
+@functools.cache
+def distributions_by_module() -> dict[str, list[str]]:
+    return metadata.packages_distributions()
+
+
 def providers(module: str) -> set[str]:
-    return {canonicalize_name(d) for d in metadata.packages_distributions().get(module, [])}
+    return {canonicalize_name(d) for d in distributions_by_module().get(module, [])}
 
 
 def test_the_import_scan_finds_third_party_imports():
