@@ -332,7 +332,7 @@ def write_selected(catalog: dict[str, Any], selected: Callable[[str], bool], wor
 def parse_time(text: str) -> datetime.datetime:
     """An ISO 8601 time; UTC when it names no zone."""
     value = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return value if value.tzinfo else value.replace(tzinfo=datetime.timezone.utc)
+    return value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
 
 
 def epoch_seconds(text: str) -> float:

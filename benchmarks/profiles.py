@@ -33,11 +33,12 @@ import msgspec
 from benchmarks import common
 from benchmarks.common import BenchmarkError, FakeProcess, Order, Problems, fmt, rounds
 from benchmarks.common import epoch_seconds as epoch_seconds  # for tests/test_benchmark_profiles.py
+from tap_klaviyo.endpoints import PROFILES
 
 STREAM = "profiles"
-PAGE_SIZE = 100  # /api/profiles' largest page[size]
-BURST_PER_SECOND = 75  # /api/profiles' rate limits (tap_klaviyo/endpoints.py, the fake's spec)
-STEADY_PER_MINUTE = 750
+PAGE_SIZE = PROFILES.page_sizes[0]  # /api/profiles' largest page[size]
+BURST_PER_SECOND = PROFILES.burst_per_second
+STEADY_PER_MINUTE = PROFILES.steady_per_minute
 STEADY_PER_SECOND = STEADY_PER_MINUTE / 60
 # The fake's account needs some events; one per email metric keeps its start-up short (profiles are what count).
 EVENTS_PER_METRIC = 1

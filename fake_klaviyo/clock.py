@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-UTC = timezone.utc
+UTC = UTC
 # Fixed "now" of the generator: data never depends on the wall clock (except future_events).
 GENERATOR_NOW = datetime(2026, 1, 1, tzinfo=UTC)
 EVENT_SPAN_DAYS = 730

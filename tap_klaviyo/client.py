@@ -131,13 +131,13 @@ class KlaviyoClient:
 
     def documents(self, endpoint: Endpoint, params: Mapping[str, str], *, stream: str) -> Iterator[dict[str, Any]]:
         """Each page's document, following `links.next` exactly as Klaviyo gives it."""
-        document = self.first_page(endpoint, params, stream=stream)
+        document = self.first_page(endpoint, params, stream=stream, decode=decode_document)
         while True:
             yield document
             next_url = (document.get("links") or {}).get("next")
             if not next_url:
                 return
-            document = self.get(next_url, None, endpoint, stream=stream)
+            document = self.get(next_url, None, endpoint, stream=stream, decode=decode_document)
 
     def first_page(
         self,
@@ -145,7 +145,7 @@ class KlaviyoClient:
         params: Mapping[str, str],
         *,
         stream: str,
-        decode: Callable[[bytes], T] = decode_document,  # type: ignore[assignment]
+        decode: Callable[[bytes], T],
         page_size: int | None = None,
         path: str | None = None,
     ) -> T:
@@ -193,7 +193,7 @@ class KlaviyoClient:
         endpoint: Endpoint,
         *,
         stream: str,
-        decode: Callable[[bytes], T] = decode_document,  # type: ignore[assignment]
+        decode: Callable[[bytes], T],
     ) -> T:
         """One GET, retried on throttling, server errors, dropped connections and truncated bodies, and for at
         most `connect_budget` seconds while the server cannot be reached; `decode` turns the body into the result,
@@ -300,7 +300,7 @@ class KlaviyoClient:
 
 def _backoff(attempt: int) -> float:
     """Capped exponential backoff with full jitter."""
-    return random.uniform(0.5, 1.0) * min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)
+    return random.uniform(0.5, 1.0) * min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2.0**attempt)
 
 
 def _describe(exc: Exception) -> str:

@@ -20,6 +20,7 @@ import datetime
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from types import GenericAlias
 from typing import Annotated, Any
 
 import msgspec
@@ -47,10 +48,9 @@ def decode_document(body: bytes) -> dict[str, Any]:
         document = msgspec.json.decode(body)
     except msgspec.DecodeError as error:
         raise Unreadable(str(error)) from None
-    data = document.get("data") if isinstance(document, dict) else None
-    if not isinstance(data, list):
+    if not isinstance(document, dict) or not isinstance(document.get("data"), list):
         raise NotAsSpecified("the response has no `data` list")
-    for i, resource in enumerate(data):
+    for i, resource in enumerate(document["data"]):
         if not isinstance(resource, dict):
             raise NotAsSpecified(f"`data[{i}]` is a {type(resource).__name__}, not a resource object")
         for part in ("attributes", "relationships"):
@@ -97,8 +97,11 @@ def skimmer(field: str | None) -> Callable[[bytes], RawPage]:
     reaches that check, not an error here."""
     attributes = msgspec.defstruct("_SkimAttributes", [(field, Any, None)] if field else [], gc=False)
     resource = msgspec.defstruct("_SkimResource", [("attributes", attributes | None, None)], gc=False)
-    decoder = msgspec.json.Decoder(
-        msgspec.defstruct("_SkimPage", [("data", list[resource]), ("links", _Links | None, None)], gc=False)
+    # A page type made at run time: its fields are known to the decoder, not to the type checker.
+    decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(
+        msgspec.defstruct(
+            "_SkimPage", [("data", GenericAlias(list, resource)), ("links", _Links | None, None)], gc=False
+        )
     )
 
     def time_of(resource: Any) -> str | None:
@@ -162,9 +165,12 @@ class _Event(msgspec.Struct, gc=False):
     relationships: _Relationships | None = None
 
 
-_typed_page = msgspec.json.Decoder(
-    msgspec.defstruct("_TypedPage", [("data", list[_Event]), ("links", _Links | None, None)], gc=False)
-)
+class _TypedPage(msgspec.Struct, gc=False):
+    data: list[_Event]
+    links: _Links | None = None
+
+
+_typed_page = msgspec.json.Decoder(_TypedPage)
 
 
 class EventRecord(msgspec.Struct, gc=False):
@@ -242,7 +248,12 @@ def emitted_events(
     if before is not None:
         records = [r for r in records if r.datetime is None or parse_datetime(r.datetime) < before]
     if account_id is not None:
-        records = [AccountEventRecord(*msgspec.structs.astuple(r), account_id) for r in records]
+        records = [
+            AccountEventRecord(
+                r.id, r.timestamp, r.event_properties, r.datetime, r.uuid, r.profile_id, r.metric_id, account_id
+            )
+            for r in records
+        ]
     return records
 
 

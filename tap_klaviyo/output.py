@@ -50,7 +50,7 @@ def encode_records(
 ) -> EncodedRecords:
     """RECORD messages for `records` (dicts or msgspec structs), as the SDK would write them one by one, in a
     single call into msgspec: per record, this is a fraction of the SDK's path through `RecordMessage`."""
-    extracted = time_extracted.astimezone(datetime.timezone.utc).isoformat(sep="T")
+    extracted = time_extracted.astimezone(datetime.UTC).isoformat(sep="T")
     messages = [_RecordMessage(stream, record, version, extracted) for record in records]
     return EncodedRecords(encoder.encode_lines(messages), len(messages))
 

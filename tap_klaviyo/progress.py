@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import logging
 import time
+from typing import Any
 
 from tap_klaviyo.client import KlaviyoClient
 from tap_klaviyo.times import parse_datetime
@@ -40,7 +41,7 @@ class Progress:
         self._next_log = self.began + every
         self._latest: str | None = None
 
-    def record(self, record: dict) -> None:
+    def record(self, record: dict[str, Any]) -> None:
         self.add(1, record.get(self.time_field) if self.time_field else None)
 
     def add(self, count: int, latest: str | None) -> None:
@@ -62,7 +63,7 @@ class Progress:
         parts = [f"{self.records:,} records", f"{counts['requests']:,} requests", f"{counts['throttled']} throttled"]
         if self._latest:
             latest = parse_datetime(self._latest)
-            end = self.end or datetime.datetime.now(datetime.timezone.utc)
+            end = self.end or datetime.datetime.now(datetime.UTC)
             parts.append(f"through {latest:%Y-%m-%d %H:%M}, range ends {end:%Y-%m-%d %H:%M}")
             if self.start and end > self.start:
                 done = min(max((latest - self.start) / (end - self.start), 0.0), 1.0)

@@ -31,7 +31,7 @@ BOOKMARK_KEYS = frozenset(
 # singer-io taps' bookmark: a date-time to read from, on the stream's own replication key.
 SINCE = "since"
 # Klaviyo holds nothing older; an earlier bookmark is a mistake (and minus a lookback, out of datetime's range).
-EARLIEST = datetime.datetime(2000, 1, 1, tzinfo=datetime.timezone.utc)
+EARLIEST = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
 # Klaviyo stamps some records a little in the future; a bookmark further ahead cannot have come from a sync.
 FUTURE_SLACK = datetime.timedelta(days=1)
 # At most this many problems are spelled out in the one line.
@@ -110,7 +110,7 @@ class Review:
 
 
 def review(
-    state: dict[str, Any], other_keys: Sequence[str], streams: Mapping[str, Keeps], now: datetime.datetime
+    state: Mapping[str, Any], other_keys: Sequence[str], streams: Mapping[str, Keeps], now: datetime.datetime
 ) -> Review:
     """Check every bookmark of the tap's `streams` in `state` (unwrapped, shaped), making those it can use the
     stream's own form in place: a missing replication key or singer-io's `since` is taken as the stream's

@@ -7,7 +7,7 @@ import datetime
 import os
 import sys
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 from tap_klaviyo import redaction
 from tap_klaviyo.client import KlaviyoClient
@@ -25,7 +25,8 @@ from tap_klaviyo.settings import (
     settings_problems,
 )
 from tap_klaviyo.state import SINGER_KEYS, Keeps, review, shape_problem, unwrap
-from tap_klaviyo.streams import KlaviyoStream, build_streams
+from tap_klaviyo.streams import build_streams
+from tap_klaviyo.streams.base import KlaviyoStream
 from tap_klaviyo.streams.events import EventStream
 from tap_klaviyo.streams.profiles import MembersStream
 from tap_klaviyo.streams.table import STREAMS, stream_rows
@@ -72,7 +73,7 @@ class TapKlaviyo(SdkTap):
             name: Keeps(stream.replication_key, partitioned=isinstance(stream, MembersStream))
             for name, stream in self.streams.items()
         }
-        found = review(self.state, self._state_other_keys, streams, datetime.datetime.now(datetime.timezone.utc))
+        found = review(self.state, self._state_other_keys, streams, datetime.datetime.now(datetime.UTC))
         error = found.error()
         if error:
             raise KlaviyoError(error)
@@ -122,9 +123,11 @@ class TapKlaviyo(SdkTap):
         return build_streams(self, self.client, stream_rows(self.config))
 
     def before_sync(self) -> None:
-        selected = [stream for stream in self.streams.values() if stream.selected]
+        # discover_streams built them: each is one of the tap's.
+        streams = cast("list[KlaviyoStream]", list(self.streams.values()))
+        selected = [stream for stream in streams if stream.selected]
         # Before any stream syncs, so a key without a scope some stream needs stops the run before it writes anything.
-        answer_first_requests(selected, next(iter(self.streams.values())).run)
+        answer_first_requests(selected, streams[0].run)
         if selected and selected[0].adds_account:
             self.logger.info("Every record carries account_id %s.", selected[0].account_id)
 

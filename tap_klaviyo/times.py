@@ -12,22 +12,19 @@ from __future__ import annotations
 import datetime
 import re
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 
 # RFC 3339's date-time (section 5.6): what a value under `format: date-time` must look like when it leaves the tap.
 _RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)\Z")
-# A fraction of a second of other than six digits, which `fromisoformat` before Python 3.11 refuses.
-_FRACTION = re.compile(r"(?<=:\d\d\.)(\d{1,5}|\d{7,})(?=\D|\Z)")
 
 
 def parse_datetime(value: str) -> datetime.datetime:
     """An ISO 8601 date-time (or date) as an aware datetime, in either of Klaviyo's forms, with "Z" or an offset and
     any fraction of a second; naive values are taken as UTC. Raises ValueError for anything else."""
     text = value.strip()
+    # `fromisoformat` takes "Z" and any fraction of a second (truncated to microseconds), not "z".
     if text[-1:] in ("Z", "z"):
         text = text[:-1] + "+00:00"
-    if "." in text:
-        text = _FRACTION.sub(lambda m: m.group(1)[:6].ljust(6, "0"), text)
     parsed = datetime.datetime.fromisoformat(text)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 

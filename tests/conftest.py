@@ -1,5 +1,5 @@
 """Fixtures: a fake Klaviyo on loopback serving one generated account, a tap config pointing at it, and a way
-to ask the fake directly.
+to ask the fake directly; and the running test's marks, for the kit (only `e2e` tests run the command).
 
 The helpers live in tests/kit.py.
 """
@@ -13,7 +13,15 @@ import pytest
 import requests
 
 from fake_klaviyo import REVISION, Account, FakeKlaviyo, generate_account
+from tests import kit
 from tests.kit import API_KEY
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # Before the test's fixtures are set up: a fixture may run the command too.
+    kit.RUNNING_MARKS.clear()
+    kit.RUNNING_MARKS.update(mark.name for mark in item.iter_markers())
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,9 @@ from tap_klaviyo.streams.table import STREAMS
 
 API_KEY = "pk_test_0123456789abcdef0123456789abcdef"
 TAP = Path(sys.executable).with_name("tap-klaviyo")
+# The marks of the test running now (conftest.py keeps them): only a test marked `e2e` runs the command, so that
+# `-m "not e2e"` leaves out every test that does.
+RUNNING_MARKS: set[str] = set()
 REPO = Path(__file__).resolve().parent.parent
 
 # The tap's streams and their keys, from the stream table (the README's table is checked against it), and the
@@ -49,16 +52,8 @@ STREAM_KEYS = {row.name: list(row.primary_keys) for row in STREAMS}
 DEFAULT_STREAMS = {row.name for row in STREAMS if row.selected_by_default}
 EVENT_METRICS = {row.name: row.metric for row in STREAMS if row.metric}
 
-# The streams `emit_activate_version_messages` reads whole and mirrors.
-MIRRORED = {
-    "lists_and_segments",
-    "email_campaigns",
-    "email_campaign_messages",
-    "email_campaigns_vs_lists_included",
-    "email_campaigns_vs_lists_excluded",
-    "flows",
-    "metrics",
-}
+# The streams `emit_activate_version_messages` reads whole and mirrors: those of the families that say so.
+MIRRORED = {row.name for row in STREAMS if row.family.READ_WHOLE_TO_MIRROR}
 
 Row = dict[str, Any]
 
@@ -92,6 +87,13 @@ def unavailable(reason: str) -> None:
 
 
 # --- running the tap --------------------------------------------------------------------------------------
+
+
+def tap_argv(*args: str) -> list[str]:
+    """The installed `tap-klaviyo` command with `args`, for a test marked `e2e`."""
+    if "e2e" not in RUNNING_MARKS:
+        pytest.fail("this test runs the tap-klaviyo command: mark it @pytest.mark.e2e", pytrace=False)
+    return [str(TAP), *args]
 
 
 @dataclass
@@ -142,7 +144,7 @@ def run_tap(
         refuse_dotenv_settings()
     with tempfile.TemporaryDirectory() as tmp:
         files = {"config": config, "state": state, "catalog": catalog}
-        argv = [str(TAP)]
+        argv = tap_argv()
         for name, content in files.items():
             if content is not None:
                 path = Path(tmp) / f"{name}.json"
@@ -180,7 +182,7 @@ def run_and_kill(
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "config.json"
         path.write_text(json.dumps(config))
-        argv = [str(TAP), "--config", str(path)]
+        argv = tap_argv("--config", str(path))
         if catalog is not None:
             (Path(tmp) / "catalog.json").write_text(json.dumps(catalog))
             argv += ["--catalog", str(Path(tmp) / "catalog.json")]
@@ -271,7 +273,7 @@ def bookmark(state: dict[str, Any], stream: str) -> str | None:
 
 
 def utc(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
 
 
 # --- what the fake holds ----------------------------------------------------------------------------------

@@ -10,6 +10,8 @@ from fake_klaviyo import FakeKlaviyo, generate_account
 from fake_klaviyo.spec import ALL_READ_SCOPES
 from tests.kit import API_KEY, STREAM_KEYS, run_tap, select
 
+pytestmark = pytest.mark.e2e
+
 ON = {"add_account_id": True}
 EXTRA = {"event_metrics": ["Placed Order"]}
 

@@ -91,8 +91,8 @@ def test_the_tap_s_progress_lines_are_recognised(caplog, monkeypatch):
     client = KlaviyoClient(api_key="k", api_url="http://x", revision="2026-07-15", user_agent="t")
     clock = iter(range(0, 10**6, 10))
     monkeypatch.setattr("tap_klaviyo.progress.time.monotonic", lambda: next(clock))
-    start = datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)
-    end = datetime.datetime(2025, 1, 11, tzinfo=datetime.timezone.utc)
+    start = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC)
+    end = datetime.datetime(2025, 1, 11, tzinfo=datetime.UTC)
     progress = Progress(logging.getLogger("t"), "profiles", client, time_field="updated", start=start, end=end)
     with caplog.at_level(logging.INFO):
         for day in range(1, 4):

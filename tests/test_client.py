@@ -11,7 +11,7 @@ import requests
 from tap_klaviyo import client as client_module
 from tap_klaviyo import endpoints, pacing
 from tap_klaviyo.client import KlaviyoClient
-from tap_klaviyo.codec import skim
+from tap_klaviyo.codec import decode_document, skim
 from tap_klaviyo.errors import KlaviyoError
 
 API = "https://klaviyo.test"
@@ -172,9 +172,9 @@ def test_event_page_size_falls_back_to_200_once(client, requests_mock, caplog):
 )
 def test_json_not_in_the_documented_shape_is_one_line_and_not_retried(client, requests_mock, endpoint, body, where):
     requests_mock.get(f"{API}{endpoint.path}", json=body)
-    decode = {"decode": skim} if endpoint is endpoints.EVENTS else {}
+    decode = skim if endpoint is endpoints.EVENTS else decode_document
     with pytest.raises(KlaviyoError) as caught:
-        client.first_page(endpoint, {}, stream="s", **decode)
+        client.first_page(endpoint, {}, stream="s", decode=decode)
     message = str(caught.value)
     assert f"response to GET {endpoint.path} for stream 's' is not what its API spec describes" in message
     assert where in message and "\n" not in message

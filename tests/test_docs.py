@@ -7,11 +7,13 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from tap_klaviyo.settings import SETTINGS as TAP_SETTINGS
 from tap_klaviyo.settings import settings_problems
 from tap_klaviyo.streams.table import STREAMS
 from tap_klaviyo.tap import known_settings
-from tests.kit import TAP
+from tests.kit import tap_argv
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -24,6 +26,7 @@ def readme_table(heading: str) -> list[list[str]]:
     return [[cell.strip() for cell in row.strip("|").split("|")] for row in rows]
 
 
+@pytest.mark.e2e
 def test_readme_settings_table_matches_the_tap_and_about():
     rows = {row[0].strip("`"): row[1] for row in readme_table("Settings")}
     assert list(rows) == list(SETTINGS), "the README lists every setting, in the tap's order"
@@ -32,7 +35,7 @@ def test_readme_settings_table_matches_the_tap_and_about():
         if default is not None:
             shown = json.dumps(default) if not isinstance(default, str) else default
             assert f"`{shown}`" in rows[name], f"README default of {name} should be {shown}"
-    about = subprocess.run([str(TAP), "--about", "--format=markdown"], capture_output=True, text=True, check=True)
+    about = subprocess.run(tap_argv("--about", "--format=markdown"), capture_output=True, text=True, check=True)
     about_rows = re.findall(r"^\| (\w+) \| (True|False) \| ([^|]*) \|", about.stdout, re.MULTILINE)
     assert [name for name, _, _ in about_rows][: len(SETTINGS)] == list(SETTINGS)
 

@@ -20,6 +20,8 @@ from tests.kit import (
     select,
 )
 
+pytestmark = pytest.mark.e2e
+
 
 def test_discover_lists_exactly_the_tables_streams(config):
     result = run_tap(config, "--discover")
@@ -169,6 +171,7 @@ def test_about_and_test_modes(config):
     assert DEFAULT_STREAMS - {"email_campaigns_vs_lists_excluded"} <= streams <= set(STREAM_KEYS)
 
 
+@pytest.mark.slow
 def test_concurrent_windows_deliver_what_one_page_at_a_time_does():
     account = generate_account(seed=31, events_per_metric=4000)
     with FakeKlaviyo(account, api_key=API_KEY, page_size_max={"events": 200}) as fake:

@@ -23,6 +23,8 @@ from tests.kit import (
     select,
 )
 
+pytestmark = pytest.mark.e2e
+
 GOOD_STATE = {"bookmarks": {"opened_email": {"replication_key": "datetime", "replication_key_value": "2025-01-01"}}}
 
 

@@ -92,6 +92,7 @@ def test_event_metrics_mistakes_are_one_line_each(value, message):
     assert len(problems) == 1 and message in problems[0] and "\n" not in problems[0], problems
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("mode", ["sync", "--discover"])
 def test_a_bad_entry_stops_sync_and_discovery_with_one_line(mode):
     config = {"api_key": API_KEY, "api_url": "http://127.0.0.1:9", "event_metrics": ["Placed Order", "placed order"]}
@@ -102,6 +103,7 @@ def test_a_bad_entry_stops_sync_and_discovery_with_one_line(mode):
     assert result.stdout == ""
 
 
+@pytest.mark.e2e
 def test_discovery_lists_them_from_the_settings_alone():
     # Nothing listens on port 9: discovery makes no request.
     config = {"api_key": API_KEY, "api_url": "http://127.0.0.1:9", "event_metrics": SETTING}
@@ -120,6 +122,7 @@ def account():
     return generate_account(seed=41, events_per_metric=300, other_events_per_metric=1300)
 
 
+@pytest.mark.e2e
 def test_full_then_incremental_runs_are_exact_for_every_metric(account):
     ids = metric_ids(account)
     with FakeKlaviyo(account, api_key=API_KEY, page_size_max={"events": 200}) as fake:
@@ -154,6 +157,7 @@ def test_full_then_incremental_runs_are_exact_for_every_metric(account):
         assert sum(f"equals(metric_id,'{metric_id}')" in f for f in filters) == 1, stream
 
 
+@pytest.mark.e2e
 def test_a_bookmark_left_by_another_metric_is_not_applied(account):
     ids = metric_ids(account)
     klaviyo_opened = metric_of(account, "Opened Email", "klaviyo")["id"]
@@ -180,6 +184,7 @@ def test_a_bookmark_left_by_another_metric_is_not_applied(account):
     assert result.states[-1]["bookmarks"]["opened_email_api"]["metric_id"] == ids["opened_email_api"]
 
 
+@pytest.mark.e2e
 def test_a_killed_run_of_a_non_email_stream_resumes_losing_nothing(account):
     metric_id = metric_ids(account)["placed_order"]
     with FakeKlaviyo(account, api_key=API_KEY, latency=0.002, page_size_max={"events": 200}) as fake:
@@ -200,6 +205,7 @@ def test_a_killed_run_of_a_non_email_stream_resumes_losing_nothing(account):
     assert last_state["bookmarks"]["placed_order"]["metric_id"] == metric_id
 
 
+@pytest.mark.e2e
 def test_a_plain_name_shared_by_two_integrations_reads_the_oldest_metric(account):
     # Neither "Placed Order" is Klaviyo's own: the oldest is taken, and the run says which.
     pair = [metric_of(account, "Placed Order", key) for key in ("shopify", "api")]

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import subprocess
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
+import pytest
 import requests
 
 from fake_klaviyo import EMAIL_METRICS, GENERATOR_NOW, REVISION, FakeKlaviyo, generate_account
 from tests.kit import API_KEY, REPO, fake_argv, fake_command, follow
+
+pytestmark = pytest.mark.fake
 
 
 def test_new_events_are_the_same_account_plus_newer_email_events():
@@ -29,7 +32,7 @@ def test_new_events_are_the_same_account_plus_newer_email_events():
         for event in new:
             moment = datetime.fromisoformat(event["attributes"]["datetime"])
             assert event["attributes"]["timestamp"] > newest_old
-            assert GENERATOR_NOW <= moment < GENERATOR_NOW + timedelta(days=1) <= datetime.now(timezone.utc)
+            assert GENERATOR_NOW <= moment < GENERATOR_NOW + timedelta(days=1) <= datetime.now(UTC)
     ids = [e["id"] for e in after.events]
     assert len(set(ids)) == len(ids)
     # Deterministic by seed, like the rest of the account.

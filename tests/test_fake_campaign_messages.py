@@ -13,6 +13,8 @@ from fake_klaviyo import ENDPOINTS, generate_account
 from fake_klaviyo.filters import parse_datetime
 from tests.kit import assert_valid, error, pages
 
+pytestmark = pytest.mark.fake
+
 CHANNELS = ("email", "sms", "mobile_push")
 MESSAGE_ATTRIBUTES = set(ENDPOINTS["campaigns"].included["campaign-message"]["attributes"])
 

@@ -11,7 +11,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
@@ -26,9 +26,11 @@ from fake_klaviyo.make_endpoints import DEFAULT_OUT, DEFAULT_SPEC, build
 from fake_klaviyo.responses import ApiError
 from tests.kit import REPO, error, fake_argv, fake_command, follow
 
+pytestmark = pytest.mark.fake
+
 KEY = "pk_test_fake_0123456789"
 REVISION = "2026-07-15"
-UTC = timezone.utc
+UTC = UTC
 
 
 @pytest.fixture(scope="module")

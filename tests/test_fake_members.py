@@ -15,6 +15,8 @@ from fake_klaviyo import ENDPOINTS, GENERATOR_NOW, REVISION, FakeKlaviyo, genera
 from fake_klaviyo.filters import parse_datetime
 from tests.kit import API_KEY, assert_valid, error, follow, pages
 
+pytestmark = pytest.mark.fake
+
 KINDS = {"lists": "list", "segments": "segment"}
 
 

@@ -7,6 +7,8 @@ import pytest
 from fake_klaviyo import EMAIL_METRICS, PINNED_METRICS, generate_account
 from tests.kit import follow
 
+pytestmark = pytest.mark.fake
+
 
 @pytest.mark.parametrize(
     ("seed", "size"),

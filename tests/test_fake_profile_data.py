@@ -13,6 +13,8 @@ from fake_klaviyo.consent import CHANNEL_AFFINITIES
 from fake_klaviyo.filters import parse_datetime
 from fake_klaviyo.profiles import SUPPRESSION_REASONS
 
+pytestmark = pytest.mark.fake
+
 WHOLE_SECOND = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00")  # as the spec's examples write profile times
 CONSENTS = {"SUBSCRIBED", "UNSUBSCRIBED", "NEVER_SUBSCRIBED"}
 

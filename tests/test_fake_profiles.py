@@ -16,6 +16,8 @@ from fake_klaviyo import ENDPOINTS, REVISION, FakeKlaviyo
 from fake_klaviyo.filters import parse_datetime
 from tests.kit import API_KEY, assert_valid, error, follow, pages
 
+pytestmark = pytest.mark.fake
+
 PROFILES = ENDPOINTS["profiles"]
 SUPPRESSED = "subscriptions.email.marketing.suppression"
 LIST_SUPPRESSED = "subscriptions.email.marketing.list_suppressions"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -22,6 +22,8 @@ from tests.kit import (
     select,
     utc,
 )
+
+pytestmark = pytest.mark.e2e
 
 
 def event_requests(fake: FakeKlaviyo) -> list:
@@ -87,9 +89,9 @@ def test_a_state_in_the_middle_delivers_exactly_from_there(account, fake, config
 def test_future_events_are_emitted_but_the_bookmark_stays_at_the_sync_start():
     account = generate_account(seed=11, events_per_metric=40, future_events=12)
     with FakeKlaviyo(account, api_key=API_KEY) as fake:
-        before = datetime.now(timezone.utc)
+        before = datetime.now(UTC)
         result = run_tap({"api_key": API_KEY, "api_url": fake.url})
-        after = datetime.now(timezone.utc)
+        after = datetime.now(UTC)
     assert result.returncode == 0, result.stderr
     emitted = [r for s in EVENT_METRICS for r in result.records(s)]
     future = [r for r in emitted if utc(r["datetime"]) > after]

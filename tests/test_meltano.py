@@ -28,7 +28,6 @@ from tests.kit import (
     DEFAULT_STREAMS,
     EVENT_METRICS,
     STREAM_KEYS,
-    TAP,
     assert_keys_equal,
     clean_env,
     drop_schema,
@@ -39,9 +38,12 @@ from tests.kit import (
     pg_dsn,
     postgres_config,
     psql,
+    tap_argv,
     unavailable,
     utc,
 )
+
+pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[1]
 STATE_ID = "dev:tap-klaviyo-to-target-jsonl"
@@ -60,7 +62,7 @@ def plugin(kind: str, name: str) -> dict[str, Any]:
 
 
 def test_meltano_yml_declares_every_tap_setting_as_the_tap_describes_it():
-    about = subprocess.run([str(TAP), "--about", "--format=json"], capture_output=True, text=True, check=True)
+    about = subprocess.run(tap_argv("--about", "--format=json"), capture_output=True, text=True, check=True)
     about = json.loads(about.stdout)
     declared = {s["name"]: s for s in plugin("extractors", "tap-klaviyo")["settings"]}
     properties = about["settings"]["properties"]
@@ -87,7 +89,7 @@ def test_meltano_yml_declares_the_plugins_inline():
     assert "version" not in project, "`version: 1` is deprecated in Meltano"
     tap = plugin("extractors", "tap-klaviyo")
     assert (tap["namespace"], tap["pip_url"], tap["executable"]) == ("tap_klaviyo", "-e .", "tap-klaviyo")
-    about = json.loads(subprocess.run([str(TAP), "--about", "--format=json"], capture_output=True, check=True).stdout)
+    about = json.loads(subprocess.run(tap_argv("--about", "--format=json"), capture_output=True, check=True).stdout)
     wanted = {"catalog", "discover", "state", "about", "stream-maps", "schema-flattening", "batch"}
     assert wanted <= set(tap["capabilities"]) <= set(about["capabilities"])
     loaders = {p["name"]: p["pip_url"] for p in project["plugins"]["loaders"]}
@@ -204,6 +206,8 @@ def get_state(meltano: Meltano, state_id: str = STATE_ID) -> dict[str, Any]:
     return json.loads(proc.stdout)["singer_state"]
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_meltano_run_loads_every_stream_then_continues_from_its_state(meltano, big_account):
     with FakeKlaviyo(big_account, api_key=API_KEY) as fake:
         env = {"TAP_KLAVIYO_API_KEY": API_KEY, "TAP_KLAVIYO_API_URL": fake.url}
@@ -249,6 +253,8 @@ def test_meltano_run_loads_every_stream_then_continues_from_its_state(meltano, b
         assert get_state(meltano)["bookmarks"] == state["bookmarks"], "no new data: the same bookmarks"
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_meltano_job_and_daily_schedule_share_the_runs_state(meltano, account):
     listed = meltano.run("schedule", "list", "--format=json")
     assert listed.returncode == 0, listed.stderr[-3000:]
@@ -276,6 +282,8 @@ def test_meltano_job_and_daily_schedule_share_the_runs_state(meltano, account):
             assert [utc(b) for b in bounds] == [utc(state["bookmarks"][stream]["replication_key_value"])], stream
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_meltano_reads_settings_from_the_environment_and_hides_the_key(meltano):
     env = {
         "TAP_KLAVIYO_API_KEY": API_KEY,
@@ -297,6 +305,8 @@ def test_meltano_reads_settings_from_the_environment_and_hides_the_key(meltano):
     assert "api_key" in missing.stdout + missing.stderr
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_two_accounts_run_in_parallel_into_one_postgres(meltano, tmp_path):
     # The meltano.yml layout for many accounts: a plugin and a job per account, the same tables for both.
     dsn, schema = pg_dsn(), f"klaviyo_accounts_{uuid.uuid4().hex[:8]}"

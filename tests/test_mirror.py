@@ -23,6 +23,8 @@ from tests.kit import (
     utc,
 )
 
+pytestmark = pytest.mark.e2e
+
 ON = {"emit_activate_version_messages": True}
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -25,6 +25,8 @@ from tests.kit import (
     select,
     utc,
 )
+
+pytestmark = pytest.mark.e2e
 
 PEOPLE = {"profiles", "lists_and_segments_members"}
 MEMBER_KEY = ["list_id", "profile_id"]
@@ -105,7 +107,7 @@ def test_full_then_incremental_runs_are_exact(account):
             assert marks.get(group) == (rows[-1]["joined_group_at"] if rows else None), group
 
         # Between the runs: new profiles, edited ones, new members of a list.
-        later = datetime(2026, 3, 1, tzinfo=timezone.utc)
+        later = datetime(2026, 3, 1, tzinfo=UTC)
         new = account.add_profiles(7, at=later)
         edited = [r["id"] for r in first.records("profiles")[:5]]
         account.update_profiles(edited, at=later + timedelta(seconds=1))

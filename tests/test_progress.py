@@ -6,6 +6,8 @@ import datetime
 import logging
 import re
 
+import pytest
+
 from tap_klaviyo.client import KlaviyoClient
 from tap_klaviyo.progress import Progress
 from tests.kit import DEFAULT_STREAMS, run_tap
@@ -13,8 +15,8 @@ from tests.kit import DEFAULT_STREAMS, run_tap
 
 def test_status_tells_how_far_and_how_long(caplog, monkeypatch):
     client = KlaviyoClient(api_key="k", api_url="http://x", revision="2026-07-15", user_agent="t")
-    start = datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)
-    end = datetime.datetime(2025, 1, 11, tzinfo=datetime.timezone.utc)
+    start = datetime.datetime(2025, 1, 1, tzinfo=datetime.UTC)
+    end = datetime.datetime(2025, 1, 11, tzinfo=datetime.UTC)
     clock = iter(range(0, 10**6, 10))
     monkeypatch.setattr("tap_klaviyo.progress.time.monotonic", lambda: next(clock))
     progress = Progress(logging.getLogger("t"), "opened_email", client, time_field="datetime", start=start, end=end)
@@ -29,6 +31,7 @@ def test_status_tells_how_far_and_how_long(caplog, monkeypatch):
     assert len(caplog.records) < 5, "status lines come at a steady pace, not per record"
 
 
+@pytest.mark.e2e
 def test_each_stream_ends_with_a_summary(config):
     result = run_tap(config)
     assert result.returncode == 0, result.stderr

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tap_klaviyo.state import Keeps, review
-from tests.kit import TAP, TapRun, clean_env, klaviyo_metric, run_tap, select, utc
+from tests.kit import TapRun, clean_env, klaviyo_metric, run_tap, select, tap_argv, utc
 
 STREAM = "opened_email"
 MEMBERS = "lists_and_segments_members"
@@ -73,6 +73,7 @@ USED = [
 ]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("state", "level", "said"), [u[1:] for u in USED], ids=[u[0] for u in USED])
 def test_a_state_the_tap_can_use_is_used(account, config, catalog, state, level, said):
     text = json.dumps(state)
@@ -91,6 +92,7 @@ def test_a_state_the_tap_can_use_is_used(account, config, catalog, state, level,
     assert result.state_file_after == text, "the state file is left as it was"
 
 
+@pytest.mark.e2e
 def test_an_empty_state_imports_everything(account, config, catalog):
     for state in ("{}", '{"bookmarks": {}}', '{"currently_syncing": null}'):
         result = run_tap(config, state=state, catalog=catalog)
@@ -99,13 +101,14 @@ def test_an_empty_state_imports_everything(account, config, catalog):
         assert not log_lines(result, "WARNING"), state
 
 
+@pytest.mark.e2e
 def test_meltano_hands_its_state_over_a_pipe(account, config, catalog, tmp_path):
     """The state read from a pipe (read once, by the SDK) is unwrapped and checked as a file's is."""
     (tmp_path / "config.json").write_text(json.dumps(config))
     (tmp_path / "catalog.json").write_text(json.dumps(catalog))
 
     def run(state: dict[str, Any]) -> subprocess.CompletedProcess[str]:
-        argv = [str(TAP), "--config", "config.json", "--catalog", "catalog.json", "--state", "/dev/stdin"]
+        argv = tap_argv("--config", "config.json", "--catalog", "catalog.json", "--state", "/dev/stdin")
         return subprocess.run(
             argv, input=json.dumps(state), capture_output=True, text=True, cwd=tmp_path, env=clean_env(), timeout=120
         )
@@ -123,6 +126,7 @@ def test_meltano_hands_its_state_over_a_pipe(account, config, catalog, tmp_path)
     )
 
 
+@pytest.mark.e2e
 def test_a_bookmark_in_the_future_is_ignored_with_a_warning(account, config, catalog):
     result = run_tap(config, state=plain("2100-01-01T00:00:00Z"), catalog=catalog)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -131,7 +135,7 @@ def test_a_bookmark_in_the_future_is_ignored_with_a_warning(account, config, cat
     assert "read as if it had none" in warning
     assert sorted(r["id"] for r in result.records(STREAM)) == new_events(account, "2000-01-01T00:00:00Z")
     final = result.states[-1]["bookmarks"][STREAM]["replication_key_value"]
-    assert utc(final) <= datetime.datetime.now(datetime.timezone.utc), "the next run goes on from a real bookmark"
+    assert utc(final) <= datetime.datetime.now(datetime.UTC), "the next run goes on from a real bookmark"
 
 
 REFUSED = [
@@ -199,6 +203,7 @@ REFUSED = [
 ]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("state", "message"), [r[1:] for r in REFUSED], ids=[r[0] for r in REFUSED])
 def test_a_state_the_tap_cannot_use_is_refused_in_one_line(fake, config, state, message):
     text = json.dumps(state, indent=1)
@@ -218,11 +223,13 @@ def assert_refused(result: TapRun, message: str) -> None:
     assert not result.messages, "nothing is written, neither RECORD nor STATE"
 
 
+@pytest.mark.e2e
 def test_a_year_1_bookmark_with_a_lookback_is_one_line_not_an_overflow(config):
     result = run_tap({**config, "lookback_minutes": 60}, state=plain("0001-01-01T00:00:00+00:00"))
     assert_refused(result, "before 2000-01-01")
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("minutes", [43201, 10**12])
 def test_lookback_is_at_most_30_days(fake, config, minutes):
     result = run_tap({**config, "lookback_minutes": minutes}, state=plain(MIDDLE))
@@ -230,6 +237,7 @@ def test_lookback_is_at_most_30_days(fake, config, minutes):
     assert not fake.requests
 
 
+@pytest.mark.e2e
 def test_members_partitions_are_read_from_their_own_bookmarks(account, config):
     """A partition's bookmark without its replication key is used too; one in the future is ignored."""
     groups = [g["id"] for g in account.lists if len(account.members(g["id"])) > 4][:2]
@@ -256,7 +264,7 @@ def test_members_partitions_are_read_from_their_own_bookmarks(account, config):
     )
 
 
-NOW = datetime.datetime(2026, 6, 1, tzinfo=datetime.timezone.utc)
+NOW = datetime.datetime(2026, 6, 1, tzinfo=datetime.UTC)
 
 
 @pytest.mark.parametrize(

@@ -47,9 +47,12 @@ from tests.kit import (
     postgres_config,
     psql,
     run_tap,
+    tap_argv,
     unavailable,
     utc,
 )
+
+pytestmark = [pytest.mark.e2e, pytest.mark.integration]
 
 # --- what is available ------------------------------------------------------------------------------------
 
@@ -118,11 +121,11 @@ def pipe(
 ) -> Pipe:
     """`tap-klaviyo --config c.json [--state s.json] | target --config t.json`, keeping the tap's messages."""
     workdir.mkdir(parents=True, exist_ok=True)
-    tap_argv = [str(TAP), "--config", str(workdir / "tap-config.json")]
+    argv = tap_argv("--config", str(workdir / "tap-config.json"))
     (workdir / "tap-config.json").write_text(json.dumps(tap_config))
     if state is not None:
         (workdir / "state.json").write_text(json.dumps(state))
-        tap_argv += ["--state", str(workdir / "state.json")]
+        argv += ["--state", str(workdir / "state.json")]
     target_argv = list(target)
     if target_config is not None:
         (workdir / "target-config.json").write_text(json.dumps(target_config))
@@ -134,7 +137,7 @@ def pipe(
         open(workdir / "target.stderr", "w+") as target_err,
         open(workdir / "target.stdout", "w+") as target_out,
     ):
-        tap = subprocess.Popen(tap_argv, stdout=subprocess.PIPE, stderr=tap_err, env=env, cwd=workdir)
+        tap = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=tap_err, env=env, cwd=workdir)
         sink = subprocess.Popen(
             target_argv, stdin=subprocess.PIPE, stdout=target_out, stderr=target_err, env=env, cwd=workdir
         )
@@ -353,6 +356,7 @@ def postgres_loaded(account, server, tmp_path_factory):
         drop_schema(dsn, schema)
 
 
+@pytest.mark.slow
 def test_target_postgres_loads_every_stream_and_an_incremental_run(account, postgres_loaded):
     dsn, schema, _first, second, after_first = postgres_loaded
     assert pg_tables(dsn, schema) == DEFAULT_STREAMS
@@ -462,6 +466,7 @@ def test_batch_files_hold_every_record(account, tap_config, workdir):
         assert_keys_equal(keys_of(loaded.get(stream, []), stream), keys, f"target-csv from BATCH, {stream}")
 
 
+@pytest.mark.slow
 def test_batch_messages_load_into_postgres(account, tap_config, workdir, pg_schema):
     dsn, schema = pg_schema
     exe = target_exe("target-postgres")
@@ -538,6 +543,7 @@ def pg_live_and_deleted(dsn: str, schema: str, stream: str) -> tuple[set[tuple],
     return {k for k, deleted in keys if deleted is None}, {k for k, deleted in keys if deleted is not None}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("hard_delete", [False, True], ids=["soft-delete", "hard-delete"])
 def test_target_postgres_mirrors_klaviyo_and_a_failed_run_deletes_nothing(pg_schema, tmp_path, hard_delete):
     dsn, schema = pg_schema

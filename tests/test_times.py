@@ -7,13 +7,14 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from fake_klaviyo import FakeKlaviyo, generate_account
 from tap_klaviyo.records import compile_times
+from tap_klaviyo.streams.entities import since_condition
 from tap_klaviyo.times import bookmark_text, parse_datetime, rfc3339
 from tests.kit import (
     API_KEY,
@@ -37,13 +38,13 @@ PEOPLE = {"profiles", "lists_and_segments_members"}
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("2024-04-01 17:33:16+00:00", datetime(2024, 4, 1, 17, 33, 16, tzinfo=timezone.utc)),
-        ("2024-04-01T17:33:16+00:00", datetime(2024, 4, 1, 17, 33, 16, tzinfo=timezone.utc)),
-        ("2024-04-01T17:33:16Z", datetime(2024, 4, 1, 17, 33, 16, tzinfo=timezone.utc)),
-        ("2026-06-23 00:15:23.918411+00:00", datetime(2026, 6, 23, 0, 15, 23, 918411, tzinfo=timezone.utc)),
-        ("2024-04-01T19:33:16.5+02:00", datetime(2024, 4, 1, 17, 33, 16, 500000, tzinfo=timezone.utc)),
-        ("2024-04-01T17:33:16.1234567-00:00", datetime(2024, 4, 1, 17, 33, 16, 123456, tzinfo=timezone.utc)),
-        ("2024-04-01", datetime(2024, 4, 1, tzinfo=timezone.utc)),
+        ("2024-04-01 17:33:16+00:00", datetime(2024, 4, 1, 17, 33, 16, tzinfo=UTC)),
+        ("2024-04-01T17:33:16+00:00", datetime(2024, 4, 1, 17, 33, 16, tzinfo=UTC)),
+        ("2024-04-01T17:33:16Z", datetime(2024, 4, 1, 17, 33, 16, tzinfo=UTC)),
+        ("2026-06-23 00:15:23.918411+00:00", datetime(2026, 6, 23, 0, 15, 23, 918411, tzinfo=UTC)),
+        ("2024-04-01T19:33:16.5+02:00", datetime(2024, 4, 1, 17, 33, 16, 500000, tzinfo=UTC)),
+        ("2024-04-01T17:33:16.1234567-00:00", datetime(2024, 4, 1, 17, 33, 16, 123456, tzinfo=UTC)),
+        ("2024-04-01", datetime(2024, 4, 1, tzinfo=UTC)),
     ],
 )
 def test_every_form_klaviyo_writes_parses_to_its_instant(text, expected):
@@ -108,6 +109,13 @@ def test_only_the_schema_s_date_time_fields_are_rewritten_nested_and_in_arrays()
     }
 
 
+def test_a_greater_than_filter_starts_a_second_early_and_others_at_the_bound():
+    """Filters take whole seconds: `greater-than` a bookmark's second would lose the records that share it."""
+    since = datetime(2024, 1, 2, 3, 4, 5, 600000, tzinfo=UTC)
+    assert since_condition("greater-than", "updated", since) == "greater-than(updated,2024-01-02T03:04:04Z)"
+    assert since_condition("greater-or-equal", "datetime", since) == "greater-or-equal(datetime,2024-01-02T03:04:05Z)"
+
+
 # --- whole runs against Klaviyo's forms ---------------------------------------------------------------------------
 
 
@@ -128,6 +136,7 @@ def datetime_values(schema: dict[str, Any], value: Any, path: str = "") -> list[
     ]
 
 
+@pytest.mark.e2e
 def test_every_time_of_a_full_run_of_every_stream_leaves_as_rfc3339(account, fake, config):
     served = [e["attributes"]["datetime"] for e in account.events]
     assert all(t[10] == " " for t in served[:100]), "the fake writes events' times as Klaviyo does"
@@ -153,10 +162,11 @@ def test_every_time_of_a_full_run_of_every_stream_leaves_as_rfc3339(account, fak
 def today_and_later(count: int, after: timedelta, step: timedelta) -> list[datetime]:
     """`count` times from `after` past now on, `step` apart: later the same UTC day, but within a few minutes of
     midnight."""
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     return [now + after + i * step for i in range(count)]
 
 
+@pytest.mark.e2e
 def test_an_event_dated_later_today_never_becomes_the_bookmark_and_the_next_run_misses_nothing():
     # Later the same UTC day than the sync's start: as text, Klaviyo's "2026-12-07 05:00:00+00:00" sorts before the
     # start's "2026-12-07T03:00:00+00:00", so a text comparison let such an event become the bookmark, and every
@@ -165,7 +175,7 @@ def test_an_event_dated_later_today_never_becomes_the_bookmark_and_the_next_run_
     before = generate_account(seed=31, events_per_metric=40, timed_events=future)
     with FakeKlaviyo(before, api_key=API_KEY) as fake:
         first = run_tap({"api_key": API_KEY, "api_url": fake.url})
-    first_ended = datetime.now(timezone.utc)
+    first_ended = datetime.now(UTC)
     assert first.returncode == 0, first.stderr
     state = first.states[-1]
     for stream in EVENT_METRICS:
@@ -178,7 +188,7 @@ def test_an_event_dated_later_today_never_becomes_the_bookmark_and_the_next_run_
     after = generate_account(seed=31, events_per_metric=40, timed_events=[*future, *arrived])
     with FakeKlaviyo(after, api_key=API_KEY) as fake:
         second = run_tap({"api_key": API_KEY, "api_url": fake.url}, state=state)
-    second_ended = datetime.now(timezone.utc)
+    second_ended = datetime.now(UTC)
     assert second.returncode == 0, second.stderr
     for stream in EVENT_METRICS:
         expected = expected_events(after, event_metric_id(after, stream))
@@ -196,6 +206,7 @@ def capped(value: str) -> str:
     return parse_datetime(value).replace(microsecond=866000).isoformat()
 
 
+@pytest.mark.e2e
 def test_a_rerun_from_a_capped_bookmark_inside_a_second_of_events_reads_that_second_again(account, fake, config):
     # The events of the bookmark's second are dated before it (by its microseconds): read again by
     # greater-or-equal on the whole second, they must not move the bookmark back, nor trip the SDK's sort check.
@@ -211,6 +222,7 @@ def test_a_rerun_from_a_capped_bookmark_inside_a_second_of_events_reads_that_sec
     assert bookmark(result.states[-1], stream) == events[-1]["datetime"]
 
 
+@pytest.mark.e2e
 def test_a_rerun_from_capped_bookmarks_of_profiles_and_members_inside_a_shared_second(account, fake, config):
     profiles = account.profiles_in_order("updated")
     updated = Counter(p["attributes"]["updated"] for p in profiles)
@@ -245,6 +257,7 @@ def test_a_rerun_from_capped_bookmarks_of_profiles_and_members_inside_a_shared_s
     assert utc(partition["replication_key_value"]) == utc(members[-1][1])
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "rewriting",
     [{}, {"flattening_enabled": True, "flattening_max_depth": 1}],

@@ -18,7 +18,7 @@ from tap_klaviyo.errors import KlaviyoError
 from tap_klaviyo.ranges import Plan, Window, split
 from tap_klaviyo.windows import WindowedFetch
 
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 NOW = datetime.datetime(2026, 6, 1, tzinfo=UTC)
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
 from tap_klaviyo.client import KlaviyoClient
@@ -39,7 +39,7 @@ class EntityStream(KlaviyoStream):
         if run.fetcher is not None:
             # Read ahead from the start of the run, beside everything else: a few requests each, all round trips.
             for index in range(len(row.sources)):
-                run.fetcher.add(range_key(row.name, index), lambda index=index: self.plan(index), early=True)
+                run.fetcher.add(range_key(row.name, index), partial(self.plan, index), early=True)
 
     @cached_property
     def includes(self) -> list[str]:
@@ -87,12 +87,8 @@ class EntityStream(KlaviyoStream):
         query = dict(source.query)
         # The streams derived from this one are mirrored whole with the mirror on, whatever this one's catalog says.
         since = None if self.mirror and self.keeps_records else self.bookmark(None)
-        if since and self.row.filter_operator:
-            if self.row.filter_operator == "greater-than":
-                # Some endpoints only offer greater-than: step back a second so records that share the bookmark's
-                # timestamp are read again rather than lost.
-                since -= datetime.timedelta(seconds=1)
-            condition = f"{self.row.filter_operator}({self.replication_key},{filter_time(since)})"
+        if since and self.row.filter_operator and self.replication_key:
+            condition = since_condition(self.row.filter_operator, self.replication_key, since)
             query["filter"] = and_filters(query.get("filter"), condition)
         if self.includes:
             query["include"] = ",".join(self.includes)
@@ -111,7 +107,7 @@ class EntityStream(KlaviyoStream):
         def following(url: str) -> RawPage:
             return self.client.get(url, None, source.endpoint, stream=self.name, decode=skim_cursor)
 
-        return Plan(first, following, None, [Window()], datetime.datetime.now(datetime.timezone.utc))
+        return Plan(first, following, None, [Window()], datetime.datetime.now(datetime.UTC))
 
     def documents(self, index: int) -> Iterator[dict[str, Any]]:
         """A source's pages, read ahead by the window pool if there is one."""
@@ -215,6 +211,15 @@ class IncludedStream(DerivedStream):
 def range_key(stream: str, index: int) -> str:
     """A source's range in the window pool: after the stream's name, before the names that extend it."""
     return f"{stream}:{index}"
+
+
+def since_condition(operator: str, field: str, since: datetime.datetime) -> str:
+    """The filter condition for records whose `field` is from `since` on, with the row's operator. Some endpoints
+    only offer `greater-than`: it starts a second early (filters take whole seconds), so records that share
+    `since`'s second are read again rather than lost."""
+    if operator == "greater-than":
+        since -= datetime.timedelta(seconds=1)
+    return f"{operator}({field},{filter_time(since)})"
 
 
 def and_filters(*conditions: str | None) -> str:

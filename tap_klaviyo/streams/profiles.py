@@ -9,6 +9,7 @@ import math
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -126,10 +127,7 @@ class MembersStream(WindowedStream):
         return (LISTS, SEGMENTS, *super().endpoints())
 
     def lookups(self) -> dict[Endpoint, Callable[[], object]]:
-        return {
-            endpoint: lambda kind=kind: self.groups.of_kind(kind, self.name)
-            for kind, endpoint in GROUP_ENDPOINTS.items()
-        }
+        return {endpoint: partial(self.groups.of_kind, kind, self.name) for kind, endpoint in GROUP_ENDPOINTS.items()}
 
     def ready(self) -> list[str]:
         """The first list's range and the first segment's: one of each member endpoint."""
@@ -141,7 +139,7 @@ class MembersStream(WindowedStream):
         return [self.window_key(context) for context in firsts.values()]
 
     @property
-    def partitions(self) -> list[dict] | None:
+    def partitions(self) -> list[dict[str, Any]] | None:
         if not self.selected:
             return None
         if self._contexts is None:
@@ -150,7 +148,7 @@ class MembersStream(WindowedStream):
                 # Keys in the partitions' order: the pool reads ahead in key order.
                 self._keys[context["type"], context["list_id"]] = f"{self.name}:{i:09d}"
                 if self.fetcher is not None:
-                    self.fetcher.add(self.window_key(context), lambda context=context: self.plan(context))
+                    self.fetcher.add(self.window_key(context), partial(self.plan, context))
         return list(self._contexts)
 
     def window_key(self, context: Context | None) -> str:

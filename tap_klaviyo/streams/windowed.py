@@ -14,7 +14,7 @@ from tap_klaviyo.errors import KlaviyoError
 from tap_klaviyo.progress import Progress
 from tap_klaviyo.ranges import Plan, Window
 from tap_klaviyo.streams.base import KlaviyoStream, Source, StreamRow
-from tap_klaviyo.streams.entities import and_filters
+from tap_klaviyo.streams.entities import and_filters, since_condition
 from tap_klaviyo.times import filter_time
 
 if TYPE_CHECKING:
@@ -26,9 +26,7 @@ if TYPE_CHECKING:
 
 class WindowedStream(KlaviyoStream):
     """Records of one source (or one per partition), sorted by the replication key, read in [start, end) windows
-    of it: the row's filter operator on a window's start, `less-than` on its end. With `greater-than` (the only
-    operator some endpoints offer) a start is sent a second early, so records sharing its second are read again
-    rather than lost."""
+    of it: the row's filter operator on a window's start (`since_condition`), `less-than` on its end."""
 
     # Save progress every few pages, so a killed run re-reads little.
     STATE_MSG_FREQUENCY = 1000
@@ -39,6 +37,7 @@ class WindowedStream(KlaviyoStream):
         super().__init__(tap, client, row, run)
         assert row.filter_operator and row.replication_key and row.sources, f"{row.name} is read by time windows"
         self.time_field = row.replication_key
+        self.filter_operator = row.filter_operator
         self.skim = skimmer(row.replication_key)
         # Shared by the windowed streams, in the order they are synced (None: one page at a time).
         self.fetcher = run.fetcher
@@ -71,10 +70,7 @@ class WindowedStream(KlaviyoStream):
         def query(window: Window) -> dict[str, str]:
             conditions = self.conditions(context)
             if window.start:
-                start = window.start
-                if self.row.filter_operator == "greater-than":
-                    start -= datetime.timedelta(seconds=1)
-                conditions.append(f"{self.row.filter_operator}({self.time_field},{filter_time(start)})")
+                conditions.append(since_condition(self.filter_operator, self.time_field, window.start))
             if window.end:
                 conditions.append(f"less-than({self.time_field},{filter_time(window.end)})")
             return {
@@ -93,7 +89,7 @@ class WindowedStream(KlaviyoStream):
             return self.first_page(source, {**query(window), "sort": f"-{self.time_field}"}, path, page_size=1).first
 
         start, end = self.time_range(context)
-        return Plan(first, following, newest, [Window(start, end)], self.get_replication_key_signpost(context))
+        return Plan(first, following, newest, [Window(start, end)], self._cap)
 
     def first_page(self, source: Source, query: dict[str, str], path: str | None, **kwargs: Any) -> RawPage:
         """The first page of a window's query (in a worker thread)."""
