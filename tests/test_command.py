@@ -28,6 +28,8 @@ from tests.kit import (
     run_tap,
 )
 
+pytestmark = pytest.mark.e2e
+
 SECRET = API_KEY.removeprefix("pk_")
 
 

@@ -5,7 +5,11 @@ from __future__ import annotations
 import re
 from collections import Counter
 
+import pytest
+
 from tests.kit import DEFAULT_STREAMS, run_tap, select
+
+pytestmark = pytest.mark.e2e
 
 MEMBERS = "lists_and_segments_members"
 LOG_LINE = re.compile(r"^\S+ \S+ \| (\w+) +\| (\S+) +\| (.*)$")

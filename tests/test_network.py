@@ -30,6 +30,8 @@ from tests.kit import (
     run_tap,
 )
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def account():
@@ -98,6 +100,7 @@ def test_a_links_next_repeating_the_page_just_read_stops_the_run(account):
     assert len(cursors) == len(set(cursors)), "no page is read twice"
 
 
+@pytest.mark.slow
 def test_an_unreachable_api_is_reported_within_a_minute():
     # The defaults, end to end: a firewall that drops packets, each attempt waiting out the connect timeout.
     with black_hole() as url:

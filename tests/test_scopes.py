@@ -45,6 +45,7 @@ def assert_stopped_before_writing(result: TapRun, state: str | None = None) -> s
     return errors[0]
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("concurrency", [16, 1])
 def test_a_missing_scope_stops_the_run_before_any_record(account, concurrency):
     # Flows come after the event streams and the campaigns in the SDK's order: without the check, they would have
@@ -59,6 +60,7 @@ def test_a_missing_scope_stops_the_run_before_any_record(account, concurrency):
     ), error
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("concurrency", [16, 1])
 def test_every_missing_scope_is_named_in_one_line_with_the_streams_that_need_it(account, concurrency):
     lacking = {"flows:read", "events:read", "campaigns:read"}
@@ -71,6 +73,7 @@ def test_every_missing_scope_is_named_in_one_line_with_the_streams_that_need_it(
     ), error
 
 
+@pytest.mark.e2e
 def test_a_scope_no_request_could_reach_is_asked_cheaply(account):
     # Without metrics:read no event stream finds its metric, so none asks for events: one request with one event
     # (and one field) finds that events:read is missing too.
@@ -86,6 +89,7 @@ def test_a_scope_no_request_could_reach_is_asked_cheaply(account):
     assert len(events) == 1 and events[0].query == {"fields[event]": ["datetime"], "page[size]": ["1"]}
 
 
+@pytest.mark.e2e
 def test_the_setting_that_needs_a_scope_is_named_beside_the_streams(account):
     with FakeKlaviyo(account, api_key=API_KEY, scopes=ALL_READ_SCOPES - {"accounts:read", "flows:read"}) as fake:
         result = run_tap({"api_key": API_KEY, "api_url": fake.url, "add_account_id": True})
@@ -97,6 +101,7 @@ def test_the_setting_that_needs_a_scope_is_named_beside_the_streams(account):
     ), error
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("granted", "missing"),
     [
@@ -114,6 +119,7 @@ def test_members_need_their_groups_scope_and_profiles_read(account, granted, mis
     assert f"lacks {missing} (for stream 'lists_and_segments_members')" in error, error
 
 
+@pytest.mark.e2e
 def test_members_of_an_account_without_lists_or_segments_still_need_profiles_read():
     account = generate_account(seed=3, lists=0, segments=0, events_per_metric=10)
     for scopes, code in ((ALL_READ_SCOPES - {"profiles:read"}, 1), (ALL_READ_SCOPES, 0)):
@@ -135,6 +141,7 @@ def first_pages(requests: list) -> Counter[str]:
     return Counter(r.path.rstrip("/") for r in requests if "page[cursor]" not in r.query)
 
 
+@pytest.mark.e2e
 def test_a_key_with_every_scope_costs_the_run_no_request(account, fake, config):
     result = run_tap(config)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -145,6 +152,7 @@ def test_a_key_with_every_scope_costs_the_run_no_request(account, fake, config):
     assert all(r.status == 200 for r in fake.requests)
 
 
+@pytest.mark.e2e
 def test_one_page_at_a_time_asks_each_scope_once_with_one_record(account, fake, config):
     # Nothing is read ahead at concurrency 1: lists, segments, campaigns, flows and events are each asked once with
     # the cheapest request, before anything is written.

@@ -31,6 +31,7 @@ HOLD = 60
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \| (DEBUG|INFO) ")
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["TERM", "INT"])
 def test_a_signal_stops_the_run_with_its_code_and_a_rerun_from_the_last_state_loses_nothing(account, signum, code):
     # /api/flows answers its first page (every stream's first request is answered before any record is written),
@@ -74,6 +75,7 @@ def test_a_signal_while_the_first_requests_are_awaited_stops_the_run_before_it_w
     assert "interrupted by SIGTERM" in stopped.stderr
 
 
+@pytest.mark.fake
 def test_the_fake_can_hang_one_endpoint_until_it_stops(account):
     headers = {"Authorization": f"Klaviyo-API-Key {API_KEY}", "revision": REVISION}
     with FakeKlaviyo(account, api_key=API_KEY, endpoint_latency={"flows": HOLD}) as fake:
@@ -95,6 +97,7 @@ def test_the_fake_can_hang_one_endpoint_until_it_stops(account):
         FakeKlaviyo(account, api_key=API_KEY, endpoint_latency_spares={"flows": 1})
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "settings",
     [{}, {"flattening_enabled": True, "flattening_max_depth": 1}],
@@ -118,6 +121,7 @@ def test_a_signal_mid_stream_stops_after_the_records_its_state_covers(settings):
         assert delivered == set(fake_events(account, stream)), f"{stream}: the stopped run and its rerun lost events"
 
 
+@pytest.mark.e2e
 def test_with_batch_files_the_last_state_is_the_one_after_the_last_whole_batch(tmp_path):
     # A batch spans two pages; the signal comes while the tap waits for the second, records of the first already
     # in a batch file that is not whole.
