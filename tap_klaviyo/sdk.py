@@ -9,7 +9,8 @@ hook, so they live here, and only here:
 - a bookmark that never passes the sync's start, and the page-at-a-time fast path for event streams, which
   writes what the SDK's record loop writes (RECORD lines, STATE at the same points, the same counts) for a
   fraction of its cost per record;
-- ACTIVATE_VERSION after a stream's last record instead of before its first.
+- ACTIVATE_VERSION after a stream's last record instead of before its first;
+- records of one stream written while another syncs (event attributions, which come in their events' pages).
 
 `RELIED_ON` names each member used and why. tests/test_sdk_boundary.py checks that each still exists with the
 signature used here and that no other module touches a private SDK member; tests/test_parity.py syncs the same
@@ -53,6 +54,10 @@ RELIED_ON = {
     "message is held and written once the stream has synced",
     "Stream.finalize_state_progress_markers": "the point after a stream synced without error (the tap calls it "
     "then, and only then): where the held ACTIVATE_VERSION is written",
+    "Stream._write_schema_message": "a stream whose records are written while another stream syncs (event "
+    "attributions, with their events' pages) sends its SCHEMA before them",
+    "Stream._write_record_message": "records written while another stream syncs go one by one through the SDK's "
+    "record path (stream maps, flattening, deselected properties) unless nothing rewrites them",
 }
 
 
@@ -107,6 +112,24 @@ class SdkStream(Stream):
 
     def _increment_stream_state(self, latest_record: dict[str, Any], *, context: Context | None = None) -> None:
         super()._increment_stream_state(self.bookmark_record(latest_record, context), context=context)
+
+    _schema_sent = False
+
+    def write_aside(self, records: Sequence[Any], *, encoded: bool) -> None:
+        """Write records of this stream while another stream syncs, its SCHEMA first (once): `encoded`, as RECORD
+        lines in one call (dicts or msgspec structs with the schema's fields, which nothing rewrites), else each
+        dict through the SDK's record path. Its own sync later writes no records."""
+        if not self._schema_sent:
+            self._schema_sent = True
+            self._write_schema_message()
+        if encoded and isinstance(self._tap.message_writer, RecordBufferingWriter):
+            now = datetime.datetime.now(datetime.timezone.utc)
+            self._tap.write_message(
+                encode_records(self.name, records, version=self._stream_version, time_extracted=now)
+            )
+            return
+        for record in records:
+            self._write_record_message(record)
 
 
 class PageSyncStream(SdkStream):
