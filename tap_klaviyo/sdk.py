@@ -55,7 +55,7 @@ RELIED_ON = {
     "Stream.finalize_state_progress_markers": "the point after a stream synced without error (the tap calls it "
     "then, and only then): where the held ACTIVATE_VERSION is written",
     "Stream._write_schema_message": "a stream whose records are written while another stream syncs (event "
-    "attributions, with their events' pages) sends its SCHEMA before them",
+    "attributions, with their events' pages) sends its SCHEMA before them, and once",
     "Stream._write_record_message": "records written while another stream syncs go one by one through the SDK's "
     "record path (stream maps, flattening, deselected properties) unless nothing rewrites them",
 }
@@ -115,13 +115,17 @@ class SdkStream(Stream):
 
     _schema_sent = False
 
-    def write_aside(self, records: Sequence[Any], *, encoded: bool) -> None:
-        """Write records of this stream while another stream syncs, its SCHEMA first (once): `encoded`, as RECORD
-        lines in one call (dicts or msgspec structs with the schema's fields, which nothing rewrites), else each
-        dict through the SDK's record path. Its own sync later writes no records."""
+    def _write_schema_message(self) -> None:
+        # Once a run: a stream whose records were written while another synced has sent it already.
         if not self._schema_sent:
             self._schema_sent = True
-            self._write_schema_message()
+            super()._write_schema_message()
+
+    def write_aside(self, records: Sequence[Any], *, encoded: bool) -> None:
+        """Write records of this stream while another stream syncs, its SCHEMA first: `encoded`, as RECORD lines in
+        one call (dicts or msgspec structs with the schema's fields, which nothing rewrites), else each dict through
+        the SDK's record path. Its own sync later writes no records."""
+        self._write_schema_message()
         if encoded and isinstance(self._tap.message_writer, RecordBufferingWriter):
             now = datetime.datetime.now(datetime.timezone.utc)
             self._tap.write_message(

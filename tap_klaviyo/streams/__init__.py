@@ -49,9 +49,6 @@ class Run:
             self._account_id = str(accounts[0]["id"])
         return self._account_id
 
-    def is_derived_from(self, name: str) -> bool:
-        return any(row.derived_from and row.derived_from[0] == name for row in self.rows)
-
     def walk(self, source: Source, reader: EntityStream, index: int) -> Walk:
         """The walk of a source, shared with the streams before `reader` that list it; a new one is read ahead
         from the start of the run, beside everything else (a few requests each, all round trips)."""

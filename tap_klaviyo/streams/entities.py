@@ -40,7 +40,6 @@ class EntityStream(KlaviyoStream):
 
     def __init__(self, tap: Tap, client: KlaviyoClient, row: StreamRow, run: Run) -> None:
         super().__init__(tap, client, row, run)
-        self.keeps_records = run.is_derived_from(row.name)
         self._kept: list[Kept] | None = None
         self.walks = [run.walk(source, self, index) for index, source in enumerate(row.sources)]
 
@@ -54,6 +53,11 @@ class EntityStream(KlaviyoStream):
     def includes(self) -> list[str]:
         """The relationships whose resources the selected derived streams read from this stream's responses."""
         return [stream.part for stream in self.derived if stream.READS_INCLUDED]
+
+    @property
+    def keeps_records(self) -> bool:
+        """Whether this run keeps the records it reads, for the selected streams derived from it."""
+        return bool(self.derived)
 
     @property
     def needed(self) -> bool:
