@@ -131,3 +131,23 @@ def test_a_killed_run_resumes_attributions_with_their_events():
     assert_exact(list(both.values()), expected, KEYS, STREAM)
     repeated = {(r["event_id"], r["id"]) for r in first} & {(r["event_id"], r["id"]) for r in resumed.records(STREAM)}
     assert len(repeated) < 0.1 * len(expected)
+
+
+def test_stream_maps_apply_to_attributions():
+    account = generate_account(seed=85, events_per_metric=20, other_events_per_metric=200)
+    maps = {"stream_maps": {STREAM: {"flow_message_variation_id": None, "earned_by": "campaign_id or flow_id"}}}
+    with FakeKlaviyo(account, api_key=API_KEY) as fake:
+        config = {"api_key": API_KEY, "api_url": fake.url, **ORDERS, **maps}
+        result = run_tap(config, catalog=select(run_tap(config, "--discover"), {"placed_order", STREAM}))
+    assert result.returncode == 0, result.stderr[-2000:]
+    expected = [
+        {
+            **{k: v for k, v in r.items() if k != "flow_message_variation_id"},
+            "earned_by": r["campaign_id"] or r["flow_id"],
+        }
+        for r in expected_attributions(account, [metric_id(account)])
+    ]
+    assert expected
+    assert_exact(result.records(STREAM), expected, KEYS, STREAM)
+    (schema,) = [m["schema"] for m in result.messages if m["type"] == "SCHEMA" and m["stream"] == STREAM]
+    assert "earned_by" in schema["properties"] and "flow_message_variation_id" not in schema["properties"]
