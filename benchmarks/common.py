@@ -316,11 +316,14 @@ def discover(url: str, workdir: Path, *, what: str = "") -> dict[str, Any]:
 
 
 def write_selected(catalog: dict[str, Any], selected: Callable[[str], bool], workdir: Path) -> Path:
-    """`catalog` with the streams `selected` says yes to selected and no others, written to `workdir`."""
+    """`catalog` with only the streams `selected` says yes to, selected, written to `workdir`. The others are left out
+    rather than deselected: a tap reads no stream its catalog does not name, and a tap of another commit (a
+    baseline, which may lack some streams) refuses a catalog naming a stream it does not have."""
+    catalog = {**catalog, "streams": [entry for entry in catalog["streams"] if selected(entry["tap_stream_id"])]}
     for entry in catalog["streams"]:
         for item in entry["metadata"]:
             if item["breadcrumb"] == []:
-                item["metadata"]["selected"] = selected(entry["tap_stream_id"])
+                item["metadata"]["selected"] = True
     path = workdir / "catalog.json"
     path.write_text(json.dumps(catalog))
     return path

@@ -137,19 +137,39 @@ def entity_keys(account: Account) -> dict[str, set[tuple[str, ...]]]:
     def audience(kind: str) -> set[tuple[str, ...]]:
         return {(c["id"], i) for c in campaigns for i in dict.fromkeys(c["attributes"]["audiences"].get(kind) or [])}
 
+    actions = [a for f in account.flows for a in account.flow_actions[f["id"]]]
     keys = {
         "lists_and_segments": {(r["id"],) for r in [*account.lists, *account.segments]},
         "email_campaigns": {(c["id"],) for c in campaigns},
         "email_campaigns_vs_lists_included": audience("included"),
         "email_campaigns_vs_lists_excluded": audience("excluded"),
         "email_campaign_messages": {(m["id"],) for c in campaigns for m in account.campaign_messages[c["id"]]},
+        "campaigns": {(c["id"],) for c in account.campaigns},
+        "campaign_messages": {(m["id"],) for c in account.campaigns for m in account.campaign_messages[c["id"]]},
+        "campaign_audiences": {
+            (c["id"], i, kind)
+            for c in account.campaigns
+            for kind in ("included", "excluded")
+            for i in c["attributes"]["audiences"].get(kind) or []
+        },
         "flows": {(f["id"],) for f in account.flows},
+        "flow_actions": {(a["id"],) for a in actions},
+        "flow_messages": {(m["id"],) for a in actions for m in sent_messages(a["attributes"]["definition"])},
         "metrics": {(m["id"],) for m in account.metrics},
     }
     missing = set(ENTITY_STREAMS) - set(keys)
     if missing:
         raise BenchmarkError(f"the benchmark does not know what the default streams {sorted(missing)} should hold")
     return {stream: keys[stream] for stream in ENTITY_STREAMS}
+
+
+def sent_messages(definition: dict[str, Any]) -> list[dict[str, Any]]:
+    """The messages with an id a flow action sends: a send action's, an experiment's main one and variations."""
+    data = definition.get("data") or {}
+    sends = [definition] if definition["type"].startswith("send-") else []
+    if "main_action" in data:
+        sends = [data["main_action"], *data["current_experiment"]["variations"]]
+    return [send["data"]["message"] for send in sends if send["data"]["message"]["id"] is not None]
 
 
 def expected_events(seed: int, events_per_metric: int, *, entities: bool = False) -> Expected:

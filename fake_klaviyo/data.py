@@ -3,8 +3,8 @@
 Resources are shaped from the spec's attribute schemas (see endpoints.json) and held
 as the API would return them, minus ``links`` and to-many relationships, which the
 server adds per request. The generators live beside this module: metrics.py, entities.py,
-campaigns.py, messages.py, events.py, profiles.py (with consent.py) and members.py, drawing on ids.py, clock.py
-and samples.py.
+campaigns.py, messages.py, flow_actions.py, events.py (with attributions.py), profiles.py (with consent.py) and
+members.py, drawing on ids.py, clock.py and samples.py.
 
 Profiles and memberships can change between two reads ("as of"): :meth:`Account.add_profiles`,
 :meth:`Account.update_profiles`, :meth:`Account.add_members` and :meth:`Account.remove_members` change the
@@ -20,10 +20,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from .attributions import Attributions
 from .campaigns import generate_campaigns
 from .clock import GENERATOR_NOW, stamp
 from .entities import account_resource, generate_flows, generate_lists, generate_segments
 from .events import EventStore, EventView, generate_events
+from .flow_actions import flow_messages, generate_flow_actions
 from .ids import Ids
 from .members import Memberships, generate_memberships
 from .messages import generate_campaign_messages
@@ -50,6 +52,10 @@ class Account:
     profile_ids: list[str] = field(repr=False)  # the profiles the events name: the first of `profiles`
     profiles: ProfileStore = field(repr=False)
     memberships: Memberships = field(repr=False)
+    # flow id -> its actions ("flow-action" resources with a to-one flow relationship), in the order it runs them
+    flow_actions: dict[str, list[Resource]] = field(repr=False)
+    # the attributions of each event, made when asked for (conversions have some)
+    attributions: Attributions = field(repr=False)
     last_change: datetime = GENERATOR_NOW  # the latest "as of" change; the next is a second later by default
 
     def metric_by_name(self, name: str, integration: str | None = "Klaviyo") -> Resource | None:
@@ -263,6 +269,16 @@ def generate_account(
         profile_store.klaviyo_consent_times = False
     large = count * 6 // 10 if large_list is None else large_list
     memberships = generate_memberships(profiles_rng, profile_store, list_list, segment_list, large)
+    # Flow actions come last too, from a generator of their own, for the same reason.
+    actions_rng = random.Random(f"flow actions {seed}")
+    actions = generate_flow_actions(actions_rng, ids.drawing_from(actions_rng), flow_list)
+    touch = [i for i, kind in enumerate(kinds) if kind in ("email:clicked", "email:opened", "email:received")]
+    attributions = Attributions(
+        store,
+        [(c["id"], m["id"]) for c in campaign_list for m in messages[c["id"]]],
+        flow_messages(actions),
+        touch,
+    )
     return Account(
         seed=seed,
         now=GENERATOR_NOW,
@@ -278,4 +294,6 @@ def generate_account(
         profile_ids=store.profile_ids,
         profiles=profile_store,
         memberships=memberships,
+        flow_actions=actions,
+        attributions=attributions,
     )

@@ -60,20 +60,25 @@ class Documents:
 
         assert q.size is not None
         included: list[Resource] = []
+        related = self._related(ep, q)
         if ep.name == "events":
             sel = self.selector.events(q)
             total = len(sel)
             descending = q.sort is None or q.sort.startswith("-")  # default: newest first
             store = self.account.events
-            rows = [store.resource(p) for p in sel.page(q.offset, q.size, descending)]
+            positions = sel.page(q.offset, q.size, descending)
+            rows = [store.resource(p) for p in positions]
+            if "attributions" in q.include:
+                related["attributions"] = {store.event_id(p): self.account.attributions.of(p) for p in positions}
         else:
             matched = self.selector.rows(ep, q)
             total = len(matched)
             rows = matched[q.offset : q.offset + q.size]
-        related = self._related(ep, q)
-        data = [resources.render(ep, r, base, q, {n: by_id[r["id"]] for n, by_id in related.items()}) for r in rows]
+        data = [
+            resources.render(ep, r, base, q, {n: by_id.get(r["id"], []) for n, by_id in related.items()}) for r in rows
+        ]
         if ep.name == "events" and q.include:
-            included = self._event_includes(rows, base, q)
+            included = self._event_includes(rows, related.get("attributions", {}), base, q)
         elif related:
             included = self._included(ep, rows, related, base, q)
         doc: dict[str, Any] = {"data": data, "links": collection_links(ep.path, q, base, total)}
@@ -83,7 +88,10 @@ class Documents:
 
     def _related(self, ep: Endpoint, q: Query) -> dict[str, Mapping[str, list[Resource]]]:
         """The included to-many relationships the account holds: name -> (resource id -> related resources)."""
-        held = {"campaigns": {"campaign-messages": self.account.campaign_messages}}.get(ep.name, {})
+        held = {
+            "campaigns": {"campaign-messages": self.account.campaign_messages},
+            "flows": {"flow-actions": self.account.flow_actions},
+        }.get(ep.name, {})
         return {name: by_id for name, by_id in held.items() if name in q.include}
 
     def _included(
@@ -109,13 +117,20 @@ class Documents:
                     out.append(resources.resource(res, url, ep.included[rtype]["relationships"], q.fields.get(rtype)))
         return out
 
-    def _event_includes(self, rows: list[Resource], base: str, q: Query) -> list[Resource]:
+    def _event_includes(
+        self, rows: list[Resource], attributions: Mapping[str, list[Resource]], base: str, q: Query
+    ) -> list[Resource]:
         out: list[Resource] = []
         seen: set[tuple[str, str]] = set()
         metrics_ep = ENDPOINTS["metrics"]
         metric_q = Query(fields={"metric": q.fields["metric"]} if "metric" in q.fields else {})
         profile_relationships = ENDPOINTS["events"].included["profile"]["relationships"]
+        attribution_relationships = ENDPOINTS["events"].included["attribution"]["relationships"]
         for r in rows:
+            for attribution in attributions.get(r["id"], []):
+                url = f"{base}/api/attributions/{attribution['id']}/"
+                wanted = q.fields.get("attribution")
+                out.append(resources.resource(attribution, url, attribution_relationships, wanted))
             for rel in ("metric", "profile"):
                 if rel not in q.include:
                     continue

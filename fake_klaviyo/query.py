@@ -16,7 +16,7 @@ from .spec import Endpoint
 
 # Includes whose related resources the fake does not model, and filters on what it does not model (Klaviyo's
 # exchange id): answered 501, not faked.
-_UNMODELLED_INCLUDES = frozenset({"flow-actions", "conversations", "push-tokens"})
+_UNMODELLED_INCLUDES = frozenset({"conversations", "push-tokens"})
 _UNMODELLED_FILTERS = frozenset({"_kx"})
 
 

@@ -27,8 +27,10 @@ def resource(
 ) -> Resource:
     """``res`` at ``url`` with the fieldset ``wanted``, its ``relationships`` (as the spec lists them) linked, and
     the data of its to-one relationships and of the to-many ones in ``include``."""
-    attrs = res["attributes"]
-    out: Resource = {"type": res["type"], "id": res["id"], "attributes": sparse(attrs, wanted) if wanted else attrs}
+    out: Resource = {"type": res["type"], "id": res["id"]}
+    if "attributes" in res:  # an attribution has relationships only
+        attrs = res["attributes"]
+        out["attributes"] = sparse(attrs, wanted) if wanted else attrs
     rels: dict[str, Any] = {}
     for name, info in relationships.items():
         links = {"self": f"{url}relationships/{name}/", "related": f"{url}{name}/"}
@@ -37,7 +39,7 @@ def resource(
             data = res.get("relationships", {}).get(name, {}).get("data")
             rels[name] = {"data": data, "links": links} if data is not None else {"links": links}
         elif name in include:
-            # Only what the account holds; it has no tags, flow triggers or attributions.
+            # Only what the account holds; it has no tags or flow triggers.
             held = (related or {}).get(name, [])
             rels[name] = {"data": [{"type": r["type"], "id": r["id"]} for r in held], "links": links}
         else:

@@ -32,6 +32,29 @@ def flatten(resource: Resource) -> dict[str, Any]:
     return record
 
 
+def related_resources(
+    resource: Resource, relationship: str, included: dict[tuple[Any, Any], Resource]
+) -> tuple[list[Resource], list[dict[str, Any]]]:
+    """The resources a document's `included` (indexed by type and id) holds for one of `resource`'s relationships,
+    in the order it lists them, and the references it lists that `included` lacks."""
+    data = ((resource.get("relationships") or {}).get(relationship) or {}).get("data")
+    found, missing = [], []
+    for ref in data if isinstance(data, list) else [data] if isinstance(data, dict) else []:
+        related = included.get((ref.get("type"), ref.get("id")))
+        if related is None:
+            missing.append(ref)
+        else:
+            found.append(related)
+    return found, missing
+
+
+def dig(value: Any, path: str) -> Any:
+    """The value at a dotted path into nested objects (None where one is missing)."""
+    for name in path.split("."):
+        value = value.get(name) if isinstance(value, dict) else None
+    return value
+
+
 Check = Callable[[Any], "str | None"]
 Rewrite = Callable[[dict[str, Any]], None]
 

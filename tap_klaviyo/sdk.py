@@ -11,7 +11,8 @@ so it lives here, and only here:
   fraction of its cost per record;
 - ACTIVATE_VERSION after a stream's last record instead of before its first;
 - stopping on SIGTERM or SIGINT where the state covers everything written, and exiting non-zero (the SDK's
-  handler exits 0 wherever the signal lands).
+  handler exits 0 wherever the signal lands);
+- records of one stream written while another syncs (event attributions, which come in their events' pages).
 
 Two workarounds use only public API but lean on SDK behaviour, so they live here too: the stream map registration
 of deselected streams (meltano/sdk#1942), and two SDK log lines that would mislead in this tap's log.
@@ -67,6 +68,10 @@ RELIED_ON = {
     "message is held and written once the stream has synced",
     "Stream.finalize_state_progress_markers": "the point after a stream synced without error (the tap calls it "
     "then, and only then): where the held ACTIVATE_VERSION is written",
+    "Stream._write_schema_message": "a stream whose records are written while another stream syncs (event "
+    "attributions, with their events' pages) sends its SCHEMA before them, and once",
+    "Stream._write_record_message": "records written while another stream syncs go one by one through the SDK's "
+    "record path (stream maps, flattening, deselected properties) unless nothing rewrites them",
 }
 
 
@@ -170,6 +175,28 @@ class SdkStream(Stream):
         super()._increment_stream_state(self.bookmark_record(latest_record, context), context=context)
         # The record is written and its bookmark moved: a signal may stop the run here.
         stopping.check()
+
+    _schema_sent = False
+
+    def _write_schema_message(self) -> None:
+        # Once a run: a stream whose records were written while another synced has sent it already.
+        if not self._schema_sent:
+            self._schema_sent = True
+            super()._write_schema_message()
+
+    def write_aside(self, records: Sequence[Any], *, encoded: bool) -> None:
+        """Write records of this stream while another stream syncs, its SCHEMA first: `encoded`, as RECORD lines in
+        one call (dicts or msgspec structs with the schema's fields, which nothing rewrites), else each dict through
+        the SDK's record path. Its own sync later writes no records."""
+        self._write_schema_message()
+        if encoded and isinstance(self._tap.message_writer, RecordBufferingWriter):
+            now = datetime.datetime.now(datetime.UTC)
+            self._tap.write_message(
+                encode_records(self.name, records, version=self._stream_version, time_extracted=now)
+            )
+            return
+        for record in records:
+            self._write_record_message(record)
 
 
 def _drop_unsorted_warning(record: logging.LogRecord) -> bool:

@@ -123,10 +123,11 @@ SETTINGS = th.PropertiesList(
         default=False,
         title="Mirror deletions (ACTIVATE_VERSION)",
         description=(
-            "Read lists and segments, campaigns (with their messages and audiences), flows and metrics whole every "
-            "run and follow each with ACTIVATE_VERSION, so a target that honours it (target-postgres) keeps "
-            "exactly Klaviyo's current rows: deleted ones are marked deleted or removed. Event streams stay "
-            "incremental; profiles and members are mirrored when the catalog sets them to FULL_TABLE."
+            "Read lists and segments, campaigns (with their messages and audiences), flows (with their actions and "
+            "messages) and metrics whole every run and follow each with ACTIVATE_VERSION, so a target that honours "
+            "it (target-postgres) keeps exactly Klaviyo's current rows: deleted ones are marked deleted or removed. "
+            "Event streams and their attributions stay incremental; profiles and members are mirrored when the "
+            "catalog sets them to FULL_TABLE."
         ),
     ),
     th.Property(

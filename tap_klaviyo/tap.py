@@ -33,7 +33,7 @@ from tap_klaviyo.streams.table import STREAMS, stream_rows
 
 
 class TapKlaviyo(SdkTap):
-    """Singer tap for Klaviyo: lists and segments, email campaigns, flows, metrics and email events."""
+    """Singer tap for Klaviyo: lists, segments, campaigns of every channel, flows and their steps, metrics, events."""
 
     name = "tap-klaviyo"
     package_name = "tap-klaviyo-singer"

@@ -54,6 +54,8 @@ EVENT_METRICS = {row.name: row.metric for row in STREAMS if row.metric}
 
 # The streams `emit_activate_version_messages` reads whole and mirrors: those of the families that say so.
 MIRRORED = {row.name for row in STREAMS if row.family.READ_WHOLE_TO_MIRROR}
+# Channels of campaigns, as the campaign streams name them.
+CHANNELS = ("email", "sms", "mobile_push")
 
 Row = dict[str, Any]
 
@@ -354,12 +356,81 @@ def expected_streams(account: Account, start_date: str | None = None) -> dict[st
             for c in campaigns
             for m in account.campaign_messages[c["id"]]
         ],
+        "campaigns": [expected_row(c, channel=account.campaign_channels[c["id"]]) for c in account.campaigns],
+        "campaign_messages": [
+            expected_row(m, **{**related_ids(m), "campaign_id": c["id"], "channel": account.campaign_channels[c["id"]]})
+            for c in account.campaigns
+            for m in account.campaign_messages[c["id"]]
+        ],
+        "campaign_audiences": [
+            {"campaign_id": c["id"], "list_id": i, "audience": kind, "channel": account.campaign_channels[c["id"]]}
+            for c in account.campaigns
+            for kind in ("included", "excluded")
+            for i in dict.fromkeys(c["attributes"]["audiences"].get(kind) or [])
+        ],
         "flows": [expected_row(f) for f in account.flows],
+        "flow_actions": [
+            expected_row(
+                a,
+                flow_id=f["id"],
+                action_type=a["attributes"]["definition"]["type"],
+                status=(a["attributes"]["definition"].get("data") or {}).get("status"),
+            )
+            for f in account.flows
+            for a in account.flow_actions[f["id"]]
+        ],
+        "flow_messages": expected_flow_messages(account),
         "metrics": [expected_row(m) for m in account.metrics],
     }
     for stream, metric_name in EVENT_METRICS.items():
         expected[stream] = expected_events(account, klaviyo_metric(account, metric_name)["id"], start_date)
     return expected
+
+
+def expected_flow_messages(account: Account) -> list[Row]:
+    """Each message the flows' actions send (a send action's; an experiment's main message and variations) that
+    has an id, with its flow, action and channel."""
+    rows = []
+    for flow in account.flows:
+        for action in account.flow_actions[flow["id"]]:
+            definition = action["attributes"]["definition"]
+            data = definition.get("data") or {}
+            sends = [definition] if definition["type"].startswith("send-") else []
+            if "main_action" in data:
+                sends = [data["main_action"], *data["current_experiment"]["variations"]]
+            for send in sends:
+                message = send["data"]["message"]
+                if message["id"] is not None:
+                    channel = send["type"].removeprefix("send-").replace("-", "_")
+                    fields = {k: v for k, v in message.items() if k != "id"}
+                    row = {
+                        "id": message["id"],
+                        "flow_id": flow["id"],
+                        "flow_action_id": action["id"],
+                        "channel": channel,
+                    }
+                    rows.append(json.loads(json.dumps({**row, **fields})))
+    return rows
+
+
+ATTRIBUTED = ("attributed-event", "campaign", "campaign-message", "flow", "flow-message", "flow-message-variation")
+
+
+def expected_attributions(account: Account, metric_ids: Iterable[str]) -> list[Row]:
+    """The `event_attributions` rows of the events of these metrics: each attribution the fake makes for them."""
+    rows = []
+    for metric_id in metric_ids:
+        view = account.events_for_metric(metric_id)
+        for position in view.positions():
+            event_id = account.events.event_id(position)
+            for attribution in account.attributions.of(position):
+                related = attribution["relationships"]
+                ids = {
+                    f"{name.replace('-', '_')}_id": related.get(name, {}).get("data", {}).get("id")
+                    for name in ATTRIBUTED
+                }
+                rows.append({"id": attribution["id"], "event_id": event_id, **ids})
+    return rows
 
 
 def expected_events(account: Account, metric_id: str, start_date: str | None = None) -> list[Row]:

@@ -10,6 +10,7 @@ from jsonschema import Draft7Validator
 from fake_klaviyo import FakeKlaviyo, generate_account
 from tests.kit import (
     API_KEY,
+    CHANNELS,
     DEFAULT_STREAMS,
     EVENT_METRICS,
     STREAM_KEYS,
@@ -72,31 +73,61 @@ def test_full_sync_is_exact_when_events_pages_are_capped_at_200(account):
         assert {r.query["page[size]"][0] for r in reads if r.query["sort"] == ["-datetime"]} == {"1"}
 
 
-def test_campaign_audiences_and_messages_cost_no_requests(account, fake, config):
+def walks(fake, path: str) -> list:
+    """The requests for `path`'s first pages: one a walk."""
+    return [r for r in fake.requests if r.path.rstrip("/") == path and "page[cursor]" not in r.query]
+
+
+def test_campaign_and_flow_streams_cost_one_walk_per_channel_and_one_of_flows(account, fake, config):
     result = run_tap(config)
     assert result.returncode == 0, result.stderr
+    first_pages = walks(fake, "/api/campaigns")
+    assert sorted(r.query["filter"][0] for r in first_pages) == sorted(
+        f"equals(messages.channel,'{channel}')" for channel in CHANNELS
+    ), "one walk per channel serves all seven campaign streams"
+    assert all(r.query["include"] == ["campaign-messages"] for r in first_pages)
     campaign_requests = [r for r in fake.requests if r.path.rstrip("/") == "/api/campaigns"]
-    first_pages = [r for r in campaign_requests if "page[cursor]" not in r.query]
-    assert len(first_pages) == 1, "campaigns are fetched once, for the campaigns, their messages and audiences"
-    assert len(campaign_requests) == -(-len(account.email_campaigns()) // 100), "one request per page of 100"
-    assert first_pages[0].query["include"] == ["campaign-messages"]
+    pages = {c: -(-len(account.campaigns_for_channel(c)) // 100) for c in CHANNELS}
+    assert len(campaign_requests) == sum(pages.values()) and pages["email"] > 1, "one request per page of 100"
+    # Flow actions and their messages come from the flows walk: no request per flow or per action.
+    (flows,) = walks(fake, "/api/flows")
+    assert flows.query["include"] == ["flow-actions"] and "filter" not in flows.query
+    flow_requests = [r for r in fake.requests if r.path.rstrip("/").startswith("/api/flow")]
+    assert {r.path.rstrip("/") for r in flow_requests} == {"/api/flows"}
+    assert len(flow_requests) == -(-len(account.flows) // 50), "one request per page of 50"
     endpoints = {f"/api/{n}" for n in ("lists", "segments", "campaigns", "flows", "metrics", "events")}
     assert {r.path.rstrip("/") for r in fake.requests} == endpoints, "no request beyond the six list endpoints"
     metric_first_pages = [r for r in fake.requests if r.path == "/api/metrics" and "page[cursor]" not in r.query]
     assert len(metric_first_pages) == 1, "metrics are fetched once for the metrics stream and all event streams"
+    assert all("include" not in r.query for r in fake.requests if r.path == "/api/events"), "attributions are opt-in"
 
 
-@pytest.mark.parametrize("stream", ["email_campaigns_vs_lists_excluded", "email_campaign_messages"])
-def test_a_stream_derived_from_campaigns_alone_still_reads_every_email_campaign(account, fake, config, stream):
+@pytest.mark.parametrize(
+    ("stream", "channels", "include"),
+    [
+        ("email_campaigns_vs_lists_excluded", ["email"], None),
+        ("email_campaign_messages", ["email"], "campaign-messages"),
+        ("campaign_audiences", CHANNELS, None),
+        ("campaign_messages", CHANNELS, "campaign-messages"),
+        ("flow_actions", [], "flow-actions"),
+        ("flow_messages", [], "flow-actions"),
+    ],
+)
+def test_a_derived_stream_alone_still_reads_every_record_of_its_parent(
+    account, fake, config, stream, channels, include
+):
     catalog = select(run_tap(config, "--discover"), {stream})
     result = run_tap(config, catalog=catalog)
     assert result.returncode == 0, result.stderr
     assert set(result.by_stream()) == {stream}
     assert_exact(result.records(stream), expected_streams(account)[stream], STREAM_KEYS[stream], stream)
-    assert {r.path.rstrip("/") for r in fake.requests} == {"/api/campaigns"}
-    # Messages are asked for only when their stream is selected.
-    includes = {tuple(r.query.get("include", [])) for r in fake.requests}
-    assert includes == ({("campaign-messages",)} if stream == "email_campaign_messages" else {()})
+    assert {r.path.rstrip("/") for r in fake.requests} == ({"/api/campaigns"} if channels else {"/api/flows"})
+    if channels:
+        assert sorted(r.query["filter"][0] for r in walks(fake, "/api/campaigns")) == sorted(
+            f"equals(messages.channel,'{channel}')" for channel in channels
+        )
+    # Related resources are asked for only when a stream that reads them is selected.
+    assert {tuple(r.query.get("include", [])) for r in fake.requests} == ({(include,)} if include else {()})
     schemas = [m for m in result.messages if m["type"] == "SCHEMA"]
     assert [m["stream"] for m in schemas] == [stream]
 

@@ -179,7 +179,7 @@ def test_sparse_fieldsets_return_only_the_asked_attributes(account, api):
         assert row["attributes"] == {"name": want["name"], "audiences": {"included": want["audiences"]["included"]}}
 
 
-def test_include_metric_on_events_and_unmodelled_includes(account, api):
+def test_include_metric_on_events_and_attributions_of_no_conversion(account, api):
     metric = account.metric_by_name("Bounced Email")
     body = api(
         "/api/events",
@@ -191,9 +191,8 @@ def test_include_metric_on_events_and_unmodelled_includes(account, api):
         ("metric", metric["id"], {"name": metric["attributes"]["name"]})
     ]
     assert all(set(e["attributes"]) == {"datetime"} for e in body["data"])
+    # Email events are no conversions: nothing is attributed to them.
     assert all(e["relationships"]["attributions"]["data"] == [] for e in body["data"])
-    resp = api("/api/flows", include="flow-actions")
-    assert resp.status_code == 501 and error(resp)["code"] == "not_implemented"
 
 
 # --- filters -------------------------------------------------------------------------------------

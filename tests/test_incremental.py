@@ -12,6 +12,7 @@ from tests.kit import (
     API_KEY,
     DEFAULT_STREAMS,
     EVENT_METRICS,
+    STREAM_KEYS,
     assert_exact,
     bookmark,
     expected_streams,
@@ -54,6 +55,7 @@ def test_a_rerun_from_the_final_state_fetches_next_to_nothing(account, fake, con
     cutoffs = {
         "lists_and_segments": lambda r, since: utc(r["updated"]) > since - timedelta(seconds=1),
         "email_campaigns": lambda r, since: utc(r["updated_at"]) >= since,
+        "campaigns": lambda r, since: utc(r["updated_at"]) >= since,
         "flows": lambda r, since: utc(r["updated"]) >= since,
     }
     for stream, changed_since in cutoffs.items():
@@ -65,7 +67,53 @@ def test_a_rerun_from_the_final_state_fetches_next_to_nothing(account, fake, con
     messages = [r for r in expected["email_campaign_messages"] if r["campaign_id"] in campaigns]
     assert messages, "the re-read campaigns have messages"
     assert_exact(second.records("email_campaign_messages"), messages, ["id"], "email_campaign_messages")
+    campaigns = {r["id"] for r in second.records("campaigns")}
+    for stream in ("campaign_messages", "campaign_audiences"):
+        rows = [r for r in expected[stream] if r["campaign_id"] in campaigns]
+        assert rows, f"the re-read campaigns have {stream}"
+        assert_exact(second.records(stream), rows, STREAM_KEYS[stream], stream)
+    # Flow actions and messages are read whole every run (the flows walk has no filter).
+    for stream in ("flow_actions", "flow_messages"):
+        assert_exact(second.records(stream), expected[stream], STREAM_KEYS[stream], stream)
+    (flows,) = [r for r in fake.requests if r.path.rstrip("/") == "/api/flows" and "page[cursor]" not in r.query]
+    assert "filter" not in flows.query
     assert second.states[-1]["bookmarks"].keys() == state["bookmarks"].keys()
+
+
+def test_streams_of_one_walk_keep_their_own_bookmarks(account, fake, config):
+    email = sorted(account.email_campaigns(), key=lambda c: utc(c["attributes"]["updated_at"]))
+    # email_campaigns is further behind than campaigns: the email walk starts at its bookmark, campaigns keeps
+    # only what is past its own.
+    older, newer = (email[len(email) * k // 4]["attributes"]["updated_at"] for k in (1, 3))
+    state = {
+        "bookmarks": {
+            "email_campaigns": {"replication_key": "updated_at", "replication_key_value": older},
+            "campaigns": {"replication_key": "updated_at", "replication_key_value": newer},
+        }
+    }
+    streams = {"email_campaigns", "email_campaign_messages", "campaigns", "campaign_messages", "campaign_audiences"}
+    result = run_tap(config, state=state, catalog=select(run_tap(config, "--discover"), streams))
+    assert result.returncode == 0, result.stderr
+    expected = expected_streams(account)
+    kept = {
+        "email_campaigns": [r for r in expected["email_campaigns"] if utc(r["updated_at"]) >= utc(older)],
+        "campaigns": [r for r in expected["campaigns"] if utc(r["updated_at"]) >= utc(newer)],
+    }
+    assert len(kept["campaigns"]) < len([r for r in kept["email_campaigns"]]) < len(expected["email_campaigns"])
+    for parent, derived in (("email_campaigns", "email_campaign_messages"), ("campaigns", "campaign_messages")):
+        ids = {r["id"] for r in kept[parent]}
+        assert_exact(result.records(parent), kept[parent], ["id"], parent)
+        messages = [r for r in expected[derived] if r["campaign_id"] in ids]
+        assert_exact(result.records(derived), messages, ["id"], derived)
+    audiences = [r for r in expected["campaign_audiences"] if r["campaign_id"] in {c["id"] for c in kept["campaigns"]}]
+    assert_exact(result.records("campaign_audiences"), audiences, STREAM_KEYS["campaign_audiences"], "audiences")
+    walks = [r for r in fake.requests if r.path.rstrip("/") == "/api/campaigns" and "page[cursor]" not in r.query]
+    filters = sorted(r.query["filter"][0] for r in walks)
+    assert filters == sorted(
+        f"and(equals(messages.channel,'{channel}'),greater-or-equal(updated_at,{utc(since):%Y-%m-%dT%H:%M:%SZ}))"
+        for channel, since in (("email", older), ("sms", newer), ("mobile_push", newer))
+    ), "one walk per channel, the email one from the older bookmark"
+    assert utc(bookmark(result.states[-1], "campaigns")) >= utc(newer)
 
 
 def test_a_state_in_the_middle_delivers_exactly_from_there(account, fake, config):

@@ -18,6 +18,10 @@ from tap_klaviyo.streams.events import EventStream
 from tap_klaviyo.tap import TapKlaviyo
 from tests.kit import API_KEY, EVENT_METRICS, klaviyo_metric
 
+ATTRIBUTIONS = "event_attributions"
+# A conversion metric's stream, whose events carry attributions.
+ORDERS = {"event_metrics": [{"name": "Placed Order", "integration": "shopify", "stream": "placed_order"}]}
+
 
 class CapturingWriter(RecordBufferingWriter):
     """The tap's writer, keeping what it would write to stdout."""
@@ -45,7 +49,8 @@ class RecordCounts(logging.Handler):
 
 
 def sync(config: dict[str, Any], state: dict[str, Any], *, fast: bool, monkeypatch) -> tuple[list[dict], Counter]:
-    """Every message of a sync (without the times a sync is run at), and the record counts the SDK logged."""
+    """Every message of a sync (without the times a sync is run at), and the record counts the SDK logged. With
+    `event_metrics` in the config, `event_attributions` is selected too."""
     with monkeypatch.context() as patch:
         if not fast:
             patch.setattr(EventStream, "writes_pages", lambda self: False)
@@ -53,7 +58,11 @@ def sync(config: dict[str, Any], state: dict[str, Any], *, fast: bool, monkeypat
         metrics = logging.getLogger("singer_sdk.metrics")
         metrics.addHandler(counts)
         try:
-            tap = TapKlaviyo(config=config, state=state, message_writer=writer)
+            catalog = TapKlaviyo(config=config).catalog_dict
+            for entry in catalog["streams"]:
+                if entry["tap_stream_id"] == ATTRIBUTIONS and config.get("event_metrics"):
+                    next(m for m in entry["metadata"] if m["breadcrumb"] == [])["metadata"]["selected"] = True
+            tap = TapKlaviyo(config=config, state=state, catalog=catalog, message_writer=writer)
             taken = {name: stream.writes_pages() for name, stream in tap.streams.items() if name in EVENT_METRICS}
             assert set(taken.values()) == {fast}, taken
             tap.sync_all()
@@ -73,8 +82,9 @@ def sync(config: dict[str, Any], state: dict[str, Any], *, fast: bool, monkeypat
 @pytest.fixture(scope="module")
 def account():
     # Enough events per stream for several STATE points (every 1,000 records), and one event whose `timestamp`
-    # breaks the schema, so one page takes the record-by-record check on the fast path too.
-    account = generate_account(seed=31, events_per_metric=2600)
+    # breaks the schema, so one page takes the record-by-record check on the fast path too; conversions on several
+    # pages.
+    account = generate_account(seed=31, events_per_metric=2600, other_events_per_metric=1200)
     opened = account.events.metric_index[klaviyo_metric(account, EVENT_METRICS["opened_email"])["id"]]
     bad = account.events.by_metric[opened][1500]
     resource = account.events.resource
@@ -90,15 +100,34 @@ def account():
 
 
 @pytest.mark.parametrize(
-    ("concurrency", "incremental", "add_account_id"),
-    [(1, False, False), (16, False, False), (1, True, False), (16, True, False), (16, False, True)],
-    ids=["one-page-full", "full", "one-page-incremental", "incremental", "with-account-id"],
+    ("concurrency", "incremental", "add_account_id", "attributions"),
+    [
+        (1, False, False, False),
+        (16, False, False, False),
+        (1, True, False, False),
+        (16, True, False, False),
+        (16, False, True, False),
+        (1, False, False, True),
+        (16, True, True, True),
+    ],
+    ids=[
+        "one-page-full",
+        "full",
+        "one-page-incremental",
+        "incremental",
+        "with-account-id",
+        "one-page-attributions",
+        "incremental-attributions-account-id",
+    ],
 )
-def test_the_fast_path_writes_what_the_sdk_loop_writes(account, concurrency, incremental, add_account_id, monkeypatch):
+def test_the_fast_path_writes_what_the_sdk_loop_writes(
+    account, concurrency, incremental, add_account_id, attributions, monkeypatch
+):
     midway = account.events[len(account.events) // 2]["attributes"]["datetime"]
     state = {"bookmarks": {"opened_email": {"replication_key": "datetime", "replication_key_value": midway}}}
-    with FakeKlaviyo(account, api_key=API_KEY) as fake:
+    with FakeKlaviyo(account, api_key=API_KEY, page_size_max={"events": 200} if attributions else None) as fake:
         config = {"api_key": API_KEY, "api_url": fake.url, "concurrency": concurrency, "add_account_id": add_account_id}
+        config.update(ORDERS if attributions else {})
         state = state if incremental else {}
         fast, fast_counts = sync(config, state, fast=True, monkeypatch=monkeypatch)
         slow, slow_counts = sync(config, state, fast=False, monkeypatch=monkeypatch)
@@ -107,8 +136,10 @@ def test_the_fast_path_writes_what_the_sdk_loop_writes(account, concurrency, inc
         assert ours == theirs, f"message {i} differs: fast path {str(ours)[:300]} vs SDK loop {str(theirs)[:300]}"
     assert len(fast) == len(slow)
     records = Counter(m["stream"] for m in fast if m["type"] == "RECORD")
-    assert fast_counts == slow_counts == records
+    # Attributions are written while their events' streams sync: no stream of theirs counts them.
+    assert fast_counts == slow_counts == records - Counter({ATTRIBUTIONS: records[ATTRIBUTIONS]})
     # The data reaches what is compared: several STATE points per event stream, and the account's id if asked for.
     assert all(("account_id" in m["record"]) == add_account_id for m in fast if m["type"] == "RECORD")
     assert all(records[stream] > 1000 for stream in EVENT_METRICS), records
     assert sum(m["type"] == "STATE" for m in fast) > 2 * len(EVENT_METRICS)
+    assert (records[ATTRIBUTIONS] > 200) == attributions, "attributions of conversions on several pages"

@@ -29,6 +29,8 @@ SIGNATURES = {
     "Stream._finalize_state": ["self", "state"],
     "Stream._write_activate_version_message": ["self", "full_table_version"],
     "Stream.finalize_state_progress_markers": ["self", "state"],
+    "Stream._write_schema_message": ["self"],
+    "Stream._write_record_message": ["self", "record"],
 }
 # Members that are attributes of an instance, not of the class.
 INSTANCE_ATTRIBUTES = {"Stream._stream_version", "Stream._tap", "StreamStateManager.is_flushed"}

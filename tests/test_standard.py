@@ -15,11 +15,16 @@ _fake = FakeKlaviyo(generate_account(seed=3, events_per_metric=25), api_key=API_
 _fake.start()
 atexit.register(_fake.stop)
 
-_config = {"api_key": API_KEY, "api_url": _fake.url}
+# A conversion metric's events, so that event_attributions has rows too.
+_config = {
+    "api_key": API_KEY,
+    "api_url": _fake.url,
+    "event_metrics": [{"name": "Placed Order", "integration": "shopify"}],
+}
 
 
 def _every_stream_selected() -> dict:
-    """The discovered catalog with the opt-in streams (profiles, members) selected too."""
+    """The discovered catalog with the opt-in streams (profiles, members, attributions) selected too."""
     catalog = TapKlaviyo(config=_config).catalog_dict
     for entry in catalog["streams"]:
         for item in entry["metadata"]:

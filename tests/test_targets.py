@@ -572,12 +572,15 @@ def test_target_postgres_mirrors_klaviyo_and_a_failed_run_deletes_nothing(pg_sch
         live, deleted = pg_live_and_deleted(dsn, schema, stream)
         assert deleted == set() and live == set(expected[stream]), f"{stream}: events are never deleted"
 
-    # A run that fails inside a mirrored stream (flows: the fake allows one request a second, the tap retries
-    # nothing) activates nothing for it: every current row stays live.
+    # A run that fails inside mirrored streams (those of the flows walk: the fake allows one flows request a second,
+    # the tap retries nothing) activates nothing for them: every current row stays live.
     before = {s: pg_live_and_deleted(dsn, schema, s) for s in MIRRORED}
     with FakeKlaviyo(account, api_key=API_KEY, rate_limits={"flows": (1, 60)}) as fake:
         failing = {"api_key": API_KEY, "api_url": fake.url, "emit_activate_version_messages": True, "max_retries": 0}
         broken = pipe(failing, exe, target, tmp_path / "run4", state=third.final_state)
-    assert broken.tap_returncode == 1 and broken.records("flows"), "the run stopped inside flows"
-    assert not [m for m in broken.tap_messages if m["type"] == "ACTIVATE_VERSION" and m["stream"] == "flows"]
-    assert pg_live_and_deleted(dsn, schema, "flows") == before["flows"]
+    # flow_actions, synced first of the three streams of the flows walk, reads it whole before writing a record.
+    flow_streams = ("flow_actions", "flow_messages", "flows")
+    assert broken.tap_returncode == 1 and "/api/flows" in broken.tap_stderr, "the run stopped inside the flows walk"
+    assert not [m for m in broken.tap_messages if m["type"] == "ACTIVATE_VERSION" and m["stream"] in flow_streams]
+    for stream in flow_streams:
+        assert pg_live_and_deleted(dsn, schema, stream) == before[stream], stream

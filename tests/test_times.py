@@ -14,7 +14,7 @@ import pytest
 
 from fake_klaviyo import FakeKlaviyo, generate_account
 from tap_klaviyo.records import compile_times
-from tap_klaviyo.streams.entities import since_condition
+from tap_klaviyo.streams.walks import since_condition
 from tap_klaviyo.times import bookmark_text, parse_datetime, rfc3339
 from tests.kit import (
     API_KEY,

@@ -1,6 +1,7 @@
-"""The tap's streams, built from the stream table (`table.py`): entities and the streams derived from them
-(`entities.py`), metrics (`metrics.py`), and the streams read by time windows (`windowed.py`): events
-(`events.py`), profiles and list and segment members (`profiles.py`), on a common base (`base.py`)."""
+"""The tap's streams, built from the stream table (`table.py`): entities (`entities.py`) read through shared walks
+(`walks.py`) and the streams derived from them (`derived.py`), metrics (`metrics.py`), and the streams read by
+time windows (`windowed.py`): events (`events.py`) with their attributions (`attributions.py`), profiles and list
+and segment members (`profiles.py`), on a common base (`base.py`)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,16 @@ from tap_klaviyo import endpoints
 from tap_klaviyo.client import KlaviyoClient
 from tap_klaviyo.errors import KlaviyoError
 from tap_klaviyo.settings import ACCOUNT_ID, DEFAULT_CONCURRENCY
-from tap_klaviyo.streams.base import KlaviyoStream, StreamRow
+from tap_klaviyo.streams.base import KlaviyoStream, Source, StreamRow
 from tap_klaviyo.streams.metrics import MetricDirectory
 from tap_klaviyo.streams.profiles import GroupDirectory
+from tap_klaviyo.streams.walks import Walk, walk_key
 from tap_klaviyo.windows import WindowedFetch
 
 if TYPE_CHECKING:
     from singer_sdk import Tap
+
+    from tap_klaviyo.streams.entities import EntityStream
 
 
 @dataclass
@@ -33,6 +37,7 @@ class Run:
     fetcher: WindowedFetch | None
     client: KlaviyoClient
     streams: dict[str, KlaviyoStream] = field(default_factory=dict)
+    walks: dict[tuple[str, tuple[tuple[str, str], ...]], Walk] = field(default_factory=dict)
     _account_id: str | None = None
 
     def account_id(self) -> str:
@@ -44,8 +49,17 @@ class Run:
             self._account_id = str(accounts[0]["id"])
         return self._account_id
 
-    def is_derived_from(self, name: str) -> bool:
-        return any(row.derived_from and row.derived_from[0] == name for row in self.rows)
+    def walk(self, source: Source, reader: EntityStream, index: int) -> Walk:
+        """The walk of a source, shared with the streams before `reader` that list it; a new one is read ahead
+        from the start of the run, beside everything else (a few requests each, all round trips)."""
+        key = walk_key(source)
+        walk = self.walks.get(key)
+        if walk is None:
+            walk = self.walks[key] = Walk(f"{reader.name}:{index}", source, self)
+            if self.fetcher is not None:
+                self.fetcher.add(walk.key, walk.plan, early=True)
+        walk.readers.append(reader)
+        return walk
 
 
 def build_streams(tap: Tap, client: KlaviyoClient, rows: Sequence[StreamRow]) -> list[KlaviyoStream]:

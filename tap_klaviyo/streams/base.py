@@ -27,14 +27,19 @@ if TYPE_CHECKING:
     from tap_klaviyo.streams import Run
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
+# Settings under which records are rewritten one at a time, so they must reach the SDK as dicts.
+REWRITING_SETTINGS = ("stream_maps", "flattening_enabled", "batch_config")
 
 
 @dataclass(frozen=True)
 class Source:
-    """An endpoint a stream reads, and the fixed part of its query."""
+    """An endpoint a stream reads, the fixed part of its query, and columns every record read from it carries
+    (a campaigns walk's channel, which Klaviyo's campaign resources do not hold). Streams that list the same
+    endpoint and query share one read of it per run (see `walks.py`)."""
 
     endpoint: Endpoint
     query: Mapping[str, str] = field(default_factory=dict)
+    columns: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -42,7 +47,9 @@ class StreamRow:
     """One stream, declared: its name, the family of stream that reads it, its schema file, where its records
     come from (endpoints, or a field of another stream's records), its key, and how it is read incrementally
     (`replication_key`, with the server filter operator used on it). Events also name their Klaviyo metric, and
-    may pin the integration it comes from (its key or name)."""
+    may pin the integration it comes from (its key or name). A derived stream may carry columns of its parent's
+    records (`carries`), pick values out of its own (`picks`: column -> dotted path), and be read whole every run
+    rather than follow its parent's bookmark (`whole`)."""
 
     name: str
     family: type[KlaviyoStream]
@@ -55,6 +62,9 @@ class StreamRow:
     filter_operator: str | None = None
     metric: str | None = None
     integration: str | None = None
+    carries: tuple[str, ...] = ()
+    picks: Mapping[str, str] = field(default_factory=dict)
+    whole: bool = False
     # Streams of millions of rows are opt-in: a run without a catalog leaves them out.
     selected_by_default: bool = True
 
@@ -141,6 +151,13 @@ class KlaviyoStream(SdkStream):
 
     def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         raise NotImplementedError
+
+    def rewrites_records(self) -> bool:
+        """Whether something needs this stream's records one at a time as dicts: stream maps, flattening, batch
+        files, deselected properties."""
+        return any(self.config.get(setting) for setting in REWRITING_SETTINGS) or not all(
+            self.mask[("properties", name)] for name in self.schema["properties"]
+        )
 
     def progress(self, context: Context | None) -> Progress:
         return Progress(self.logger, self.name, self.client)

@@ -1,5 +1,6 @@
 """Event streams: the events of one Klaviyo metric, found by name, filtered on the server, read oldest first
-through the run's shared window pool, and written a page at a time."""
+through the run's shared window pool, and written a page at a time, each page after its events' attributions
+when those are selected (`attributions.py`)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,19 @@ from typing import TYPE_CHECKING, Any
 from singer_sdk.helpers.conform import TypeConformanceLevel
 
 from tap_klaviyo.client import KlaviyoClient
-from tap_klaviyo.codec import RawPage, emitted_events, event_page, skimmer
+from tap_klaviyo.codec import RawPage, document_rows, skimmer
 from tap_klaviyo.endpoints import METRICS, Endpoint
+from tap_klaviyo.event_pages import (
+    AttributionRecord,
+    attributed_event_page,
+    emitted_attributions,
+    emitted_events,
+    event_page,
+)
 from tap_klaviyo.ranges import Plan
-from tap_klaviyo.records import Resource
+from tap_klaviyo.records import Resource, flatten, related_resources
 from tap_klaviyo.sdk import PageSyncStream
+from tap_klaviyo.streams.attributions import AttributionsStream
 from tap_klaviyo.streams.base import StreamRow
 from tap_klaviyo.streams.windowed import WindowedStream
 from tap_klaviyo.times import parse_datetime, parse_or_none
@@ -28,8 +37,6 @@ if TYPE_CHECKING:
 
 # Where a stream's state keeps the id of the metric its bookmark was read from.
 METRIC_ID = "metric_id"
-# Settings under which records are rewritten one at a time, so they must reach the SDK as dicts.
-REWRITING_SETTINGS = ("stream_maps", "flattening_enabled", "batch_config")
 
 
 class EventStream(PageSyncStream, WindowedStream):
@@ -115,13 +122,25 @@ class EventStream(PageSyncStream, WindowedStream):
         assert self.metric is not None
         return [f"equals(metric_id,'{self.metric['id']}')"]
 
+    @cached_property
+    def attributions(self) -> AttributionsStream | None:
+        """The attributions stream, if selected: then every page of events asks for their attributions."""
+        found = [s for s in self.run.streams.values() if isinstance(s, AttributionsStream) and s.selected]
+        return found[0] if found else None
+
+    def included(self, context: Context | None) -> dict[str, str]:
+        return {"include": self.attributions.include} if self.attributions else {}
+
     def plan(self, context: Context | None = None) -> Plan | None:
         # Selection first: a deselected stream must not look its metric up.
         if not self.selected or self.metric is None:
             return None
         # Pages written a page at a time are decoded whole, once, by the worker that reads them; the SDK's record
         # path decodes their bytes into dicts instead.
-        self.skim = event_page if self.writes_pages() else skimmer(self.time_field)
+        if not self.writes_pages():
+            self.skim = skimmer(self.time_field)
+        else:
+            self.skim = attributed_event_page if self.attributions else event_page
         return super().plan(context)
 
     def pages(self, context: Context | None) -> Iterator[tuple[RawPage, datetime.datetime | None]]:
@@ -142,35 +161,61 @@ class EventStream(PageSyncStream, WindowedStream):
     def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         # Dicts, for the SDK's record-by-record path.
         for page, before in self.pages(context):
-            rows = self.rows(page.body, before)
+            rows, attributions = self.page_dicts(page.body, before)
+            self.write_attributions(attributions)
             self.count_new([_datetime_of(row) for row in rows])
             yield from rows
 
+    def page_dicts(
+        self, body: bytes, before: datetime.datetime | None
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """A page's records as dicts (those dated before `before` if it is given), and the attributions included
+        for them, with the id of their event."""
+        document = self.document(body)
+        rows = document_rows(document, self.time_field, before)
+        if self.attributions is None:
+            return rows, []
+        emitted = {row["id"] for row in rows}
+        included = {(r.get("type"), r.get("id")): r for r in document.get("included") or [] if isinstance(r, dict)}
+        attributions = []
+        for resource in document["data"]:
+            if resource.get("id") in emitted:
+                found, _ = related_resources(resource, "attributions", included)
+                attributions += [{**flatten(attribution), "event_id": resource["id"]} for attribution in found]
+        return rows, attributions
+
+    def write_attributions(self, attributions: Sequence[AttributionRecord | dict[str, Any]]) -> None:
+        """Write a page's attributions before its events, so the STATE after them covers both."""
+        if self.attributions is not None:
+            self.attributions.write(attributions)
+
     def writes_pages(self) -> bool:
-        return (
-            not any(self.config.get(setting) for setting in REWRITING_SETTINGS)
-            and self.ABORT_AT_RECORD_COUNT is None
-            and all(self.mask[("properties", name)] for name in self.schema["properties"])
-        )
+        return not self.rewrites_records() and self.ABORT_AT_RECORD_COUNT is None
 
     def record_pages(self) -> Iterator[tuple[Sequence[Any], Sequence[Any]]]:
         progress = self.progress(None)
         for page, before in self.pages(None):
-            records, datetimes = self.page_records(page, before)
+            records, datetimes, attributions = self.page_records(page, before)
+            self.write_attributions(attributions)
             if records:
                 self.count_new(datetimes)
                 progress.add(len(records), next((d for d in reversed(datetimes) if d), None))
                 yield records, datetimes
         progress.done()
 
-    def page_records(self, page: RawPage, before: datetime.datetime | None) -> tuple[list[Any], list[Any]]:
-        """A page's records, typed as the schema says, and their datetimes. A page that breaks the schema is
-        checked record by record, as the SDK's path would (warn once, or stop with `validate_records`)."""
+    def page_records(
+        self, page: RawPage, before: datetime.datetime | None
+    ) -> tuple[list[Any], list[Any], Sequence[AttributionRecord | dict[str, Any]]]:
+        """A page's records, typed as the schema says, their datetimes, and their attributions. A page that breaks
+        the schema is checked record by record, as the SDK's path would (warn once, or stop with
+        `validate_records`)."""
         if page.records is not None:
             records = emitted_events(page.records, before, self.account_id)
-            return records, [record.datetime for record in records]
-        rows = [self.post_process(row) for row in self.rows(page.body, before)]
-        return rows, [_datetime_of(row) for row in rows]
+            typed = emitted_attributions(page.attributions or [], records, before)
+            return records, [record.datetime for record in records], typed
+        rows, attributions = self.page_dicts(page.body, before)
+        rows = [self.post_process(row) for row in rows]
+        return rows, [_datetime_of(row) for row in rows], attributions
 
 
 def _datetime_of(row: dict[str, Any]) -> str | None:

@@ -26,11 +26,21 @@ from tap_klaviyo.endpoints import (
 )
 from tap_klaviyo.errors import KlaviyoError
 from tap_klaviyo.settings import event_metrics
+from tap_klaviyo.streams.attributions import AttributionsStream
 from tap_klaviyo.streams.base import Source, StreamRow
-from tap_klaviyo.streams.entities import EntityStream, IncludedStream, LinkStream
+from tap_klaviyo.streams.derived import FlowMessagesStream, IncludedStream, LinkStream
+from tap_klaviyo.streams.entities import EntityStream
 from tap_klaviyo.streams.events import EventStream
 from tap_klaviyo.streams.metrics import MetricsStream
 from tap_klaviyo.streams.profiles import MembersStream, ProfilesStream
+
+# Klaviyo lists campaigns one channel at a time (the filter is required): one walk of /api/campaigns per channel.
+CHANNELS = ("email", "sms", "mobile_push")
+
+
+def campaigns_of(channel: str) -> Source:
+    """The campaigns of one channel (the streams that read it share its walk)."""
+    return Source(CAMPAIGNS, {"filter": f"equals(messages.channel,'{channel}')"}, {"channel": channel})
 
 
 def event_row(name: str, metric: str, integration: str | None = None) -> StreamRow:
@@ -60,21 +70,21 @@ STREAMS: tuple[StreamRow, ...] = (
         "email_campaigns",
         EntityStream,
         "email_campaigns",
-        sources=(Source(CAMPAIGNS, {"filter": "equals(messages.channel,'email')"}),),
+        sources=(Source(CAMPAIGNS, campaigns_of("email").query),),
         replication_key="updated_at",
         filter_operator="greater-or-equal",
     ),
     StreamRow(
         "email_campaigns_vs_lists_included",
         LinkStream,
-        "campaign_audiences",
+        "email_campaigns_vs_lists",
         derived_from=("email_campaigns", "audiences.included"),
         primary_keys=("campaign_id", "list_id"),
     ),
     StreamRow(
         "email_campaigns_vs_lists_excluded",
         LinkStream,
-        "campaign_audiences",
+        "email_campaigns_vs_lists",
         derived_from=("email_campaigns", "audiences.excluded"),
         primary_keys=("campaign_id", "list_id"),
     ),
@@ -85,12 +95,52 @@ STREAMS: tuple[StreamRow, ...] = (
         derived_from=("email_campaigns", "campaign-messages"),
     ),
     StreamRow(
+        "campaigns",
+        EntityStream,
+        "campaigns",
+        sources=tuple(campaigns_of(channel) for channel in CHANNELS),
+        replication_key="updated_at",
+        filter_operator="greater-or-equal",
+    ),
+    StreamRow(
+        "campaign_messages",
+        IncludedStream,
+        "campaign_messages",
+        derived_from=("campaigns", "campaign-messages"),
+        carries=("channel",),
+    ),
+    StreamRow(
+        "campaign_audiences",
+        LinkStream,
+        "campaign_audiences",
+        derived_from=("campaigns", "audiences"),
+        primary_keys=("campaign_id", "list_id", "audience"),
+        carries=("channel",),
+    ),
+    StreamRow(
         "flows",
         EntityStream,
         "flows",
         sources=(Source(FLOWS),),
         replication_key="updated",
         filter_operator="greater-or-equal",
+    ),
+    # Whether editing an action moves its flow's `updated` is not documented: with these selected, the flows walk
+    # reads every flow (a few requests), and `flows` keeps those past its bookmark.
+    StreamRow(
+        "flow_actions",
+        IncludedStream,
+        "flow_actions",
+        derived_from=("flows", "flow-actions"),
+        picks={"action_type": "definition.type", "status": "definition.data.status"},
+        whole=True,
+    ),
+    StreamRow(
+        "flow_messages",
+        FlowMessagesStream,
+        "flow_messages",
+        derived_from=("flows", "flow-actions"),
+        whole=True,
     ),
     StreamRow("metrics", MetricsStream, "metrics", sources=(Source(METRICS),)),
     StreamRow(
@@ -121,6 +171,14 @@ STREAMS: tuple[StreamRow, ...] = (
     event_row("received_email", "Received Email"),
     event_row("dropped_email", "Dropped Email"),
     event_row("marked_email_as_spam", "Marked Email as Spam"),
+    StreamRow(
+        "event_attributions",
+        AttributionsStream,
+        "event_attributions",
+        sources=(Source(EVENTS, {"include": "attributions"}),),
+        primary_keys=("event_id", "id"),
+        selected_by_default=False,
+    ),
 )
 
 

@@ -9,12 +9,12 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from tap_klaviyo.client import KlaviyoClient
-from tap_klaviyo.codec import NotAsSpecified, RawPage, page_rows, skimmer
+from tap_klaviyo.codec import NotAsSpecified, RawPage, decode_document, document_rows, skimmer
 from tap_klaviyo.errors import KlaviyoError
 from tap_klaviyo.progress import Progress
 from tap_klaviyo.ranges import Plan, Window
 from tap_klaviyo.streams.base import KlaviyoStream, Source, StreamRow
-from tap_klaviyo.streams.entities import and_filters, since_condition
+from tap_klaviyo.streams.walks import and_filters, since_condition
 from tap_klaviyo.times import filter_time
 
 if TYPE_CHECKING:
@@ -58,6 +58,10 @@ class WindowedStream(KlaviyoStream):
         """Filter conditions every request of this stream carries besides the time bounds."""
         return []
 
+    def included(self, context: Context | None) -> dict[str, str]:
+        """What the requests for a context's records ask for beside them (`include=`)."""
+        return {}
+
     def source(self, context: Context | None) -> tuple[Source, str | None]:
         """The source a context reads, and its path with the context's ids filled in (None: the endpoint's own)."""
         return self.row.sources[0], None
@@ -67,7 +71,7 @@ class WindowedStream(KlaviyoStream):
         run, filtered on the server by time."""
         source, path = self.source(context)
 
-        def query(window: Window) -> dict[str, str]:
+        def query(window: Window, *, records: bool = True) -> dict[str, str]:
             conditions = self.conditions(context)
             if window.start:
                 conditions.append(since_condition(self.filter_operator, self.time_field, window.start))
@@ -75,6 +79,7 @@ class WindowedStream(KlaviyoStream):
                 conditions.append(f"less-than({self.time_field},{filter_time(window.end)})")
             return {
                 **source.query,
+                **(self.included(context) if records else {}),
                 "sort": self.time_field,
                 **({"filter": and_filters(*conditions)} if conditions else {}),
             }
@@ -86,7 +91,8 @@ class WindowedStream(KlaviyoStream):
             return self.client.get(url, None, source.endpoint, stream=self.name, decode=self.skim)
 
         def newest(window: Window) -> str | None:
-            return self.first_page(source, {**query(window), "sort": f"-{self.time_field}"}, path, page_size=1).first
+            newest_first = {**query(window, records=False), "sort": f"-{self.time_field}"}
+            return self.first_page(source, newest_first, path, page_size=1).first
 
         start, end = self.time_range(context)
         return Plan(first, following, newest, [Window(start, end)], self._cap)
@@ -115,8 +121,12 @@ class WindowedStream(KlaviyoStream):
 
     def rows(self, body: bytes, before: datetime.datetime | None) -> list[dict[str, Any]]:
         """A page's records as dicts, those dated before `before` if it is given."""
+        return document_rows(self.document(body), self.time_field, before)
+
+    def document(self, body: bytes) -> dict[str, Any]:
+        """A page as the JSON:API document it must be."""
         try:
-            return page_rows(body, self.time_field, before)
+            return decode_document(body)
         except NotAsSpecified as exc:
             raise KlaviyoError(
                 f"Klaviyo sent stream '{self.name}' a page that is not what its API spec describes: {exc}."
