@@ -237,10 +237,10 @@ def test_a_redirect_is_not_followed(client, requests_mock, status):
 def test_a_links_next_repeating_the_page_just_read_stops(client, requests_mock, decode):
     cursor_url = f"{API}/api/events?page%5Bcursor%5D=bXlzZWxm"
     requests_mock.get(f"{API}/api/events", [{"json": page(["a"], cursor_url)}, {"json": page(["b"], cursor_url)}])
-    first = client.first_page(endpoints.EVENTS, {}, stream="x", **({"decode": decode} if decode else {}))
+    first = client.first_page(endpoints.EVENTS, {}, stream="x", decode=decode or decode_document)
     next_url = first.next_url if decode else first["links"]["next"]
     with pytest.raises(KlaviyoError) as caught:
-        client.get(next_url, None, endpoints.EVENTS, stream="x", **({"decode": decode} if decode else {}))
+        client.get(next_url, None, endpoints.EVENTS, stream="x", decode=decode or decode_document)
     message = str(caught.value)
     assert "page of GET /api/events for stream 'x' names itself as the next page" in message
     assert "page[cursor]=bXlzZWxm" in message and "\n" not in message

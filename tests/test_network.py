@@ -15,6 +15,7 @@ import pytest
 from fake_klaviyo import FakeKlaviyo, Faults, generate_account
 from tap_klaviyo import endpoints
 from tap_klaviyo.client import CONNECT_BUDGET_SECONDS, KlaviyoClient
+from tap_klaviyo.codec import decode_document
 from tap_klaviyo.errors import KlaviyoError
 from tests.kit import (
     API_KEY,
@@ -131,7 +132,7 @@ def test_each_cause_of_an_unreachable_api_is_named(account, kind):
         )
         started = time.monotonic()
         with pytest.raises(KlaviyoError) as caught:
-            client.first_page(endpoints.FLOWS, {}, stream="flows")
+            client.first_page(endpoints.FLOWS, {}, stream="flows", decode=decode_document)
         took = time.monotonic() - started
     address = "klaviyo.invalid:443" if kind == "DNS" else urlsplit(url).netloc
     message = str(caught.value)
@@ -155,11 +156,11 @@ def test_requests_waiting_to_retry_stop_when_another_gives_up():
             api_key=API_KEY, api_url=server.url, revision="2026-07-15", user_agent="t", connect_budget=1.0
         )
         pool = ThreadPoolExecutor(1)
-        waiting = pool.submit(client.first_page, endpoints.FLOWS, {}, stream="flows")
+        waiting = pool.submit(client.first_page, endpoints.FLOWS, {}, stream="flows", decode=decode_document)
         assert answered.wait(10)
     started = time.monotonic()
     with pytest.raises(KlaviyoError) as gave_up:  # another endpoint: /api/flows' pacer holds for the Retry-After
-        client.first_page(endpoints.LISTS, {}, stream="lists_and_segments")
+        client.first_page(endpoints.LISTS, {}, stream="lists_and_segments", decode=decode_document)
     with pytest.raises(KlaviyoError) as stopped:
         waiting.result(timeout=10)
     pool.shutdown()

@@ -12,6 +12,7 @@ from fake_klaviyo import FakeKlaviyo, generate_account
 from fake_klaviyo.spec import ALL_READ_SCOPES
 from tap_klaviyo import endpoints
 from tap_klaviyo.client import KlaviyoClient
+from tap_klaviyo.codec import decode_document
 from tap_klaviyo.errors import KlaviyoError
 from tap_klaviyo.first_requests import CHEAPEST, _ask_the_rest
 from tests.kit import API_KEY, DEFAULT_STREAMS, EVENT_METRICS, TapRun, run_tap, select
@@ -172,7 +173,9 @@ def test_each_cheapest_request_is_one_klaviyo_answers(fake):
     for scope, endpoint in CHEAPEST.items():
         assert endpoint.scopes == (scope,) and endpoint.cheapest, scope
         size = 1 if endpoint.page_sizes else None
-        body = client.first_page(endpoint, dict(endpoint.cheapest), stream=scope, page_size=size)
+        body = client.first_page(
+            endpoint, dict(endpoint.cheapest), stream=scope, decode=decode_document, page_size=size
+        )
         assert body["data"], f"the fake account holds some of {endpoint.path}"
         assert size is None or len(body["data"]) == 1, scope
     assert [r.status for r in fake.requests] == [200] * len(CHEAPEST)
@@ -190,10 +193,12 @@ def test_a_refusal_no_missing_scope_explains_stops_the_run_as_klaviyo_said_it(re
     requests_mock.get(f"{api}/api/profiles", json={"data": [], "links": {}})
     refusal = {"errors": [{"status": 403, "title": "Forbidden", "detail": "This list is locked."}]}
     requests_mock.get(f"{api}/api/lists/L1/profiles", status_code=403, json=refusal)
-    client.first_page(endpoints.LISTS, {}, stream="lists_and_segments")
-    client.first_page(endpoints.PROFILES, {}, stream="profiles")
+    client.first_page(endpoints.LISTS, {}, stream="lists_and_segments", decode=decode_document)
+    client.first_page(endpoints.PROFILES, {}, stream="profiles", decode=decode_document)
     with pytest.raises(KlaviyoError):
-        client.first_page(endpoints.LIST_MEMBERS, {}, stream="members", path="/api/lists/L1/profiles")
+        client.first_page(
+            endpoints.LIST_MEMBERS, {}, stream="members", decode=decode_document, path="/api/lists/L1/profiles"
+        )
     needs = {"lists:read": ["members"], "profiles:read": ["members", "profiles"]}
     with pytest.raises(
         KlaviyoError, match=r"stream 'members' needs \(/api/lists/\{id\}/profiles\).*This list is locked"
