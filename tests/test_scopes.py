@@ -15,10 +15,28 @@ from tap_klaviyo.client import KlaviyoClient
 from tap_klaviyo.codec import decode_document
 from tap_klaviyo.errors import KlaviyoError
 from tap_klaviyo.first_requests import CHEAPEST, _ask_the_rest
-from tests.kit import API_KEY, DEFAULT_STREAMS, EVENT_METRICS, TapRun, run_tap, select
+from tap_klaviyo.streams.table import STREAMS
+from tests.kit import API_KEY, CHANNELS, DEFAULT_STREAMS, EVENT_METRICS, TapRun, run_tap, select
+
+ROWS = {row.name: row for row in STREAMS}
+
+
+def needing(scope: str) -> list[str]:
+    """The default streams whose requests need `scope`: those reading an endpoint that asks for it, and those
+    derived from them."""
+
+    def scopes(name: str) -> set[str]:
+        row = ROWS[name]
+        if row.derived_from:
+            return scopes(row.derived_from[0])
+        return {s for source in row.sources for s in source.endpoint.scopes}
+
+    return sorted(name for name in DEFAULT_STREAMS if scope in scopes(name))
+
 
 EVENT_STREAMS = sorted(EVENT_METRICS)
-CAMPAIGN_STREAMS = sorted(s for s in DEFAULT_STREAMS if s.startswith("email_campaign"))
+CAMPAIGN_STREAMS = needing("campaigns:read")
+FLOW_STREAMS = needing("flows:read")
 STATE = {
     "bookmarks": {
         "opened_email": {"replication_key": "datetime", "replication_key_value": "2025-03-01T00:00:00+00:00"},
@@ -56,8 +74,8 @@ def test_a_missing_scope_stops_the_run_before_any_record(account, concurrency):
         result = run_tap(config, state=json.dumps(STATE))
     error = assert_stopped_before_writing(result, json.dumps(STATE))
     assert (
-        "The API key lacks the scope 'flows:read' (for stream 'flows'): give the key read access to it in Klaviyo "
-        "(Settings > API keys), or deselect the streams that need it. Klaviyo said: " in error
+        f"The API key lacks the scope 'flows:read' (for {streams(FLOW_STREAMS)}): give the key read access to it in "
+        "Klaviyo (Settings > API keys), or deselect the streams that need it. Klaviyo said: " in error
     ), error
 
 
@@ -70,7 +88,8 @@ def test_every_missing_scope_is_named_in_one_line_with_the_streams_that_need_it(
     error = assert_stopped_before_writing(result)
     assert (
         f"lacks the scopes 'campaigns:read' (for {streams(CAMPAIGN_STREAMS)}), 'events:read' (for "
-        f"{streams(EVENT_STREAMS)}) and 'flows:read' (for stream 'flows'): give the key read access to them" in error
+        f"{streams(EVENT_STREAMS)}) and 'flows:read' (for {streams(FLOW_STREAMS)}): give the key read access to them"
+        in error
     ), error
 
 
@@ -96,9 +115,9 @@ def test_the_setting_that_needs_a_scope_is_named_beside_the_streams(account):
         result = run_tap({"api_key": API_KEY, "api_url": fake.url, "add_account_id": True})
     error = assert_stopped_before_writing(result)
     assert (
-        "lacks the scopes 'accounts:read' (for setting `add_account_id`) and 'flows:read' (for stream 'flows'): "
-        "give the key read access to them in Klaviyo (Settings > API keys), or deselect the streams that need them, "
-        "or turn `add_account_id` off." in error
+        "lacks the scopes 'accounts:read' (for setting `add_account_id`) and 'flows:read' (for "
+        f"{streams(FLOW_STREAMS)}): give the key read access to them in Klaviyo (Settings > API keys), or deselect "
+        "the streams that need them, or turn `add_account_id` off." in error
     ), error
 
 
@@ -148,7 +167,9 @@ def test_a_key_with_every_scope_costs_the_run_no_request(account, fake, config):
     assert result.returncode == 0, result.stderr[-2000:]
     # Each entity endpoint's first page once, the metrics once, and per event stream its first page and the one
     # newest event beside it: no request was added to learn the scopes.
-    expected = {"/api/lists": 1, "/api/segments": 1, "/api/campaigns": 1, "/api/flows": 1, "/api/metrics": 1}
+    # Campaigns are listed one channel at a time.
+    walks = {"/api/lists": 1, "/api/segments": 1, "/api/campaigns": len(CHANNELS), "/api/flows": 1}
+    expected = {**walks, "/api/metrics": 1}
     assert first_pages(fake.requests) == {**expected, "/api/events": 2 * len(EVENT_METRICS)}
     assert all(r.status == 200 for r in fake.requests)
 
@@ -164,7 +185,8 @@ def test_one_page_at_a_time_asks_each_scope_once_with_one_record(account, fake, 
         f"/api/{n}" for n in ("lists", "segments", "campaigns", "flows", "events")
     )
     assert all(any(k.startswith("fields[") for k in r.query) for r in small)
-    expected = {"/api/lists": 2, "/api/segments": 2, "/api/campaigns": 2, "/api/flows": 2, "/api/metrics": 1}
+    walks = {"/api/lists": 1, "/api/segments": 1, "/api/campaigns": len(CHANNELS), "/api/flows": 1}
+    expected = {path: count + 1 for path, count in walks.items()} | {"/api/metrics": 1}
     assert first_pages(fake.requests) == {**expected, "/api/events": len(EVENT_METRICS) + 1}
 
 
