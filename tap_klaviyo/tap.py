@@ -27,8 +27,6 @@ from tap_klaviyo.settings import (
 from tap_klaviyo.state import SINGER_KEYS, Keeps, review, shape_problem, unwrap
 from tap_klaviyo.streams import build_streams
 from tap_klaviyo.streams.base import KlaviyoStream
-from tap_klaviyo.streams.events import EventStream
-from tap_klaviyo.streams.profiles import MembersStream
 from tap_klaviyo.streams.table import STREAMS, stream_rows
 
 
@@ -70,8 +68,8 @@ class TapKlaviyo(SdkTap):
                     "run `tap-klaviyo --discover` for a fresh catalog."
                 )
         streams = {
-            name: Keeps(stream.replication_key, partitioned=isinstance(stream, MembersStream))
-            for name, stream in self.streams.items()
+            name: Keeps(stream.replication_key, partitioned=stream.KEEPS_PARTITIONS)
+            for name, stream in self.tap_streams().items()
         }
         found = review(self.state, self._state_other_keys, streams, datetime.datetime.now(datetime.UTC))
         error = found.error()
@@ -119,12 +117,15 @@ class TapKlaviyo(SdkTap):
             raise OutputClosed from None
         return catalog
 
+    def tap_streams(self) -> dict[str, KlaviyoStream]:
+        """The streams, as the tap's own (discover_streams built each of them)."""
+        return cast("dict[str, KlaviyoStream]", self.streams)
+
     def discover_streams(self) -> list[KlaviyoStream]:
         return build_streams(self, self.client, stream_rows(self.config))
 
     def before_sync(self) -> None:
-        # discover_streams built them: each is one of the tap's.
-        streams = cast("list[KlaviyoStream]", list(self.streams.values()))
+        streams = list(self.tap_streams().values())
         selected = [stream for stream in streams if stream.selected]
         # Before any stream syncs, so a key without a scope some stream needs stops the run before it writes anything.
         answer_first_requests(selected, streams[0].run)
@@ -134,12 +135,7 @@ class TapKlaviyo(SdkTap):
     def after_sync(self) -> None:
         if self.config.get("fail_on_no_new_data"):
             idle = [
-                stream.name
-                for stream in self.streams.values()
-                if isinstance(stream, EventStream)
-                and stream.selected
-                and stream.started_from is not None
-                and stream.new_records == 0
+                stream.name for stream in self.tap_streams().values() if stream.selected and stream.found_nothing_new()
             ]
             if idle:
                 raise KlaviyoError(

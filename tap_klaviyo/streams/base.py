@@ -74,6 +74,8 @@ class KlaviyoStream(SdkStream):
 
     # With the mirror on, read whole every run (by default: a catalog may say otherwise) and so mirrored.
     READ_WHOLE_TO_MIRROR = True
+    # Whether the state keeps a bookmark per partition (under `partitions`) rather than one for the stream.
+    KEEPS_PARTITIONS = False
 
     def __init__(self, tap: Tap, client: KlaviyoClient, row: StreamRow, run: Run) -> None:
         schema = json.loads((SCHEMAS / f"{row.schema}.json").read_text(encoding="utf-8"))
@@ -117,6 +119,11 @@ class KlaviyoStream(SdkStream):
         """Called once the lookups are done, before the run emits anything: readies the stream, and names its ranges
         in the window pool whose first requests are answered before then."""
         return []
+
+    def found_nothing_new(self) -> bool:
+        """Whether this run read the stream from a bookmark and found nothing past it (`fail_on_no_new_data`, which
+        only event streams answer)."""
+        return False
 
     def post_process(self, row: dict[str, Any], context: Context | None = None) -> dict[str, Any]:
         if self.adds_account:

@@ -150,6 +150,9 @@ class EventStream(PageSyncStream, WindowedStream):
         self.started_from = self.bookmark(context)
         yield from self.windowed_pages(context)
 
+    def found_nothing_new(self) -> bool:
+        return self.started_from is not None and self.new_records == 0
+
     def count_new(self, datetimes: Sequence[str | None]) -> None:
         """Count the records strictly after the bookmark this run started from (`fail_on_no_new_data`)."""
         bookmark = self.started_from

@@ -105,6 +105,7 @@ class MembersStream(WindowedStream):
     `joined_group_at`), read oldest first, the partitions in parallel through the window pool."""
 
     STATE_MSG_FREQUENCY = PAGE
+    KEEPS_PARTITIONS = True
 
     def __init__(self, tap: Tap, client: KlaviyoClient, row: StreamRow, run: Run) -> None:
         super().__init__(tap, client, row, run)
