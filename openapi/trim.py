@@ -4,8 +4,8 @@ The full spec (3 MB) lives outside the repository, in ``../shared/klaviyo-openap
 ``openapi``, ``info``, ``servers`` and ``security``, the GET operations of ``PATHS``, the POST operations of
 ``REPORT_PATHS`` and every component they reference (``$ref`` followed transitively), so that
 ``fake_klaviyo/make_endpoints.py`` and ``tap_klaviyo/schemas/generate.py`` build from the copy exactly what they
-build from the full spec, and the tests that check their output run in any clone. It writes ``klaviyo-stable-trimmed.json`` and
-``SOURCE.txt`` (where the spec came from) into this folder:
+build from the full spec, and the tests that check their output run in any clone. It writes
+``klaviyo-stable-trimmed.json`` and ``SOURCE.txt`` (where the spec came from) into this folder:
 
     python openapi/trim.py [path/to/stable.json]
 """

@@ -28,6 +28,7 @@ from tap_klaviyo.state import SINGER_KEYS, Keeps, review, shape_problem, unwrap
 from tap_klaviyo.streams import KlaviyoStream, build_streams
 from tap_klaviyo.streams.events import EventStream
 from tap_klaviyo.streams.profiles import MembersStream
+from tap_klaviyo.streams.reports import ReportStream
 from tap_klaviyo.streams.table import STREAMS, stream_rows
 
 
@@ -69,7 +70,11 @@ class TapKlaviyo(SdkTap):
                     "run `tap-klaviyo --discover` for a fresh catalog."
                 )
         streams = {
-            name: Keeps(stream.replication_key, partitioned=isinstance(stream, MembersStream))
+            name: Keeps(
+                stream.replication_key,
+                partitioned=isinstance(stream, MembersStream),
+                days=isinstance(stream, ReportStream),
+            )
             for name, stream in self.streams.items()
         }
         found = review(self.state, self._state_other_keys, streams, datetime.datetime.now(datetime.timezone.utc))

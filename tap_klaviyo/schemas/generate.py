@@ -18,6 +18,7 @@ from typing import Any
 
 from tap_klaviyo.streams.entities import IncludedStream
 from tap_klaviyo.streams.profiles import MembersStream
+from tap_klaviyo.streams.reports import ReportStream
 from tap_klaviyo.streams.table import STREAMS
 
 HERE = Path(__file__).parent
@@ -129,6 +130,21 @@ class Converter:
         ]
         return self.flat_schema([self.resolve(branch)], {f"{owner.replace('-', '_')}_id": {"type": "string"}})
 
+    def report_schema(self, operation_path: str, columns: list[str]) -> Schema:
+        """A report query's rows: its groupings (`columns`: ids, `date` a day), then every statistic its body may ask
+        for, each a number (rates as fractions)."""
+        body = self.resolve(
+            self.spec["paths"][operation_path]["post"]["requestBody"]["content"]["application/vnd.api+json"]["schema"]
+        )
+        attributes = self.resolve(self.resolve(self.resolve(body["properties"]["data"])["properties"]["attributes"]))
+        statistics = attributes["properties"]["statistics"]
+        properties: dict[str, Schema] = {
+            name: {"type": "string", "format": "date"} if name == "date" else {"type": "string"} for name in columns
+        }
+        for name in statistics["items"]["enum"]:
+            properties[name] = {"type": ["number", "null"]}
+        return {"type": "object", "properties": properties}
+
     def flat_schema(self, items: list[Schema], extra: dict[str, Schema] | None) -> Schema:
         properties: dict[str, Schema] = {"id": {"type": "string"}}
         properties.update(extra or {})
@@ -161,7 +177,11 @@ def build(spec: dict[str, Any]) -> dict[str, Schema]:
     schemas = {}
     for row in STREAMS:
         paths = [source.endpoint.path for source in row.sources]
-        if paths and row.family is not MembersStream:
+        if issubclass(row.family, ReportStream):
+            family = row.family
+            columns = [*family.GROUP_BY, *(["date"] if family.INTERVAL else []), "conversion_metric_id"]
+            schemas[row.schema] = c.report_schema(paths[0], columns)
+        elif paths and row.family is not MembersStream:
             several = len(paths) > 1
             schemas[row.schema] = c.record_schema(*paths, extra={"type": {"type": "string"}} if several else None)
         elif row.family is MembersStream:

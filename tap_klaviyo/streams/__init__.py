@@ -4,9 +4,10 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tap_klaviyo import endpoints
 from tap_klaviyo.client import KlaviyoClient
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 class Run:
     """What the streams of one run share: the rows, the account's metrics, its lists and segments, the window pool
     of the streams read by time windows (None: one page at a time), the client, the streams built so far (a
-    derived stream's source comes first in the table), and the account's id once asked for."""
+    derived stream's source comes first in the table), and the account once asked for (its id, its timezone)."""
 
     rows: Sequence[StreamRow]
     directory: MetricDirectory
@@ -33,16 +34,23 @@ class Run:
     fetcher: WindowedFetch | None
     client: KlaviyoClient
     streams: dict[str, KlaviyoStream] = field(default_factory=dict)
-    _account_id: str | None = None
+    _account: dict[str, Any] | None = None
+    # The first requests go out together, each in a thread: the account is asked for once.
+    _account_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def account(self) -> dict[str, Any]:
+        """The account the key belongs to, asked for once a run."""
+        with self._account_lock:
+            if self._account is None:
+                accounts = next(self.client.documents(endpoints.ACCOUNTS, {}, stream=ACCOUNT_ID))["data"]
+                if not accounts:
+                    raise KlaviyoError("Klaviyo's /api/accounts named no account for this API key: check `api_key`.")
+                self._account = accounts[0]
+            return self._account
 
     def account_id(self) -> str:
-        """The id of the account the key belongs to, asked for once a run."""
-        if self._account_id is None:
-            accounts = next(self.client.documents(endpoints.ACCOUNTS, {}, stream=ACCOUNT_ID))["data"]
-            if not accounts:
-                raise KlaviyoError("Klaviyo's /api/accounts named no account for this API key: check `api_key`.")
-            self._account_id = str(accounts[0]["id"])
-        return self._account_id
+        """The id of the account the key belongs to."""
+        return str(self.account()["id"])
 
     def is_derived_from(self, name: str) -> bool:
         return any(row.derived_from and row.derived_from[0] == name for row in self.rows)

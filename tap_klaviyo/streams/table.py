@@ -14,8 +14,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from tap_klaviyo.endpoints import (
+    CAMPAIGN_VALUES,
     CAMPAIGNS,
     EVENTS,
+    FLOW_SERIES,
     FLOWS,
     LIST_MEMBERS,
     LISTS,
@@ -31,6 +33,7 @@ from tap_klaviyo.streams.entities import EntityStream, IncludedStream, LinkStrea
 from tap_klaviyo.streams.events import EventStream
 from tap_klaviyo.streams.metrics import MetricsStream
 from tap_klaviyo.streams.profiles import MembersStream, ProfilesStream
+from tap_klaviyo.streams.reports import CampaignValuesStream, FlowSeriesStream
 
 
 def event_row(name: str, metric: str, integration: str | None = None) -> StreamRow:
@@ -121,6 +124,23 @@ STREAMS: tuple[StreamRow, ...] = (
     event_row("received_email", "Received Email"),
     event_row("dropped_email", "Dropped Email"),
     event_row("marked_email_as_spam", "Marked Email as Spam"),
+    # Klaviyo's Reporting API: opt-in, as its daily quota is shared by every integration on the account.
+    StreamRow(
+        "campaign_values_reports",
+        CampaignValuesStream,
+        "campaign_values_reports",
+        sources=(Source(CAMPAIGN_VALUES),),
+        primary_keys=("campaign_message_id", "send_channel", "conversion_metric_id"),
+        selected_by_default=False,
+    ),
+    StreamRow(
+        "flow_series_reports",
+        FlowSeriesStream,
+        "flow_series_reports",
+        sources=(Source(FLOW_SERIES),),
+        primary_keys=("flow_id", "flow_message_id", "send_channel", "date", "conversion_metric_id"),
+        selected_by_default=False,
+    ),
 )
 
 
