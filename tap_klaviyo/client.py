@@ -129,7 +129,10 @@ class KlaviyoClient:
         """The endpoint's one pacer, shared by every stream and thread that calls it."""
         with self._lock:
             if endpoint not in self._pacers:
-                self._pacers[endpoint] = Pacer(endpoint.burst_per_second, endpoint.steady_per_minute)
+                # The report queries (one a second) are asked by runs that may follow one another at once.
+                self._pacers[endpoint] = Pacer(
+                    endpoint.burst_per_second, endpoint.steady_per_minute, wait_first=endpoint.daily_quota is not None
+                )
             return self._pacers[endpoint]
 
     def documents(self, endpoint: Endpoint, params: Mapping[str, str], *, stream: str) -> Iterator[dict[str, Any]]:

@@ -8,7 +8,8 @@ leaves room for clock skew and for network jitter: a tenth of a second's burst, 
 minute's allowance (a few seconds of requests), since the steady limit is what a long sync runs at. A limit of one
 or two requests (the Reporting API's 1/s and 2/min) has no such share to spare: 90% of 1 is still 1, so requests
 exactly a second apart, which draw 429s, and 95% of 2 would halve the rate; it keeps its count over a window
-longer by the same share instead (one request every 1.11 s, two every 63 s).
+longer by the same share instead, and by half a second at least, as one request held up on its way and the next one
+not must still land in two of Klaviyo's fixed windows (one request every 1.5 s, two every 63 s).
 
 Klaviyo recommends pacing by its `RateLimit-*` headers, which state the steady window: its `RateLimit-Limit` is
 the steady limit paced under from then on (with the same headroom), and an exhausted window is waited out.
@@ -29,16 +30,18 @@ STEADY_HEADROOM = 0.95
 LONGEST_WAIT_SECONDS = 300.0
 # The steady window: `RateLimit-*` headers resetting later than this describe no window the pacer keeps.
 MINUTE = 60.0
+# The least a window is widened by where its limit has no share to spare.
+JITTER_SECONDS = 0.5
 
 
 def kept(limit: int, headroom: float, window: float) -> tuple[int, float]:
     """The requests a pacer lets through per window, and that window: `headroom` of the limit, or where that would
     leave no headroom or cost half the limit or more (limits of one or two requests), the whole limit over a window
-    longer by the same share."""
+    longer by the same share, and by `JITTER_SECONDS` at least."""
     count = math.floor(limit * headroom)
     if count > limit / 2:
         return count, window
-    return max(1, limit), window / headroom
+    return max(1, limit), max(window / headroom, window + JITTER_SECONDS)
 
 
 class Pacer:
@@ -51,6 +54,7 @@ class Pacer:
         *,
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], None] | None = None,
+        wait_first: bool = False,
     ) -> None:
         self.burst, self.second = kept(burst_per_second, BURST_HEADROOM, 1.0)
         self.steady, self.minute = kept(steady_per_minute, STEADY_HEADROOM, MINUTE)
@@ -59,7 +63,9 @@ class Pacer:
         self._lock = threading.Lock()
         # Send times handed out so far (some may lie in the future): the last `steady` of them suffice.
         self._sent: deque[float] = deque(maxlen=max(self.burst, self.steady))
-        self._paused_until = 0.0
+        # `wait_first`: the first request waits one spacing too, as a run that has just ended (a rerun, a next run
+        # started at once) may have sent one a moment ago, and a limit of one a second has no share to spare for it.
+        self._paused_until = self._clock() + self.second / self.burst if wait_first else 0.0
 
     def acquire(self) -> float:
         """Wait until one more request may go; returns the seconds waited."""

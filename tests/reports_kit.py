@@ -78,20 +78,21 @@ def upserted(runs: Iterable[list[Row]], stream: str) -> dict[tuple, Row]:
     return table
 
 
-def bodies(fake: FakeKlaviyo, stream: str, since: int = 0) -> list[dict[str, Any]]:
-    """The report query bodies the fake was sent for a stream (from its `since`-th request on), pages included."""
+def bodies(fake: FakeKlaviyo, stream: str, since: int = 0, until: int | None = None) -> list[dict[str, Any]]:
+    """The report query bodies the fake answered for a stream (its requests from `since` to `until`), pages
+    included."""
     return [
         json.loads(r.body)
-        for r in fake.requests[since:]
+        for r in fake.requests[since:until]
         if r.method == "POST" and r.endpoint == ENDPOINT[stream] and r.status == 200
     ]
 
 
-def timeframes(fake: FakeKlaviyo, stream: str, since: int = 0) -> list[tuple[date, date]]:
-    """The timeframes asked for (first pages only: a next page repeats its body), as the account's days."""
+def timeframes(fake: FakeKlaviyo, stream: str, since: int = 0, until: int | None = None) -> list[tuple[date, date]]:
+    """The timeframes the fake answered (first pages only: a next page repeats its body), as the account's days."""
     found = [
         json.loads(r.body)["data"]["attributes"]["timeframe"]
-        for r in fake.requests[since:]
+        for r in fake.requests[since:until]
         if r.method == "POST" and r.endpoint == ENDPOINT[stream] and "page_cursor" not in r.query and r.status == 200
     ]
     return [(_day(t["start"]), _day(t["end"])) for t in found]

@@ -198,11 +198,12 @@ class ReportStream(KlaviyoStream):
                 raise BudgetSpent
             self.sent += 1
             try:
-                yield next(pages)
-            except StopIteration:
-                return
+                document = next(pages)
             except BadRequest as exc:
                 raise self.refused(exc) from None
+            yield document
+            if not (document.get("links") or {}).get("next"):
+                return
 
     def refused(self, exc: BadRequest) -> KlaviyoError:
         """A 400: about the conversion metric (Klaviyo reports some metrics' conversions only), or as it is."""
