@@ -72,11 +72,7 @@ def test_a_backfill_then_a_run_after_klaviyo_revised_recent_days_upsert_to_its_v
         for stream in REPORT_STREAMS:
             assert_whole_days(fake, stream, tz)
             assert_bodies_valid(fake, stream)
-        assert fake.stats()["throttled"] == 0, "\n".join(
-            str((r.endpoint, r.status, round(r.started, 3), round(r.duration, 3)))
-            for r in fake.requests
-            if r.method == "POST"
-        )
+        assert fake.stats()["throttled"] == 0, "no 429, the second run's first requests included"
     for run in (first, second):
         assert run.returncode == 0 and not warnings(run.stderr), run.stderr[-3000:]
     for stream in REPORT_STREAMS:
