@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import functools
 import json
+import signal
+import subprocess
+import tempfile
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,7 +19,7 @@ from jsonschema import Draft7Validator
 from fake_klaviyo import Account, FakeKlaviyo
 from fake_klaviyo.make_endpoints import DEFAULT_SPEC
 from fake_klaviyo.report_book import ReportBook
-from tests.kit import STREAM_KEYS, Row, _json_schema
+from tests.kit import STREAM_KEYS, TAP, Row, _json_schema, clean_env
 
 CAMPAIGNS, FLOWS = "campaign_values_reports", "flow_series_reports"
 REPORT_STREAMS = {CAMPAIGNS, FLOWS}
@@ -135,3 +139,27 @@ def assert_fits(document: dict[str, Any], path: str, part: str) -> None:
 def assert_bodies_valid(fake: FakeKlaviyo, stream: str) -> None:
     for body in bodies(fake, stream):
         assert_fits(body, PATH[stream], "request")
+
+
+def run_and_kill_at(config: dict[str, Any], catalog: dict[str, Any], when: Any) -> tuple[list[dict], dict | None]:
+    """Run the tap and SIGKILL it at the first message for which `when` is true: what it wrote, and its last
+    STATE."""
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {"config": config, "catalog": catalog}
+        argv = [str(TAP)]
+        for name, content in files.items():
+            (Path(tmp) / f"{name}.json").write_text(json.dumps(content))
+            argv += [f"--{name}", str(Path(tmp) / f"{name}.json")]
+        proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=clean_env())
+        assert proc.stdout is not None
+        messages: list[dict] = []
+        state = None
+        for line in proc.stdout:
+            messages.append(json.loads(line))
+            if messages[-1]["type"] == "STATE":
+                state = messages[-1]["value"]
+            if when(messages[-1]):
+                proc.send_signal(signal.SIGKILL)
+                break
+        proc.wait()
+    return messages, state

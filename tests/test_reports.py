@@ -33,6 +33,7 @@ from tests.reports_kit import (
     expected_reports,
     key,
     limits,
+    run_and_kill_at,
     timeframes,
     upserted,
 )
@@ -234,3 +235,28 @@ def test_a_report_state_that_cannot_be_right_stops_the_run_in_one_line():
     state = {"bookmarks": {FLOWS: {"first_day": "2026-02-30", "last_day": "2026-03-01", "conversion_metric_id": "X"}}}
     result = run_tap({"api_key": API_KEY, "api_url": f"http://127.0.0.1:{closed_port()}"}, state=state)
     assert_one_line_error(result, "The state of report stream 'flow_series_reports' has a `first_day` that is no date")
+
+
+def test_a_run_killed_part_way_through_a_backfill_goes_on_from_its_last_state(account):
+    book = ReportBook(account)
+    first_day = book.today - timedelta(days=249)
+    metric = conversion_metric(account)["id"]
+    with FakeKlaviyo(account, api_key=API_KEY, reports=book, rate_limits=limits()) as fake:
+        config = {"api_key": API_KEY, "api_url": fake.url, "start_date": start_date(first_day, book.tz)}
+        catalog = select(run_tap(config, "--discover"), {FLOWS})
+
+        def two_timeframes_read(message: dict) -> bool:
+            held = message["value"]["bookmarks"].get(FLOWS, {}) if message["type"] == "STATE" else {}
+            return held.get("first_day") == (book.today - timedelta(days=119)).isoformat()
+
+        written, state = run_and_kill_at(config, catalog, two_timeframes_read)
+        since = len(fake.requests)
+        rerun = run_tap(config, state=state, catalog=catalog)
+        again = timeframes(fake, FLOWS, since)
+    assert state is not None and rerun.returncode == 0, rerun.stderr[-3000:]
+    # The lookback, then the days the killed run had not read: 250 days, 60 a timeframe, two done.
+    assert again[0] == (book.today - timedelta(days=29), book.today)
+    assert sorted(days_read(again[1:])) == days_read([(first_day, book.today - timedelta(days=120))])
+    killed = [m["record"] for m in written if m["type"] == "RECORD" and m["stream"] == FLOWS]
+    table = upserted([killed, rerun.records(FLOWS)], FLOWS)
+    assert table == {key(row, FLOWS): row for row in expected_reports(book, metric, first_day, book.today)[FLOWS]}
