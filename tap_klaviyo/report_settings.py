@@ -23,16 +23,12 @@ MAX_LOOKBACK_DAYS = 365
 REPORT_SETTINGS = (
     th.Property(
         CONVERSION_METRIC,
+        # A name, or an object naming the integration too (`properties` and `required` hold for objects only).
         th.CustomType(
             {
-                "anyOf": [
-                    {"type": "string"},
-                    {
-                        "type": "object",
-                        "properties": {"name": {"type": "string"}, "integration": {"type": "string"}},
-                        "required": ["name"],
-                    },
-                ]
+                "type": ["string", "object"],
+                "properties": {"name": {"type": "string"}, "integration": {"type": "string"}},
+                "required": ["name"],
             }
         ),
         default=DEFAULT_CONVERSION_METRIC,
