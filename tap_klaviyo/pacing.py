@@ -71,18 +71,29 @@ class Pacer:
         """Wait until one more request may go; returns the seconds waited."""
         with self._lock:
             now = self._clock()
-            at = max(now, self._paused_until)
-            if self._sent:
-                at = max(at, self._sent[-1] + self.second / self.burst)
-            if len(self._sent) >= self.burst:
-                at = max(at, self._sent[-self.burst] + self.second)
-            if len(self._sent) >= self.steady:
-                at = max(at, self._sent[-self.steady] + self.minute)
+            at = self._next(now)
             self._sent.append(at)
         wait = at - now
         if wait > 0:
             self._sleep(wait)
         return max(wait, 0.0)
+
+    def ready_in(self) -> float:
+        """The seconds until one more request may go (none is counted): a caller that waits long (two a minute) can
+        wait in steps, and stop between them."""
+        with self._lock:
+            now = self._clock()
+            return max(0.0, self._next(now) - now)
+
+    def _next(self, now: float) -> float:
+        at = max(now, self._paused_until)
+        if self._sent:
+            at = max(at, self._sent[-1] + self.second / self.burst)
+        if len(self._sent) >= self.burst:
+            at = max(at, self._sent[-self.burst] + self.second)
+        if len(self._sent) >= self.steady:
+            at = max(at, self._sent[-self.steady] + self.minute)
+        return at
 
     def pause(self, seconds: float) -> None:
         """Nobody sends for `seconds` (after a 429's `Retry-After`, or an exhausted window)."""

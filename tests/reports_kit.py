@@ -8,6 +8,7 @@ import json
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -141,25 +142,27 @@ def assert_bodies_valid(fake: FakeKlaviyo, stream: str) -> None:
         assert_fits(body, PATH[stream], "request")
 
 
-def run_and_kill_at(config: dict[str, Any], catalog: dict[str, Any], when: Any) -> tuple[list[dict], dict | None]:
-    """Run the tap and SIGKILL it at the first message for which `when` is true: what it wrote, and its last
-    STATE."""
+def run_and_signal_at(
+    config: dict[str, Any], catalog: dict[str, Any], when: Any, signum: int = signal.SIGKILL
+) -> tuple[list[dict], dict | None, int, float]:
+    """Run the tap and send it `signum` at the first message for which `when` is true, reading on until it exits:
+    what it wrote, its last STATE, its exit code and the seconds from the signal to its exit."""
     with tempfile.TemporaryDirectory() as tmp:
-        files = {"config": config, "catalog": catalog}
         argv = [str(TAP)]
-        for name, content in files.items():
+        for name, content in {"config": config, "catalog": catalog}.items():
             (Path(tmp) / f"{name}.json").write_text(json.dumps(content))
             argv += [f"--{name}", str(Path(tmp) / f"{name}.json")]
         proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=clean_env())
         assert proc.stdout is not None
         messages: list[dict] = []
-        state = None
+        state, signalled = None, None
         for line in proc.stdout:
             messages.append(json.loads(line))
             if messages[-1]["type"] == "STATE":
                 state = messages[-1]["value"]
-            if when(messages[-1]):
-                proc.send_signal(signal.SIGKILL)
-                break
-        proc.wait()
-    return messages, state
+            if signalled is None and when(messages[-1]):
+                proc.send_signal(signum)
+                signalled = time.monotonic()
+        code = proc.wait(timeout=120)
+    assert signalled is not None, "the run ended before the moment to signal it"
+    return messages, state, code, time.monotonic() - signalled

@@ -126,6 +126,9 @@ def test_the_reporting_apis_one_a_second_and_two_a_minute_keep_headroom_without_
     assert max_in_window(times, 63.0) == 2
     # Two a minute, nearly: eight requests go in a little over three minutes.
     assert 3 * 60 < times[-1] - times[0] < 3 * 66
+    # How long the next one waits can be asked without counting one (a caller waits in steps, and stops between).
+    assert pacer.ready_in() == pytest.approx(times[-2] + 60 / 0.95 - clock.now) == pacer.ready_in()
+    assert pacer.acquire() == pytest.approx(times[-2] + 60 / 0.95 - clock.now)
 
 
 def test_the_steady_limit_klaviyo_states_is_paced_under_and_other_windows_are_not():

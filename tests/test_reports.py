@@ -4,6 +4,7 @@ run that spends the daily quota ends its reports cleanly and the next one comple
 
 from __future__ import annotations
 
+import signal
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -33,7 +34,7 @@ from tests.reports_kit import (
     expected_reports,
     key,
     limits,
-    run_and_kill_at,
+    run_and_signal_at,
     timeframes,
     upserted,
 )
@@ -249,7 +250,7 @@ def test_a_run_killed_part_way_through_a_backfill_goes_on_from_its_last_state(ac
             held = message["value"]["bookmarks"].get(FLOWS, {}) if message["type"] == "STATE" else {}
             return held.get("first_day") == (book.today - timedelta(days=119)).isoformat()
 
-        written, state = run_and_kill_at(config, catalog, two_timeframes_read)
+        written, state, _, _ = run_and_signal_at(config, catalog, two_timeframes_read)
         since = len(fake.requests)
         rerun = run_tap(config, state=state, catalog=catalog)
         again = timeframes(fake, FLOWS, since)
@@ -260,3 +261,32 @@ def test_a_run_killed_part_way_through_a_backfill_goes_on_from_its_last_state(ac
     killed = [m["record"] for m in written if m["type"] == "RECORD" and m["stream"] == FLOWS]
     table = upserted([killed, rerun.records(FLOWS)], FLOWS)
     assert table == {key(row, FLOWS): row for row in expected_reports(book, metric, first_day, book.today)[FLOWS]}
+
+
+def test_sigterm_while_a_report_request_waits_its_turn_stops_the_run_at_once(account):
+    # Klaviyo's two a minute: the third request waits about a minute, and a signal must not.
+    book = ReportBook(account)
+    real = {"campaign_values": (1, 2, 225), "flow_series": (1, 2, 225)}
+    with FakeKlaviyo(account, api_key=API_KEY, reports=book, rate_limits=real) as fake:
+        config = {
+            "api_key": API_KEY,
+            "api_url": fake.url,
+            "start_date": start_date(book.today - timedelta(days=179), book.tz),
+        }
+        catalog = select(run_tap(config, "--discover"), {FLOWS})
+
+        def two_timeframes_read(message: dict) -> bool:
+            return (
+                message["type"] == "STATE"
+                and message["value"]["bookmarks"].get(FLOWS, {}).get("first_day")
+                == (book.today - timedelta(days=119)).isoformat()
+            )
+
+        written, state, code, seconds = run_and_signal_at(config, catalog, two_timeframes_read, signal.SIGTERM)
+        asked = timeframes(fake, FLOWS)
+    assert code == 143 and seconds < 5, (code, seconds)
+    assert len(asked) == 2, "the third timeframe was never asked for"
+    assert (
+        written[-1]["type"] == "STATE"
+        and state["bookmarks"][FLOWS]["first_day"] == (book.today - timedelta(days=119)).isoformat()
+    )

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import datetime
 import itertools
+import time
 from collections.abc import Callable, Iterable, Iterator
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from tap_klaviyo import report_days, report_rows
+from tap_klaviyo import report_days, report_rows, stopping
 from tap_klaviyo.client import KlaviyoClient
 from tap_klaviyo.endpoints import ACCOUNTS, CAMPAIGNS, FLOWS, METRICS, Endpoint
 from tap_klaviyo.errors import KlaviyoError
@@ -196,6 +197,7 @@ class ReportStream(KlaviyoStream):
         while True:
             if self.budget is not None and self.sent >= self.budget:
                 raise BudgetSpent
+            self.wait_for_turn()
             self.sent += 1
             try:
                 document = next(pages)
@@ -204,6 +206,14 @@ class ReportStream(KlaviyoStream):
             yield document
             if not (document.get("links") or {}).get("next"):
                 return
+
+    def wait_for_turn(self) -> None:
+        """Wait for the pacer in steps of a second at most, so that a signal stops the run within one rather than
+        after the half minute a report request may wait for its turn."""
+        pacer = self.client.pacer(self.endpoint)
+        while (wait := pacer.ready_in()) > 0:
+            time.sleep(min(wait, 1.0))
+            stopping.check()
 
     def refused(self, exc: BadRequest) -> KlaviyoError:
         """A 400: about the conversion metric (Klaviyo reports some metrics' conversions only), or as it is."""
