@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from fake_klaviyo import REVISION, FakeKlaviyo, generate_account
-from tests.kit import API_KEY, error, klaviyo_metric
+from tests.kit import API_KEY, error, fake_command, klaviyo_metric
 from tests.reports_kit import assert_fits, conversion_metric
 
 STATISTICS = ["recipients", "opens_unique", "open_rate", "conversions", "conversion_value"]
@@ -256,3 +256,14 @@ def test_the_burst_the_steady_rate_and_the_daily_quota_are_each_answered_429_wit
         assert "Request was throttled" in error(answers[2])["detail"]
         fake.new_day()
         assert post(fake, VALUES, body).status_code == 200
+
+
+def test_the_fakes_command_serves_reports_a_page_of_the_size_asked():
+    with fake_command("--report-page-size", "2", "--events-per-metric", "10", "--no-prewarm") as served:
+        headers = {"Authorization": f"Klaviyo-API-Key {served.api_key}", "revision": REVISION}
+        metric = conversion_metric(generate_account(1, events_per_metric=10))["id"]
+        today = date.today()
+        body = values(today - timedelta(days=364), today - timedelta(days=1), metric)
+        answer = requests.post(served.url + VALUES, json=body, headers=headers, timeout=10)
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["data"]["attributes"]["results"]) == 2 and answer.json()["links"]["next"]
