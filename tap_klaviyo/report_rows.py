@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -45,7 +45,7 @@ def query(
     return json.dumps({"data": {"type": report_type, "attributes": attributes}}).encode()
 
 
-def decoder(series: bool) -> Any:
+def decoder(series: bool) -> Callable[[bytes], dict[str, Any]]:
     """The decoder of a report's answer: a document whose `data.attributes.results` lists objects with
     `groupings` and `statistics`, and for a series report `date_times`, as long as each statistic's list."""
 

@@ -47,6 +47,8 @@ if TYPE_CHECKING:
 
 # Klaviyo's pace for the report queries: two a minute.
 PER_MINUTE = 2
+# A statistic's column type (see tap_klaviyo/schemas/generate.py).
+NUMBER = ["number", "null"]
 
 
 class BudgetSpent(Exception):
@@ -70,7 +72,7 @@ class ReportStream(KlaviyoStream):
         self.endpoint = row.sources[0].endpoint
         self.directory = run.directory
         # Every statistic the query offers is a numeric column (the schema is generated from its statistics).
-        self.statistics = [name for name, node in self.schema["properties"].items() if "number" in node["type"]]
+        self.statistics = [name for name, node in self.schema["properties"].items() if node["type"] == NUMBER]
         self.lookback = int(self.config.get(LOOKBACK_DAYS, DEFAULT_LOOKBACK_DAYS))
         self.budget: int | None = self.config.get(REQUEST_BUDGET)
         self.sent = 0
