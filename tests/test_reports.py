@@ -290,3 +290,22 @@ def test_sigterm_while_a_report_request_waits_its_turn_stops_the_run_at_once(acc
         written[-1]["type"] == "STATE"
         and state["bookmarks"][FLOWS]["first_day"] == (book.today - timedelta(days=119)).isoformat()
     )
+
+
+def test_an_account_east_of_utc_gets_its_own_days():
+    # In Auckland the account's day is already tomorrow for most of UTC's: rows are dated by the account's days.
+    account = generate_account(seed=33, campaigns=60, flows=6, events_per_metric=10)
+    account.account["attributes"]["timezone"] = "Pacific/Auckland"
+    book = ReportBook(account)
+    first_day = book.today - timedelta(days=99)
+    with FakeKlaviyo(account, api_key=API_KEY, reports=book, rate_limits=limits()) as fake:
+        config = {"api_key": API_KEY, "api_url": fake.url, "start_date": start_date(first_day, book.tz)}
+        result = run_tap(config, catalog=select(run_tap(config, "--discover"), REPORT_STREAMS))
+        for stream in REPORT_STREAMS:
+            assert_whole_days(fake, stream, book.tz)
+            assert sorted(days_read(timeframes(fake, stream))) == days_read([(first_day, book.today)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected = expected_reports(book, conversion_metric(account)["id"], first_day, book.today)
+    for stream in REPORT_STREAMS:
+        assert result.records(stream)
+        assert_exact(result.records(stream), expected[stream], STREAM_KEYS[stream], stream)
