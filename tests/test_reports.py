@@ -309,3 +309,38 @@ def test_an_account_east_of_utc_gets_its_own_days():
     for stream in REPORT_STREAMS:
         assert result.records(stream)
         assert_exact(result.records(stream), expected[stream], STREAM_KEYS[stream], stream)
+
+
+def test_without_start_date_reports_begin_at_the_first_campaign_or_flow_and_end_date_ends_them(account):
+    book = ReportBook(account)
+    tz, metric = book.tz, conversion_metric(account)["id"]
+    oldest_campaign = min(datetime.fromisoformat(c["attributes"]["created_at"]) for c in account.campaigns)
+    oldest_flow = min(datetime.fromisoformat(f["attributes"]["created"]) for f in account.flows)
+    flows_end = oldest_flow + timedelta(days=20)
+    with FakeKlaviyo(account, api_key=API_KEY, reports=book, rate_limits=limits()) as fake:
+        config = {"api_key": API_KEY, "api_url": fake.url}
+        campaigns = run_tap(config, catalog=select(run_tap(config, "--discover"), {CAMPAIGNS}))
+        flows_config = {**config, "end_date": flows_end.isoformat()}
+        flows = run_tap(flows_config, catalog=select(run_tap(flows_config, "--discover"), {FLOWS}))
+        asked = {stream: timeframes(fake, stream) for stream in REPORT_STREAMS}
+        lookups = [r.query for r in fake.requests if r.endpoint in ("campaigns", "flows")]
+    assert campaigns.returncode == 0 and flows.returncode == 0, campaigns.stderr[-2000:] + flows.stderr[-2000:]
+    first_day = oldest_campaign.astimezone(tz).date()
+    assert sorted(days_read(asked[CAMPAIGNS])) == days_read([(first_day, book.today)])
+    assert_exact(
+        campaigns.records(CAMPAIGNS),
+        expected_reports(book, metric, first_day, book.today)[CAMPAIGNS],
+        STREAM_KEYS[CAMPAIGNS],
+        CAMPAIGNS,
+    )
+    # The day before end_date's is the last.
+    assert asked[FLOWS] == [
+        (oldest_flow.astimezone(tz).date(), (flows_end - timedelta(seconds=1)).astimezone(tz).date())
+    ]
+    # One campaign per channel (Klaviyo lists campaigns a channel at a time), one flow: the oldest.
+    assert sorted(q["filter"][0] for q in lookups if "created_at" in q.get("sort", [])) == [
+        f"equals(messages.channel,'{channel}')" for channel in ("email", "mobile_push", "sms")
+    ]
+    assert [q for q in lookups if q.get("sort") == ["created"]] == [
+        {"sort": ["created"], "fields[flow]": ["created"], "page[size]": ["1"]}
+    ]
