@@ -9,6 +9,7 @@ from .data import Account, generate_account
 from .events import EventStore, EventView
 from .limits import FAULT_KINDS, Faults
 from .metrics import EMAIL_METRICS, PINNED_METRICS
+from .report_book import ReportBook
 from .server import FakeKlaviyo
 from .spec import ENDPOINTS, REVISION
 from .transport import RequestRecord
@@ -25,6 +26,7 @@ __all__ = [
     "EventView",
     "FakeKlaviyo",
     "Faults",
+    "ReportBook",
     "RequestRecord",
     "generate_account",
 ]

@@ -46,7 +46,11 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help='write events\' datetime and consent timestamps as the spec does ("T"), not as Klaviyo does (a space)',
     )
-    p.add_argument("--rate-limits", action="store_true", help="enforce the spec's per-endpoint limits")
+    p.add_argument(
+        "--rate-limits",
+        action="store_true",
+        help="enforce the spec's per-endpoint limits (and the report queries' daily quota of 225)",
+    )
     p.add_argument("--fault-rate", type=float, default=0.0, help="share of requests given a random fault")
     p.add_argument(
         "--events-page-size-max",
@@ -56,6 +60,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument(
         "--metrics-page-size", type=int, default=200, metavar="N", help="metrics per /api/metrics page (default: 200)"
+    )
+    p.add_argument(
+        "--report-page-size",
+        type=int,
+        default=500,
+        metavar="N",
+        help="results per page of the report queries (Klaviyo does not document its own; default: 500)",
     )
     p.add_argument(
         "--no-prewarm",
@@ -69,8 +80,8 @@ def main(argv: list[str] | None = None) -> None:
         p.error("--events-page-size-max must be at least 1")
     if args.latency < 0 or args.latency_jitter < 0 or args.new_events < 0:
         p.error("--latency, --latency-jitter and --new-events must not be negative")
-    if args.metrics_page_size < 1:
-        p.error("--metrics-page-size must be at least 1")
+    if args.metrics_page_size < 1 or args.report_page_size < 1:
+        p.error("--metrics-page-size and --report-page-size must be at least 1")
 
     try:
         account = generate_account(
@@ -91,6 +102,7 @@ def main(argv: list[str] | None = None) -> None:
         faults=Faults(args.fault_rate) if args.fault_rate else None,
         page_size_max={"events": args.events_page_size_max} if args.events_page_size_max else None,
         metrics_page_size=args.metrics_page_size,
+        report_page_size=args.report_page_size,
         host=args.host,
         port=args.port,
     )

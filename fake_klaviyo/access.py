@@ -16,13 +16,13 @@ _LATEST_REVISION = date.fromisoformat(REVISION)
 def check_route(method: str, path: str, ep: Endpoint | None) -> Endpoint:
     if ep is None:
         raise ApiError(404, "not_found", "Not found.", f"The requested path {path!r} was not found.")
-    if method != "GET":
+    if method != ep.method:
         raise ApiError(
             405,
             "method_not_allowed",
             "Method not allowed.",
             f'Method "{method}" not allowed.',
-            headers={"Allow": "GET"},
+            headers={"Allow": ep.method},
         )
     return ep
 

@@ -30,6 +30,9 @@ OPERATORS = frozenset(
         "less-than",
         "less-or-equal",
         "has",
+        # The Reporting API's filters (its rules are checked by report_queries.py).
+        "contains-any",
+        "contains-all",
     }
 )
 

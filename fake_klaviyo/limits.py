@@ -1,4 +1,5 @@
-"""What a client must survive: Klaviyo's per-endpoint rate limits (429 with Retry-After) and injected faults."""
+"""What a client must survive: Klaviyo's per-endpoint rate limits (429 with Retry-After), the report queries' daily
+quota, and injected faults."""
 
 from __future__ import annotations
 
@@ -92,31 +93,50 @@ def window(ep: Endpoint, pairs: list[tuple[str, str]]) -> str:
     return f"{ep.name}+{slower[0]}" if slower else ep.name
 
 
+DAY_SECONDS = 86400
+
+
 class RateLimiter:
     """Klaviyo's per-account fixed windows: burst per second, steady per minute, for each endpoint (and each of
-    its additional fields with limits of their own: see :func:`window`). A request counts in the window of the
-    time it arrived, not of the time this process got round to it: the fake's own threads, busy rendering other
-    responses, must not bunch requests into a second they did not arrive in."""
+    its additional fields with limits of their own: see :func:`window`), and the report queries' daily quota. A
+    request counts in the window of the time it arrived, not of the time this process got round to it: the fake's
+    own threads, busy rendering other responses, must not bunch requests into a second they did not arrive in. A
+    daily quota's day starts with its first request (and its 429 asks to wait until that day ends)."""
 
-    def __init__(self, limits: Mapping[str, tuple[int, int]]) -> None:
+    def __init__(self, limits: Mapping[str, tuple[int, int]], daily: Mapping[str, int] | None = None) -> None:
         self.limits = dict(limits)
+        self.daily = dict(daily or {})
         self.lock = threading.Lock()
         # name -> (requests per second, requests per minute), the last few of each.
         self.counts: dict[str, tuple[dict[int, int], dict[int, int]]] = {}
+        # name -> (when its day began, requests that day)
+        self.days: dict[str, tuple[float, int]] = {}
 
     @classmethod
-    def from_setting(cls, rate_limits: bool | Mapping[str, tuple[int, int]]) -> RateLimiter | None:
-        """None when off; the spec's limits, with a mapping's ``(burst, steady)`` overriding its endpoints."""
+    def from_setting(cls, rate_limits: bool | Mapping[str, tuple[int, ...]]) -> RateLimiter | None:
+        """None when off; the spec's limits, with a mapping's ``(burst, steady)`` (or, for a report query,
+        ``(burst, steady, daily)``) overriding its endpoints."""
         if not rate_limits:
             return None
         limits = {n: (e.burst, e.steady) for n, e in ENDPOINTS.items()}
         limits.update({f"{n}+{f}": v for n, e in ENDPOINTS.items() for f, v in e.field_rate_limits.items()})
+        daily = {n: e.daily for n, e in ENDPOINTS.items() if e.daily is not None}
         if isinstance(rate_limits, Mapping):
             bad = set(rate_limits) - set(limits)
             if bad:
                 raise ValueError(f"rate_limits: unknown endpoints {sorted(bad)}")
+            if any(len(v) != 2 + (k in daily) for k, v in rate_limits.items()):
+                raise ValueError(
+                    "rate_limits: (burst, steady) per endpoint, and (burst, steady, daily) per report query"
+                )
             limits.update({k: (int(v[0]), int(v[1])) for k, v in rate_limits.items()})
-        return cls(limits)
+            daily.update({k: int(v[2]) for k, v in rate_limits.items() if k in daily})
+        return cls(limits, daily)
+
+    def new_day(self) -> None:
+        """Every daily quota is whole again (as the next day, without waiting for it)."""
+        with self.lock:
+            self.days.clear()
 
     def acquire(self, name: str, arrived: float | None = None) -> dict[str, str]:
         burst, steady = self.limits[name]
@@ -124,6 +144,11 @@ class RateLimiter:
         sec, minute = int(now), int(now // 60)
         with self.lock:
             seconds, minutes = self.counts.setdefault(name, ({}, {}))
+            began, used = self.days.get(name, (now, 0))
+            if now >= began + DAY_SECONDS:
+                began, used = now, 0
+            if name in self.daily and used >= self.daily[name]:
+                raise throttled(max(1, math.ceil(began + DAY_SECONDS - now)))
             wait = 0.0
             if seconds.get(sec, 0) >= burst:
                 wait = max(wait, sec + 1 - now)
@@ -133,6 +158,8 @@ class RateLimiter:
                 raise throttled(max(1, math.ceil(wait)))
             seconds[sec] = seconds.get(sec, 0) + 1
             minutes[minute] = minutes.get(minute, 0) + 1
+            if name in self.daily:
+                self.days[name] = (began, used + 1)
             for window_counts, current in ((seconds, sec), (minutes, minute)):
                 for old in [k for k in window_counts if k < current - 2]:
                     del window_counts[old]

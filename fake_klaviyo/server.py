@@ -23,10 +23,12 @@ from .limits import FaultDraws, Faults, RateLimiter, fault_response, window
 from .profile_documents import ProfileDocuments
 from .profile_selection import ProfileSelector
 from .query import QueryParser
+from .report_book import ReportBook
+from .report_documents import Reports
 from .responses import ApiError, Response
 from .selection import Selector
 from .spec import ALL_READ_SCOPES, ENDPOINTS, Endpoint, route
-from .transport import RequestRecord, Server, skip_body, write
+from .transport import RequestRecord, Server, read_body, write
 
 _EXCLUDED_HEADERS = frozenset({"authorization"})
 
@@ -43,6 +45,9 @@ class FakeKlaviyo:
     ``endpoint_latency``: seconds more that requests to these endpoints sleep, e.g. ``{"flows": 60}`` for an
     endpoint that hangs, but for the first ``endpoint_latency_spares`` requests to each (``{"flows": 1}``: the first
     page comes, the next hangs). Sleeping requests are answered with a hang-up once the fake stops.
+    ``reports``: what the report queries (POST /api/campaign-values-reports, /api/flow-series-reports) report, by
+    default a :class:`ReportBook` of the account made when first asked; ``report_page_size`` results a page.
+    ``rate_limits`` of a report query are ``(burst, steady, daily)``; :meth:`new_day` makes daily quotas whole.
     Each event is JSON-encoded once, when first served (:meth:`encode_events` does them all up
     front), and ``/api/events`` pages are spliced from those bytes unless they ask for sparse
     fieldsets or includes.
@@ -62,6 +67,8 @@ class FakeKlaviyo:
         scopes: Iterable[str] | None = None,
         page_size_max: Mapping[str, int] | None = None,
         metrics_page_size: int = 200,
+        reports: ReportBook | None = None,
+        report_page_size: int = 500,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
@@ -98,6 +105,7 @@ class FakeKlaviyo:
             self.account.profiles, self.account.memberships, ProfileSelector(self.account.profiles)
         )
         self._documents = Documents(self.account, Selector(self.account), profiles, metrics)
+        self._reports = Reports(self.account, reports, report_page_size)
         self._lock = threading.Lock()
         self._records: list[RequestRecord] = []
         self._server: Server | None = None
@@ -138,6 +146,16 @@ class FakeKlaviyo:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def reports(self) -> ReportBook:
+        """What the report queries report (revise it between two runs: :meth:`ReportBook.revise`)."""
+        return self._reports.book
+
+    def new_day(self) -> None:
+        """The report queries' daily quotas are whole again, as on the next day."""
+        if self._limiter is not None:
+            self._limiter.new_day()
 
     def encode_events(self) -> int:
         """JSON-encode every event now rather than on first request (e.g. before a benchmark).
@@ -197,10 +215,12 @@ class FakeKlaviyo:
             query.setdefault(k, []).append(v)
         headers = {k.lower(): v for k, v in h.headers.items() if k.lower() not in _EXCLUDED_HEADERS}
         ep, path_id = route(split.path) or (None, None)
-        skip_body(h)
+        body = read_body(h)
 
         fault = (
-            self._faults.draw(" ".join(f"{k}={v}" for k, v in pairs)) if ep is not None and method == "GET" else None
+            self._faults.draw(" ".join(f"{k}={v}" for k, v in pairs))
+            if ep is not None and method == ep.method
+            else None
         )
         if delay := self.delay(ep):
             # In the handler thread, so concurrent requests overlap; cut short by stop().
@@ -212,7 +232,7 @@ class FakeKlaviyo:
         resp: Response | None = None
         if fault is None or fault == "truncate":
             host = h.headers.get("Host") or f"{self.host}:{self.port}"
-            resp = self._respond(method, split.path, ep, path_id, pairs, h.headers, f"http://{host}", arrived)
+            resp = self._respond(method, split.path, ep, path_id, pairs, h.headers, f"http://{host}", arrived, body)
         elif fault != "drop":
             resp = fault_response(fault, self.faults.retry_after if self.faults else "1")
 
@@ -227,6 +247,7 @@ class FakeKlaviyo:
             fault=fault,
             started=started,
             duration=time.monotonic() - started,
+            body=body,
         )
         with self._lock:
             self._records.append(rec)
@@ -242,6 +263,7 @@ class FakeKlaviyo:
         headers: Message,
         base: str,
         arrived: float,
+        body: bytes = b"",
     ) -> Response:
         rl_headers: dict[str, str] = {}
         try:
@@ -251,6 +273,8 @@ class FakeKlaviyo:
             access.check_scopes(ep, self.scopes)
             if self._limiter is not None:
                 rl_headers = self._limiter.acquire(window(ep, pairs), arrived)
+            if ep.report is not None:
+                return Response(200, self._reports.body(ep, body, headers.get("Content-Type"), pairs, base), rl_headers)
             q = self._queries.parse(ep, pairs, path_id)
             return Response(200, self._documents.body(ep, q, base), rl_headers)
         except ApiError as e:

@@ -52,6 +52,11 @@ class Endpoint:
     relationships: dict[str, Any]
     # resource type -> {"attributes", "relationships"} (as above): what the compound document may include
     included: dict[str, Any]
+    # A report query is a POST, with a daily quota besides its burst and steady limits, and the rules of its body
+    # (see make_report_endpoints.py).
+    method: str = "GET"
+    daily: int | None = None
+    report: dict[str, Any] | None = None
 
 
 def _endpoint(name: str, raw: dict[str, Any]) -> Endpoint:
@@ -78,6 +83,9 @@ def _endpoint(name: str, raw: dict[str, Any]) -> Endpoint:
         attributes=raw["attributes"],
         relationships=raw["relationships"],
         included=raw["included"],
+        method=raw.get("method", "GET"),
+        daily=raw["rate_limit"].get("daily"),
+        report=raw.get("report"),
     )
 
 

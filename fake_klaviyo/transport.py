@@ -28,16 +28,19 @@ class RequestRecord:
     fault: str | None
     started: float  # time.monotonic()
     duration: float
+    body: bytes = b""  # a report query's
 
 
-def skip_body(h: BaseHTTPRequestHandler) -> None:
-    """Read past a request body the fake will refuse anyway, so the connection stays in sync."""
+def read_body(h: BaseHTTPRequestHandler) -> bytes:
+    """A request's body (a report query's, or one the fake refuses), read so that the connection stays in sync; a
+    chunked one is not read, and its connection closed."""
     if h.command in ("GET", "HEAD"):
-        return
+        return b""
     if h.headers.get("Content-Length", "").isdigit():
-        h.rfile.read(int(h.headers["Content-Length"]))
-    elif "Transfer-Encoding" in h.headers:
+        return h.rfile.read(int(h.headers["Content-Length"]))
+    if "Transfer-Encoding" in h.headers:
         h.close_connection = True
+    return b""
 
 
 def write(h: BaseHTTPRequestHandler, resp: Response | None, *, truncate: bool) -> None:

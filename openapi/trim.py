@@ -1,11 +1,11 @@
 """Cut Klaviyo's OpenAPI spec down to what this project reads, for the copy committed beside this script.
 
 The full spec (3 MB) lives outside the repository, in ``../shared/klaviyo-openapi/``. This keeps its
-``openapi``, ``info``, ``servers`` and ``security``, the GET operations of ``PATHS`` and every component
-they reference (``$ref`` followed transitively), so that ``fake_klaviyo/make_endpoints.py`` and
-``tap_klaviyo/schemas/generate.py`` build from the copy exactly what they build from the full spec, and the
-tests that check their output run in any clone. It writes ``klaviyo-stable-trimmed.json`` and
-``SOURCE.txt`` (where the spec came from) into this folder:
+``openapi``, ``info``, ``servers`` and ``security``, the GET operations of ``PATHS``, the POST operations of
+``REPORT_PATHS`` and every component they reference (``$ref`` followed transitively), so that
+``fake_klaviyo/make_endpoints.py`` and ``tap_klaviyo/schemas/generate.py`` build from the copy exactly what they
+build from the full spec, and the tests that check their output run in any clone. It writes
+``klaviyo-stable-trimmed.json`` and ``SOURCE.txt`` (where the spec came from) into this folder:
 
     python openapi/trim.py [path/to/stable.json]
 """
@@ -34,6 +34,11 @@ PATHS = (
     "/api/profiles",
     "/api/lists/{id}/profiles",
     "/api/segments/{id}/profiles",
+)
+# The Reporting API's queries the tap sends (POST, with the report asked for in the body).
+REPORT_PATHS = (
+    "/api/campaign-values-reports",
+    "/api/flow-series-reports",
 )
 # Components read by name rather than reached by $ref (make_endpoints.COMPONENT_ENUMS), kept whatever the paths.
 NAMED_SCHEMAS = (
@@ -67,6 +72,7 @@ def _pointer(ref: str) -> tuple[str, ...]:
 
 def trim(doc: Json) -> Json:
     paths = {path: {"get": doc["paths"][path]["get"]} for path in PATHS}
+    paths.update({path: {"post": doc["paths"][path]["post"]} for path in REPORT_PATHS})
     kept: dict[tuple[str, ...], Any] = {
         ("components", "schemas", n): doc["components"]["schemas"][n] for n in NAMED_SCHEMAS
     }
@@ -107,7 +113,8 @@ def main(argv: list[str] | None = None) -> None:
     origin = upstream.read_text(encoding="utf-8").strip() if upstream.exists() else str(args.spec)
     SOURCE.write_text(
         f"{TRIMMED.name}: Klaviyo's OpenAPI spec, revision {doc['info']['version']}, trimmed by openapi/trim.py\n"
-        f"(GET {', '.join(PATHS)} and the components they reference) from\n{origin}\n",
+        f"(GET {', '.join(PATHS)}, POST {', '.join(REPORT_PATHS)} and the components they reference) from\n"
+        f"{origin}\n",
         encoding="utf-8",
     )
     print(f"wrote {TRIMMED} ({len(text)} bytes) and {SOURCE.name} from revision {doc['info']['version']}")

@@ -1,5 +1,6 @@
 """HTTP to Klaviyo: auth, the `revision` header, `links.next` pages, retries and user-facing errors. Every
-request passes `get`, which sends the key to `api_url`'s scheme, host and port only.
+request passes `request` (GETs, and the Reporting API's POSTs), which sends the key to `api_url`'s scheme, host and
+port only.
 
 Streams say what to fetch (an endpoint and its query); this module owns how. It does not use the SDK's
 RESTStream: the SDK's authenticators re-encode query strings, and the event streams need to fetch pages
@@ -47,6 +48,8 @@ READ_TIMEOUT_SECONDS = 60.0
 # out a blip, short enough that an unreachable `api_url` is reported within a minute rather than after the
 # backoff of every retry.
 CONNECT_BUDGET_SECONDS = 60.0
+# A report query's body: a JSON:API document.
+JSON_BODY = {"Content-Type": "application/vnd.api+json"}
 
 
 class _Retry(Exception):
@@ -126,7 +129,10 @@ class KlaviyoClient:
         """The endpoint's one pacer, shared by every stream and thread that calls it."""
         with self._lock:
             if endpoint not in self._pacers:
-                self._pacers[endpoint] = Pacer(endpoint.burst_per_second, endpoint.steady_per_minute)
+                # The report queries (one a second) are asked by runs that may follow one another at once.
+                self._pacers[endpoint] = Pacer(
+                    endpoint.burst_per_second, endpoint.steady_per_minute, wait_first=endpoint.daily_quota is not None
+                )
             return self._pacers[endpoint]
 
     def documents(self, endpoint: Endpoint, params: Mapping[str, str], *, stream: str) -> Iterator[dict[str, Any]]:
@@ -195,12 +201,38 @@ class KlaviyoClient:
         stream: str,
         decode: Callable[[bytes], T],
     ) -> T:
-        """One GET, retried on throttling, server errors, dropped connections and truncated bodies, and for at
+        """One GET (see `request`)."""
+        return self.request("GET", url, params, endpoint, stream=stream, decode=decode)
+
+    def reports(
+        self, endpoint: Endpoint, body: bytes, *, stream: str, decode: Callable[[bytes], dict[str, Any]]
+    ) -> Iterator[dict[str, Any]]:
+        """Each page of a report query: the body POSTed to the endpoint, then again to each `links.next` as Klaviyo
+        gives it (a report's cursor goes with the body it came from)."""
+        url: str | None = self.api_url + endpoint.path
+        while url:
+            document = self.request("POST", url, None, endpoint, stream=stream, decode=decode, body=body)
+            yield document
+            url = _next_link(document)
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, str] | None,
+        endpoint: Endpoint,
+        *,
+        stream: str,
+        decode: Callable[[bytes], T] = decode_document,  # type: ignore[assignment]
+        body: bytes | None = None,
+    ) -> T:
+        """One request, retried on throttling, server errors, dropped connections and truncated bodies, and for at
         most `connect_budget` seconds while the server cannot be reached; `decode` turns the body into the result,
         raising Unreadable for a body that is not JSON (worth another try) and NotAsSpecified for JSON that is not
-        what the spec describes (reported at once). `url` is `api_url`'s or a `links.next` Klaviyo gave."""
+        what the spec describes (reported at once). `url` is `api_url`'s or a `links.next` Klaviyo gave. A POST
+        (a report query, which only reads) is retried as a GET is; its `body` is JSON."""
         if Origin.of(url) != self.origin:
-            raise failures.foreign_link(Origin.of(url), self.origin, endpoint, stream)
+            raise failures.foreign_link(Origin.of(url), self.origin, endpoint, stream, method)
         # When the attempts that could not reach the server began (None: the last one reached it).
         unreachable_since: float | None = None
         for attempt in range(self.max_retries + 1):
@@ -208,7 +240,7 @@ class KlaviyoClient:
                 raise KlaviyoError(self._unreachable)
             started = time.monotonic()
             try:
-                return self._get_once(url, params, endpoint, stream=stream, decode=decode)
+                return self._send_once(method, url, params, body, endpoint, stream=stream, decode=decode)
             except (_Retry, *TRANSIENT_ERRORS) as exc:
                 self._count(stream, "retries")
                 wait = exc.wait if isinstance(exc, _Retry) and exc.wait is not None else _backoff(attempt)
@@ -218,7 +250,7 @@ class KlaviyoClient:
                     reason = _describe(exc)
                     if attempt == self.max_retries:
                         raise KlaviyoError(
-                            f"Klaviyo kept failing on GET {endpoint.path} for stream '{stream}' "
+                            f"Klaviyo kept failing on {method} {endpoint.path} for stream '{stream}' "
                             f"({reason}) after {attempt + 1} attempts; rerun later (with the last state to resume) "
                             "or raise `max_retries`."
                         ) from None
@@ -228,12 +260,13 @@ class KlaviyoClient:
                     reason = f"cannot reach {self.origin.address} ({cause})"
                     # Only retried if the next attempt, waiting out its connect timeout, ends within the budget.
                     if attempt == self.max_retries or trying + wait + self.connect_timeout > self.connect_budget:
-                        error = failures.cannot_reach(self.origin, cause, endpoint, stream, attempt + 1, trying)
+                        error = failures.cannot_reach(self.origin, cause, endpoint, stream, attempt + 1, trying, method)
                         self._unreachable = str(error)
                         self._given_up.set()
                         raise error from None
                 self.logger.warning(
-                    "GET %s for stream '%s': %s; retry %d of %d in %.1fs",
+                    "%s %s for stream '%s': %s; retry %d of %d in %.1fs",
+                    method,
                     endpoint.path,
                     stream,
                     reason,
@@ -244,10 +277,12 @@ class KlaviyoClient:
                 self._sleep(wait)
         raise AssertionError("unreachable")
 
-    def _get_once(
+    def _send_once(
         self,
+        method: str,
         url: str,
         params: Mapping[str, str] | None,
+        body: bytes | None,
         endpoint: Endpoint,
         *,
         stream: str,
@@ -259,7 +294,16 @@ class KlaviyoClient:
         # Streamed, and the body read in one call: `Response.content` reads it in 10 kB pieces, which costs more CPU
         # than decoding a page of events. A fully read body gives its connection back to the pool for reuse.
         # Redirects are not followed: one elsewhere would take the key with it.
-        response = self.session.get(url, params=params, timeout=self.timeout, stream=True, allow_redirects=False)
+        response = self.session.request(
+            method,
+            url,
+            params=params,
+            data=body,
+            headers=None if body is None else JSON_BODY,
+            timeout=self.timeout,
+            stream=True,
+            allow_redirects=False,
+        )
         pacer.observe(response.headers)
         status = response.status_code
         if status >= 300:
@@ -290,11 +334,11 @@ class KlaviyoClient:
             raise _Retry("unparsable or truncated response body") from None
         except NotAsSpecified as exc:
             raise KlaviyoError(
-                f"Klaviyo's response to GET {endpoint.path} for stream '{stream}' is not what its API spec "
+                f"Klaviyo's response to {method} {endpoint.path} for stream '{stream}' is not what its API spec "
                 f"describes: {exc}. Rerun later; if it persists, report it with this line."
             ) from None
         if params is None and _next_link(result) in (url, response.url):
-            raise failures.self_link(url, endpoint, stream)
+            raise failures.self_link(url, endpoint, stream, method)
         return result
 
 

@@ -4,7 +4,8 @@ One row per endpoint: the scopes its key needs, the `page[size]` values to ask f
 endpoint takes no `page[size]`), its rate limits from `x-klaviyo-ratelimit` (burst per second, steady per minute),
 and for an endpoint that needs one scope, the cheapest query it answers (one record of it, with as few fields as
 its sparse fieldset allows, at `page[size]=1` where it takes one): a run that has not asked it yet asks that to
-learn whether the key holds the scope. A path may hold `{id}`, filled in per request.
+learn whether the key holds the scope. A path may hold `{id}`, filled in per request. The Reporting API's queries
+(POST, the report asked for in the body) also have a daily quota per account (`x-klaviyo-ratelimit`'s `daily`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ class Endpoint:
     burst_per_second: int
     steady_per_minute: int
     cheapest: tuple[tuple[str, str], ...] = ()
+    daily_quota: int | None = None
 
 
 LISTS = Endpoint("/api/lists", ("lists:read",), (10,), 75, 750, (("fields[list]", "name"),))
@@ -44,3 +46,6 @@ PROFILES_PREDICTIVE = Endpoint("/api/profiles", ("profiles:read",), (100,), 10, 
 LIST_MEMBERS = Endpoint("/api/lists/{id}/profiles", ("lists:read", "profiles:read"), (100,), 75, 750)
 SEGMENT_MEMBERS = Endpoint("/api/segments/{id}/profiles", ("segments:read", "profiles:read"), (100,), 75, 750)
 ACCOUNTS = Endpoint("/api/accounts", ("accounts:read",), (), 1, 15, (("fields[account]", "timezone"),))
+# The Reporting API's queries: 225 a day per account, shared by every private-key integration on it.
+CAMPAIGN_VALUES = Endpoint("/api/campaign-values-reports", ("campaigns:read",), (), 1, 2, daily_quota=225)
+FLOW_SERIES = Endpoint("/api/flow-series-reports", ("flows:read",), (), 1, 2, daily_quota=225)

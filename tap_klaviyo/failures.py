@@ -15,11 +15,26 @@ import urllib3
 from tap_klaviyo.endpoints import Endpoint
 from tap_klaviyo.errors import KlaviyoError
 from tap_klaviyo.origin import Origin
-from tap_klaviyo.pacing import LONGEST_WAIT_SECONDS
+from tap_klaviyo.pacing import LONGEST_WAIT_SECONDS, MINUTE
 
 
 class BadRequest(KlaviyoError):
-    """A 400: Klaviyo's detail, for the user or for a smaller page size."""
+    """A 400: Klaviyo's detail, for the user or for a smaller page size; `source` is where in the request Klaviyo
+    says the problem is (a body's JSON pointer or a parameter, "" if it does not say)."""
+
+    def __init__(self, message: str, detail: str = "", source: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail
+        self.source = source
+
+
+class QuotaSpent(KlaviyoError):
+    """A 429 of an endpoint with a daily quota, asking to wait longer than its steady window: the day's quota is
+    spent, and is whole again in `seconds`."""
+
+    def __init__(self, message: str, seconds: float) -> None:
+        super().__init__(message)
+        self.seconds = seconds
 
 
 class MissingScope(KlaviyoError):
@@ -53,9 +68,24 @@ def client_error(response: requests.Response, endpoint: Endpoint, stream: str) -
         )
     if status == 404:
         return NotFound(f"Klaviyo found no {endpoint.path} for stream '{stream}' (404): {detail}")
+    refused = f"Klaviyo refused {_method(response)} {endpoint.path} for stream '{stream}' ({status}): {detail}"
     if status == 400:
-        return BadRequest(f"Klaviyo refused GET {endpoint.path} for stream '{stream}' ({status}): {detail}")
-    return KlaviyoError(f"Klaviyo refused GET {endpoint.path} for stream '{stream}' ({status}): {detail}")
+        return BadRequest(refused, detail, error_source(response))
+    return KlaviyoError(refused)
+
+
+def _method(response: requests.Response) -> str:
+    """The method of the request `response` answers (the report queries are POSTs)."""
+    return str(getattr(response.request, "method", None) or "GET")
+
+
+def error_source(response: requests.Response) -> str:
+    """Where Klaviyo's first error says the problem is: a JSON pointer into the body, or a parameter."""
+    try:
+        source = response.json()["errors"][0].get("source") or {}
+        return str(source.get("pointer") or source.get("parameter") or "")
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        return ""
 
 
 def error_detail(response: requests.Response) -> str:
@@ -74,33 +104,37 @@ def redirect(response: requests.Response, endpoint: Endpoint, stream: str, origi
     target = urljoin(response.url, location) if location else None
     where = f"to {Origin.of(target)}{urlsplit(target).path}" if target else "without a Location"
     return KlaviyoError(
-        f"GET {endpoint.path} for stream '{stream}' was answered {response.status_code} (a redirect {where}): the "
+        f"{_method(response)} {endpoint.path} for stream '{stream}' was answered {response.status_code} (a redirect "
+        f"{where}): the "
         f"tap follows no redirects, so the API key goes only to api_url ({origin}); set `api_url` to where the "
         "API is served."
     )
 
 
-def foreign_link(target: Origin, origin: Origin, endpoint: Endpoint, stream: str) -> KlaviyoError:
+def foreign_link(target: Origin, origin: Origin, endpoint: Endpoint, stream: str, method: str = "GET") -> KlaviyoError:
     return KlaviyoError(
-        f"Klaviyo's links.next for GET {endpoint.path} (stream '{stream}') points at {target}, not at api_url "
+        f"Klaviyo's links.next for {method} {endpoint.path} (stream '{stream}') points at {target}, not at api_url "
         f"({origin}): the API key goes only to api_url, so the run stops; a proxy at api_url must rewrite "
         "Klaviyo's links to itself."
     )
 
 
-def self_link(url: str, endpoint: Endpoint, stream: str) -> KlaviyoError:
+def self_link(url: str, endpoint: Endpoint, stream: str, method: str = "GET") -> KlaviyoError:
     """A page whose `links.next` is the page itself."""
-    cursor = parse_qs(urlsplit(url).query).get("page[cursor]", ["(none)"])[0]
+    query = parse_qs(urlsplit(url).query)
+    name = "page_cursor" if "page_cursor" in query else "page[cursor]"
+    cursor = query.get(name, ["(none)"])[0]
     return KlaviyoError(
-        f"Klaviyo's page of GET {endpoint.path} for stream '{stream}' names itself as the next page (links.next "
-        f"repeats page[cursor]={cursor[:60]}): following it would never end. Rerun later; if it persists, report "
+        f"Klaviyo's page of {method} {endpoint.path} for stream '{stream}' names itself as the next page (links.next "
+        f"repeats {name}={cursor[:60]}): following it would never end. Rerun later; if it persists, report "
         "it with this line."
     )
 
 
 def retry_after(response: requests.Response, endpoint: Endpoint, stream: str) -> float | None:
     """The seconds a 429 asks to wait (None: it does not say); a wait the tap will not do stops the run, saying
-    what was asked."""
+    what was asked. An endpoint with a daily quota that asks to wait longer than its steady window has spent the
+    day's quota: QuotaSpent, which ends the stream, not the run."""
     value = response.headers.get("Retry-After")
     if value is None:
         return None
@@ -108,9 +142,15 @@ def retry_after(response: requests.Response, endpoint: Endpoint, stream: str) ->
         seconds = float(value)
     except ValueError:
         seconds = math.nan
+    request = f"{_method(response)} {endpoint.path} (stream '{stream}')"
+    if endpoint.daily_quota is not None and MINUTE < seconds < math.inf:
+        raise QuotaSpent(
+            f"Klaviyo's daily quota of {endpoint.daily_quota} {endpoint.path} requests for this account (shared by "
+            f"every private-key integration on it) is spent: {request} was asked to wait {seconds:,.0f} s",
+            seconds,
+        )
     if 0 <= seconds <= LONGEST_WAIT_SECONDS:
         return seconds
-    request = f"GET {endpoint.path} (stream '{stream}')"
     shown = " ".join(value.split())[:40]
     if seconds > LONGEST_WAIT_SECONDS:
         problem = (
@@ -123,10 +163,10 @@ def retry_after(response: requests.Response, endpoint: Endpoint, stream: str) ->
 
 
 def cannot_reach(
-    origin: Origin, cause: str, endpoint: Endpoint, stream: str, attempts: int, seconds: float
+    origin: Origin, cause: str, endpoint: Endpoint, stream: str, attempts: int, seconds: float, method: str = "GET"
 ) -> KlaviyoError:
     return KlaviyoError(
-        f"Cannot reach Klaviyo at {origin.address} ({cause}) for GET {endpoint.path} (stream '{stream}'), "
+        f"Cannot reach Klaviyo at {origin.address} ({cause}) for {method} {endpoint.path} (stream '{stream}'), "
         f"{attempts} attempts in {seconds:.0f} s: check `api_url` and this machine's network (DNS, firewall, "
         "proxy), then rerun."
     )

@@ -3,7 +3,8 @@ stream needs stops the run at once, with one line naming every missing scope and
 streams before it have written their records (which every scheduled run would load, and then fail).
 
 The first requests go out together at the start: the first pages of the entity streams and of profiles (the window
-pool reads them ahead), the lookups (the account's metrics, its lists and segments, its id), then, once those are
+pool reads them ahead), the lookups (the account's metrics, its lists and segments, its id and timezone, each report
+stream's first report page, which waits for the metrics and the account it needs), then, once those are
 known, the first page of each event stream and the first page of members of the first list and the first segment.
 Waiting for them costs no round trip: the first stream emitted waits for its own first page anyway, and the others
 went out with it, and the pool reads on meanwhile. A request answered tells that the key holds its endpoint's

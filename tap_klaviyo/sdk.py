@@ -58,14 +58,17 @@ RELIED_ON = {
     "Stream._sync_records": "the record loop; the fast path replaces it for event streams whose records nothing "
     "rewrites, and hands everything else to it",
     "Stream._write_starting_replication_value": "the fast path must record where the sync started, as the loop does",
-    "Stream._write_state_message": "the fast path writes STATE where the loop would",
+    "Stream._write_state_message": "the fast path writes STATE where the loop would; a report stream writes it "
+    "after each timeframe it has read (the loop writes STATE only every 10,000 records)",
     "Stream._finalize_state": "the fast path finalizes the stream's state where the loop would",
-    "Stream._stream_version": "the `version` the loop puts on RECORD messages",
+    "Stream._stream_version": "the `version` the loop puts on RECORD messages; none on a stream never mirrored",
     "Stream._tap": "the tap's message writer, to write encoded RECORD lines and to see it can take them",
-    "StreamStateManager.is_flushed": "the loop clears it after writing records, so the next STATE is written",
+    "StreamStateManager.is_flushed": "the loop clears it after writing records, so the next STATE is written (and a "
+    "report stream, once its state records a timeframe read)",
     "Stream._write_activate_version_message": "the SDK writes ACTIVATE_VERSION before a stream's records and SDK "
     "targets act on it at once (older rows deleted), so a run that fails mid-stream would hide live rows: the "
-    "message is held and written once the stream has synced",
+    "message is held and written once the stream has synced, and never written for a stream whose rows are only "
+    "upserted (reports: a run reads some of their rows, so activating it would delete the rest)",
     "Stream.finalize_state_progress_markers": "the point after a stream synced without error (the tap calls it "
     "then, and only then): where the held ACTIVATE_VERSION is written",
     "Stream._write_schema_message": "a stream whose records are written while another stream syncs (event "
@@ -154,12 +157,26 @@ class SdkTap(Tap):
 
 class SdkStream(Stream):
     """A stream that decides what its bookmark sees of a record, and activates a full table's version only once its
-    records are all written."""
+    records are all written (or never, when its rows are only upserted), and that can write its state when it
+    records its own progress there."""
 
+    # False: a run reads only some of the stream's rows, which are upserted: no ACTIVATE_VERSION, no `version`.
+    MIRRORABLE = True
     _version_to_activate: int | None = None
 
     def _write_activate_version_message(self, full_table_version: int) -> None:
+        if not self.MIRRORABLE:
+            self._stream_version = None
+            return
         self._version_to_activate = full_table_version
+
+    def write_state_now(self) -> None:
+        """Write a STATE message now, after records whose progress the stream has put in its state itself. Not with
+        batch files: a batch's STATE is written once the batch is whole."""
+        if self.config.get("batch_config"):
+            return
+        self.state_manager.is_flushed = False
+        self._write_state_message()
 
     def finalize_state_progress_markers(self, state: dict[str, Any] | None = None) -> None:
         if self._version_to_activate is not None:

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from singer_sdk import typing as th
 
 from tap_klaviyo.api_key import api_key_problems
+from tap_klaviyo.report_settings import REPORT_SETTINGS, report_settings_problems
 from tap_klaviyo.times import parse_datetime
 
 DEFAULT_API_URL = "https://a.klaviyo.com"
@@ -46,8 +47,8 @@ SETTINGS = th.PropertiesList(
         th.DateTimeType,
         title="From date",
         description=(
-            "Import email events from this date-time on (ISO 8601). Lists, segments, campaigns, flows "
-            "and metrics are always imported whole. Default: all history."
+            "Import email events, and the report streams' days, from this date-time on (ISO 8601). Lists, segments, "
+            "campaigns, flows and metrics are always imported whole. Default: all history."
         ),
     ),
     th.Property(
@@ -55,7 +56,8 @@ SETTINGS = th.PropertiesList(
         th.DateTimeType,
         title="To date",
         description=(
-            "Import email events before this date-time (exclusive), for backfills of a fixed range. Default: up to now."
+            "Import email events, and the report streams' days, before this date-time (exclusive), for backfills of "
+            "a fixed range. Default: up to now."
         ),
     ),
     th.Property(
@@ -117,6 +119,7 @@ SETTINGS = th.PropertiesList(
             "requests at lower rate limits (10/s, 150/min instead of 75/s, 750/min), so a profiles sync is slower."
         ),
     ),
+    *REPORT_SETTINGS,
     th.Property(
         "emit_activate_version_messages",
         th.BooleanType,
@@ -237,6 +240,7 @@ def settings_problems(
             problems.append(f"Setting `{name}` must be true or false, not {config[name]!r}")
     metrics = config.get("event_metrics")
     problems += event_metrics([] if metrics is None else metrics, taken)[1]
+    problems += report_settings_problems(config)
     for name in sorted(set(config) - known):
         close = difflib.get_close_matches(name, known, n=1)
         hint = f": did you mean `{close[0]}`?" if close else f": remove it (settings: {', '.join(sorted(known))})"

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tap_klaviyo import report_days
 from tap_klaviyo.times import parse_datetime
 
 # The top-level keys of a Singer state: the SDK reads `bookmarks`; `currently_syncing` is older Singer taps' and
@@ -86,10 +87,12 @@ def _shape(state: Any) -> str | None:
 @dataclass(frozen=True)
 class Keeps:
     """How a stream of the tap keeps its bookmark: on which replication key (None: it is always read whole), and
-    whether one per partition (under `partitions`) rather than one for the stream."""
+    whether one per partition (under `partitions`) rather than one for the stream; or, for a report stream
+    (`days`), the days it has read (see report_days.py)."""
 
     replication_key: str | None
     partitioned: bool = False
+    days: bool = False
 
 
 @dataclass
@@ -131,6 +134,10 @@ def review(
     late = now + FUTURE_SLACK
     for name in ours:
         keeps, stream_state = streams[name], bookmarks[name]
+        if keeps.days and (problem := report_days.state_problem(stream_state)):
+            result.problems.append(
+                f"The state of report stream '{name}' {problem}: fix it or remove it to read the stream's days again"
+            )
         if keeps.replication_key is None:
             continue
         if not keeps.partitioned:

@@ -68,7 +68,7 @@ class TapKlaviyo(SdkTap):
                     "run `tap-klaviyo --discover` for a fresh catalog."
                 )
         streams = {
-            name: Keeps(stream.replication_key, partitioned=stream.KEEPS_PARTITIONS)
+            name: Keeps(stream.replication_key, partitioned=stream.KEEPS_PARTITIONS, days=stream.KEEPS_DAYS)
             for name, stream in self.tap_streams().items()
         }
         found = review(self.state, self._state_other_keys, streams, datetime.datetime.now(datetime.UTC))

@@ -112,3 +112,35 @@ def test_threads_share_one_pacer_without_exceeding_it():
     assert len(sent) == 120
     # 45 per second after headroom; allow for the scheduler's wake-up jitter.
     assert max_in_window(sent, 0.95) <= 45
+
+
+def test_the_reporting_apis_one_a_second_and_two_a_minute_keep_headroom_without_halving_the_rate():
+    # Requests exactly a second apart draw 429s, and 95% of two a minute would be one: the windows widen instead.
+    clock = FakeClock()
+    began = clock.now
+    pacer = Pacer(1, 2, clock=clock, sleep=lambda s: None, wait_first=True)
+    times = schedule(pacer, clock, 8)
+    gaps = [b - a for a, b in itertools.pairwise([began, *times])]
+    assert min(gaps) >= 1.5, "half a second of jitter between two requests (of this run, or the one before) is fine"
+    # Three seconds of skew or jitter never put three requests in one of Klaviyo's fixed minutes.
+    assert max_in_window(times, 63.0) == 2
+    # Two a minute, nearly: eight requests go in a little over three minutes.
+    assert 3 * 60 < times[-1] - times[0] < 3 * 66
+    # How long the next one waits can be asked without counting one (a caller waits in steps, and stops between).
+    assert pacer.ready_in() == pytest.approx(times[-2] + 60 / 0.95 - clock.now) == pacer.ready_in()
+    assert pacer.acquire() == pytest.approx(times[-2] + 60 / 0.95 - clock.now)
+
+
+def test_the_steady_limit_klaviyo_states_is_paced_under_and_other_windows_are_not():
+    clock = FakeClock()
+    pacer = Pacer(1, 2, clock=clock, sleep=lambda s: None)
+    # A daily window's numbers are no steady limit.
+    pacer.observe({"RateLimit-Limit": "225", "RateLimit-Remaining": "200", "RateLimit-Reset": "80000"})
+    assert (pacer.steady, pacer.burst) == (2, 1)
+    pacer.observe({"RateLimit-Limit": "600", "RateLimit-Remaining": "599", "RateLimit-Reset": "40"})
+    assert pacer.steady == 570
+    times = schedule(pacer, clock, 10)
+    assert times[-1] - times[0] == pytest.approx(9 * 1.5), "only the burst holds requests back now"
+    # A limit that is not a number changes nothing, and an exhausted window is still waited out.
+    pacer.observe({"RateLimit-Limit": "2;w=60", "RateLimit-Remaining": "0", "RateLimit-Reset": "30"})
+    assert pacer.steady == 570 and pacer.acquire() == pytest.approx(30)

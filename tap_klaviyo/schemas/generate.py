@@ -22,6 +22,7 @@ from tap_klaviyo.streams.attributions import AttributionsStream
 from tap_klaviyo.streams.base import StreamRow
 from tap_klaviyo.streams.derived import SEND, FlowMessagesStream, IncludedStream, LinkStream
 from tap_klaviyo.streams.profiles import MembersStream
+from tap_klaviyo.streams.reports import ReportStream
 from tap_klaviyo.streams.table import STREAMS
 
 HERE = Path(__file__).parent
@@ -153,6 +154,21 @@ class Converter:
         properties.update({name: _nullable(prop) for name, prop in fields.items() if name != "id"})
         return {"type": "object", "properties": properties}
 
+    def report_schema(self, operation_path: str, columns: list[str]) -> Schema:
+        """A report query's rows: its groupings (`columns`: ids, `date` a day), then every statistic its body may ask
+        for, each a number (rates as fractions)."""
+        body = self.resolve(
+            self.spec["paths"][operation_path]["post"]["requestBody"]["content"]["application/vnd.api+json"]["schema"]
+        )
+        attributes = self.resolve(self.resolve(self.resolve(body["properties"]["data"])["properties"]["attributes"]))
+        statistics = attributes["properties"]["statistics"]
+        properties: dict[str, Schema] = {
+            name: {"type": "string", "format": "date"} if name == "date" else {"type": "string"} for name in columns
+        }
+        for name in statistics["items"]["enum"]:
+            properties[name] = {"type": ["number", "null"]}
+        return {"type": "object", "properties": properties}
+
     def flat_schema(self, items: list[Schema], extra: dict[str, Schema] | None) -> Schema:
         properties: dict[str, Schema] = {"id": {"type": "string"}}
         properties.update(extra or {})
@@ -221,7 +237,11 @@ def build(spec: dict[str, Any]) -> dict[str, Schema]:
     schemas: dict[str, Schema] = {}
     for row in STREAMS:
         paths = list(dict.fromkeys(source.endpoint.path for source in row.sources))
-        if row.family is AttributionsStream:
+        if issubclass(row.family, ReportStream):
+            family = row.family
+            columns = [*family.GROUP_BY, *(["date"] if family.INTERVAL else []), "conversion_metric_id"]
+            schemas[row.schema] = c.report_schema(paths[0], columns)
+        elif row.family is AttributionsStream:
             schemas[row.schema] = c.included_schema(paths[0], row.sources[0].query["include"])
         elif row.family is FlowMessagesStream and row.derived_from:
             schemas[row.schema] = c.message_schema(_parent(row).sources[0].endpoint.path, row.derived_from[1])

@@ -5,9 +5,10 @@ and segment members (`profiles.py`), on a common base (`base.py`)."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tap_klaviyo import endpoints
 from tap_klaviyo.client import KlaviyoClient
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
 class Run:
     """What the streams of one run share: the rows, the account's metrics, its lists and segments, the window pool
     of the streams read by time windows (None: one page at a time), the client, the streams built so far (a
-    derived stream's source comes first in the table), and the account's id once asked for."""
+    derived stream's source comes first in the table), and the account once asked for (its id, its timezone)."""
 
     rows: Sequence[StreamRow]
     directory: MetricDirectory
@@ -38,16 +39,23 @@ class Run:
     client: KlaviyoClient
     streams: dict[str, KlaviyoStream] = field(default_factory=dict)
     walks: dict[tuple[str, tuple[tuple[str, str], ...]], Walk] = field(default_factory=dict)
-    _account_id: str | None = None
+    _account: dict[str, Any] | None = None
+    # The first requests go out together, each in a thread: the account is asked for once.
+    _account_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def account(self) -> dict[str, Any]:
+        """The account the key belongs to, asked for once a run."""
+        with self._account_lock:
+            if self._account is None:
+                accounts = next(self.client.documents(endpoints.ACCOUNTS, {}, stream=ACCOUNT_ID))["data"]
+                if not accounts:
+                    raise KlaviyoError("Klaviyo's /api/accounts named no account for this API key: check `api_key`.")
+                self._account = accounts[0]
+            return self._account
 
     def account_id(self) -> str:
-        """The id of the account the key belongs to, asked for once a run."""
-        if self._account_id is None:
-            accounts = next(self.client.documents(endpoints.ACCOUNTS, {}, stream=ACCOUNT_ID))["data"]
-            if not accounts:
-                raise KlaviyoError("Klaviyo's /api/accounts named no account for this API key: check `api_key`.")
-            self._account_id = str(accounts[0]["id"])
-        return self._account_id
+        """The id of the account the key belongs to."""
+        return str(self.account()["id"])
 
     def walk(self, source: Source, reader: EntityStream, index: int) -> Walk:
         """The walk of a source, shared with the streams before `reader` that list it; a new one is read ahead

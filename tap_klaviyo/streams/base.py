@@ -76,6 +76,8 @@ class KlaviyoStream(SdkStream):
     READ_WHOLE_TO_MIRROR = True
     # Whether the state keeps a bookmark per partition (under `partitions`) rather than one for the stream.
     KEEPS_PARTITIONS = False
+    # Whether the state keeps the days a report has read (`first_day`, `last_day`) rather than a bookmark.
+    KEEPS_DAYS = False
 
     def __init__(self, tap: Tap, client: KlaviyoClient, row: StreamRow, run: Run) -> None:
         schema = json.loads((SCHEMAS / f"{row.schema}.json").read_text(encoding="utf-8"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -26,15 +27,18 @@ class MetricDirectory:
     def __init__(self, client: KlaviyoClient) -> None:
         self.client = client
         self._metrics: list[Resource] | None = None
+        # The first requests go out together, each in a thread: the metrics are listed once.
+        self._lock = threading.Lock()
 
     def all(self, stream: str) -> list[Resource]:
-        if self._metrics is None:
-            self._metrics = [
-                resource
-                for document in self.client.documents(endpoints.METRICS, {}, stream=stream)
-                for resource in document["data"]
-            ]
-        return self._metrics
+        with self._lock:
+            if self._metrics is None:
+                self._metrics = [
+                    resource
+                    for document in self.client.documents(endpoints.METRICS, {}, stream=stream)
+                    for resource in document["data"]
+                ]
+            return self._metrics
 
     def find(self, name: str, stream: str, integration: str | None = None) -> list[Resource]:
         """Metrics of that name (any case), of that integration if one is given (its key or name, any case),

@@ -14,8 +14,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from tap_klaviyo.endpoints import (
+    CAMPAIGN_VALUES,
     CAMPAIGNS,
     EVENTS,
+    FLOW_SERIES,
     FLOWS,
     LIST_MEMBERS,
     LISTS,
@@ -33,6 +35,7 @@ from tap_klaviyo.streams.entities import EntityStream
 from tap_klaviyo.streams.events import EventStream
 from tap_klaviyo.streams.metrics import MetricsStream
 from tap_klaviyo.streams.profiles import MembersStream, ProfilesStream
+from tap_klaviyo.streams.reports import CampaignValuesStream, FlowSeriesStream
 
 # Klaviyo lists campaigns one channel at a time (the filter is required): one walk of /api/campaigns per channel.
 CHANNELS = ("email", "sms", "mobile_push")
@@ -177,6 +180,23 @@ STREAMS: tuple[StreamRow, ...] = (
         "event_attributions",
         sources=(Source(EVENTS, {"include": "attributions"}),),
         primary_keys=("event_id", "id"),
+        selected_by_default=False,
+    ),
+    # Klaviyo's Reporting API: opt-in, as its daily quota is shared by every integration on the account.
+    StreamRow(
+        "campaign_values_reports",
+        CampaignValuesStream,
+        "campaign_values_reports",
+        sources=(Source(CAMPAIGN_VALUES),),
+        primary_keys=("campaign_message_id", "send_channel", "conversion_metric_id"),
+        selected_by_default=False,
+    ),
+    StreamRow(
+        "flow_series_reports",
+        FlowSeriesStream,
+        "flow_series_reports",
+        sources=(Source(FLOW_SERIES),),
+        primary_keys=("flow_id", "flow_message_id", "send_channel", "date", "conversion_metric_id"),
         selected_by_default=False,
     ),
 )
