@@ -110,8 +110,11 @@ def test_threads_share_one_pacer_without_exceeding_it():
         t.join()
     sent.sort()
     assert len(sent) == 120
-    # 45 per second after headroom; allow for the scheduler's wake-up jitter.
-    assert max_in_window(sent, 0.95) <= 45
+    # 45 a second after headroom, spaced evenly: a thread the scheduler wakes late bunches a few together, which
+    # the headroom absorbs; what must hold is the endpoint's own limit in any second.
+    assert max_in_window(sent, 1.0) <= 50
+    # And the pacer holds back no more than it must: 120 requests at 45 a second take about 2.6 s.
+    assert 2.3 <= sent[-1] - sent[0] <= 6.0, f"{sent[-1] - sent[0]:.2f}s for 120 requests"
 
 
 def test_the_reporting_apis_one_a_second_and_two_a_minute_keep_headroom_without_halving_the_rate():
