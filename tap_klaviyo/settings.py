@@ -42,8 +42,8 @@ SETTINGS = th.PropertiesList(
         secret=True,
         title="API key",
         description=(
-            "A Klaviyo private API key with read scopes, sent as `Authorization: Klaviyo-API-Key ...` to `api_url` "
-            "only."
+            "A Klaviyo private API key (secret) with read scopes, sent as `Authorization: Klaviyo-API-Key ...` to "
+            "`api_url` only."
         ),
     ),
     th.Property(
