@@ -89,8 +89,8 @@ def leave(code: int, line: str) -> NoReturn:
 def limit_allocator() -> None:
     """Keep glibc from holding on to memory the event streams' worker threads have freed: by default each
     thread gets an arena of its own, and freeing one page body raises the size below which later ones are
-    carved from those arenas, where they fragment. Big bodies are mapped and unmapped instead. About 40%
-    less peak memory on a large sync; nothing changes on other C libraries."""
+    carved from those arenas, where they fragment. Big bodies are mapped and unmapped instead, which lowers a
+    large sync's peak memory (see benchmarks/README.md); nothing changes on other C libraries."""
     if platform.libc_ver()[0] != "glibc":
         return
     libc = ctypes.CDLL(None)

@@ -11,7 +11,8 @@ written a page at a time they decode whole, once, into records typed by the sche
 the records instead of the bytes.
 
 Decoded structs are left untracked by the garbage collector (`gc=False`; they cannot form cycles): a page makes
-thousands, and tracked ones set off collections over the whole heap, which cost more than the decoding.
+thousands, and tracked ones set off collections over the whole heap, which cost more than the decoding (see
+benchmarks/README.md).
 """
 
 from __future__ import annotations

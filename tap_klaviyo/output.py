@@ -56,7 +56,7 @@ def encode_records(
 
 
 class RecordBufferingWriter(MsgSpecWriter):
-    """The SDK's msgspec writer (about half again as fast as its default one), writing RECORD messages in
+    """The SDK's msgspec writer (faster than its default one; see benchmarks/README.md), writing RECORD messages in
     batches: one write and flush per record is a system call per record, and stdout may be unbuffered
     (PYTHONUNBUFFERED). Every other message writes out what is pending first, so everything before a STATE
     reaches the target before that STATE does: a killed run resumes from its last STATE losing nothing."""

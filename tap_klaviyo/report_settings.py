@@ -35,8 +35,9 @@ REPORT_SETTINGS = (
         title="Reports' conversion metric",
         description=(
             "The metric whose events the report streams count as conversions (conversions, conversion_value, "
-            "revenue_per_recipient, ...): a metric name, or an object {name, integration} like an `event_metrics` "
-            "entry to pick one integration's."
+            "revenue_per_recipient, ...): a metric name, or {name, integration} as in `event_metrics`. A name the "
+            "account lacks: a warning and empty report streams; a metric Klaviyo reports no conversions of: the run "
+            "stops naming this setting."
         ),
     ),
     th.Property(
@@ -46,7 +47,8 @@ REPORT_SETTINGS = (
         title="Reports' lookback (days)",
         description=(
             "Each run reads the report streams' last this many days again (campaigns sent in them, flow days), "
-            f"because Klaviyo revises them as late opens and conversions arrive. 1 to {MAX_LOOKBACK_DAYS}."
+            "because Klaviyo revises them as late opens and conversions arrive (its attribution windows: 5 days by "
+            f"default for email, up to 90). 1 to {MAX_LOOKBACK_DAYS}."
         ),
     ),
     th.Property(
@@ -54,9 +56,9 @@ REPORT_SETTINGS = (
         th.IntegerType,
         title="Reports' requests per run",
         description=(
-            "At most this many requests per report stream and run (Klaviyo allows 225 a day per account, shared "
-            "by every integration on it): a stream that reaches it stops, saying so, and the next run goes on "
-            "from there. Default: up to Klaviyo's daily quota."
+            "At most this many requests per report stream and run: a stream that reaches it stops with a warning, "
+            "and the next run goes on from there. Klaviyo allows 225 a day per account, shared by every integration "
+            "on it: keep some for the others. Default: up to the daily quota."
         ),
     ),
 )

@@ -123,8 +123,8 @@ class SdkTap(Tap):
 
     def setup_mapper(self) -> None:
         # meltano/sdk#1942 (fixed upstream by meltano/sdk#3046, not in 0.54.9): the SDK registers a deselected
-        # stream's maps against the schema of its selected fields, which is none, so a map of it (the README's
-        # privacy map of `profiles`, which is opt-in) fails the run for want of its key. Such maps never run:
+        # stream's maps against the schema of its selected fields, which is none, so a map of it (the privacy map of
+        # `profiles` in docs/streams.md, which is opt-in) fails the run for want of its key. Such maps never run:
         # register them against the whole schema.
         catalog = Catalog.from_dict(self.catalog.to_dict())
         for entry in catalog.streams:

@@ -21,7 +21,8 @@ DEFAULT_REVISION = "2026-07-15"
 # The API revisions the streams' requests, filters and schemas are modelled on (2026-10-15 changes campaigns).
 SUPPORTED_REVISIONS = frozenset({DEFAULT_REVISION})
 DEFAULT_MAX_RETRIES = 8
-# Requests in flight: at 250 ms per request, 16 reach /api/events' steady limit.
+# Requests in flight: at a round trip of 250 ms, 16 make 64 requests a second, more than /api/events' steady limit
+# (3,500 a minute, about 58 a second) lets through.
 DEFAULT_CONCURRENCY = 16
 # The SDK's own name for the setting that turns ACTIVATE_VERSION on.
 MIRROR = "emit_activate_version_messages"
@@ -40,15 +41,18 @@ SETTINGS = th.PropertiesList(
         required=True,
         secret=True,
         title="API key",
-        description="A Klaviyo private API key with read scopes, sent as `Authorization: Klaviyo-API-Key ...`.",
+        description=(
+            "A Klaviyo private API key (secret) with read scopes, sent as `Authorization: Klaviyo-API-Key ...` to "
+            "`api_url` only."
+        ),
     ),
     th.Property(
         "start_date",
         th.DateTimeType,
         title="From date",
         description=(
-            "Import email events, and the report streams' days, from this date-time on (ISO 8601). Lists, segments, "
-            "campaigns, flows and metrics are always imported whole. Default: all history."
+            "Import events, and the report streams' days, from this date-time on (ISO 8601, inclusive). Lists, "
+            "segments, campaigns, flows, metrics, profiles and members ignore it. Default: all history."
         ),
     ),
     th.Property(
@@ -56,8 +60,8 @@ SETTINGS = th.PropertiesList(
         th.DateTimeType,
         title="To date",
         description=(
-            "Import email events, and the report streams' days, before this date-time (exclusive), for backfills of "
-            "a fixed range. Default: up to now."
+            "Import events, and the report streams' days, before this date-time (exclusive), for backfills of a "
+            "fixed range. Default: up to now."
         ),
     ),
     th.Property(
@@ -66,9 +70,8 @@ SETTINGS = th.PropertiesList(
         default=0,
         title="Lookback (minutes)",
         description=(
-            "On incremental runs, also re-read this many minutes before each event stream's bookmark, "
-            "for events that reach Klaviyo late (at most 43200, 30 days). Re-read events are sent again (dedupe on "
-            "`id`)."
+            "On incremental runs, also re-read this many minutes before each event stream's bookmark, for events "
+            "that reach Klaviyo late; at most 43200 (30 days). Re-read events are sent again (dedupe on `id`)."
         ),
     ),
     th.Property(
@@ -104,9 +107,10 @@ SETTINGS = th.PropertiesList(
         default=[],
         title="More event streams, by metric name",
         description=(
-            'Klaviyo metric names (e.g. "Placed Order", "Received SMS"), each read as an event stream of its own, '
-            "named in snake_case (placed_order). An entry may be an object {name, integration, stream} to pick the "
-            "metric of one integration (key or name, e.g. shopify) or to choose the stream name."
+            'More event streams: Klaviyo metric names (e.g. "Placed Order", "Received SMS"), each read as an event '
+            "stream of its own, named in snake_case (placed_order). An entry may be an object {name, integration, "
+            "stream} to pick the metric of one integration (key or name, e.g. shopify) or to choose the stream name. "
+            "From the environment: TAP_KLAVIYO_EVENT_METRICS as JSON."
         ),
     ),
     th.Property(
@@ -116,7 +120,7 @@ SETTINGS = th.PropertiesList(
         title="Profiles' predictive analytics",
         description=(
             "Add `predictive_analytics` (CLV, churn, next order) to the profiles stream. Klaviyo serves those "
-            "requests at lower rate limits (10/s, 150/min instead of 75/s, 750/min), so a profiles sync is slower."
+            "requests at 10/s and 150/min instead of 75/s and 750/min, so profiles take five times as long."
         ),
     ),
     *REPORT_SETTINGS,
@@ -126,11 +130,10 @@ SETTINGS = th.PropertiesList(
         default=False,
         title="Mirror deletions (ACTIVATE_VERSION)",
         description=(
-            "Read lists and segments, campaigns (with their messages and audiences), flows (with their actions and "
-            "messages) and metrics whole every run and follow each with ACTIVATE_VERSION, so a target that honours "
-            "it (target-postgres) keeps exactly Klaviyo's current rows: deleted ones are marked deleted or removed. "
-            "Event streams and their attributions stay incremental; profiles and members are mirrored when the "
-            "catalog sets them to FULL_TABLE."
+            "Mirror deletions: read lists and segments, campaigns, flows and metrics (and the streams derived from "
+            "them) whole every run, each followed by ACTIVATE_VERSION, so a target that honours it keeps exactly "
+            "Klaviyo's current rows. Events stay incremental; profiles and members are mirrored when the catalog "
+            "sets them to FULL_TABLE."
         ),
     ),
     th.Property(
@@ -139,9 +142,8 @@ SETTINGS = th.PropertiesList(
         default=False,
         title="Add the account's id",
         description=(
-            "Ask Klaviyo which account the key belongs to (one /api/accounts request; scope accounts:read) and add "
-            "its id as `account_id` to every record of every stream and to every stream's primary key, so several "
-            "accounts can load into the same tables."
+            "Add the account's id (one /api/accounts request; scope accounts:read) as `account_id` to every record "
+            "and every stream's primary key, so several accounts can load into the same tables."
         ),
     ),
     th.Property(
@@ -150,10 +152,9 @@ SETTINGS = th.PropertiesList(
         default=DEFAULT_CONCURRENCY,
         title="Requests in flight",
         description=(
-            "How many requests the streams read in time windows (events, profiles, list and segment members) keep "
-            "in flight, each over a window of its own (the next streams start while one finishes); records are "
-            "still emitted in order. 1 reads one page at a time (slowest, least memory). More helps against a "
-            "distant API; all are paced under Klaviyo's rate limits."
+            "Requests kept in flight by the streams read in time windows (events, profiles, list and segment "
+            "members), each over a window of its own; records are still emitted in order. 1 reads one page at a "
+            "time: slowest, least memory, gentlest on a shared key."
         ),
     ),
     th.Property(
@@ -173,8 +174,8 @@ SETTINGS = th.PropertiesList(
         default=DEFAULT_REVISION,
         title="API revision",
         description=(
-            "The Klaviyo API revision sent in the `revision` header: one the streams are modelled on "
-            f"({', '.join(sorted(SUPPORTED_REVISIONS))})."
+            "The Klaviyo API revision sent in the `revision` header. Only the one the streams are modelled on "
+            f"({', '.join(sorted(SUPPORTED_REVISIONS))}) is accepted: 2026-10-15 remodels campaigns."
         ),
     ),
     th.Property(
@@ -182,7 +183,10 @@ SETTINGS = th.PropertiesList(
         th.StringType,
         default=DEFAULT_API_URL,
         title="API URL",
-        description="Base URL of the Klaviyo API; change it only for a proxy or a test server.",
+        description=(
+            "Base URL of the Klaviyo API; change it only for a proxy or a test server. The key is sent to this "
+            "scheme, host and port only: a proxy must rewrite Klaviyo's `links.next` to point at itself."
+        ),
     ),
     th.Property(
         "max_retries",
@@ -190,8 +194,8 @@ SETTINGS = th.PropertiesList(
         default=DEFAULT_MAX_RETRIES,
         title="Retries per request",
         description=(
-            "How often one request is retried after throttling (429), server errors, dropped "
-            "connections or truncated bodies, with capped exponential backoff, before the run fails."
+            "Retries of one request after a 429 (waiting as long as `Retry-After` says), a 5xx, a dropped "
+            "connection or a truncated body, with capped exponential backoff and jitter, before the run fails."
         ),
     ),
 )

@@ -36,7 +36,7 @@ def limits(daily: int = 225) -> dict[str, tuple[int, ...]]:
 
 
 def conversion_metric(account: Account, name: str = "Placed Order") -> Row:
-    """The metric a name finds: Klaviyo's own first, then the oldest (as README says)."""
+    """The metric a name finds: Klaviyo's own first, then the oldest (as docs/streams.md says)."""
     found = [m for m in account.metrics if (m["attributes"]["name"] or "").casefold() == name.casefold()]
     klaviyo = [m for m in found if ((m["attributes"].get("integration") or {}).get("name")) == "Klaviyo"]
     return sorted(klaviyo or found, key=lambda m: (m["attributes"]["created"], m["id"]))[0]

@@ -343,7 +343,7 @@ def test_two_accounts_run_in_parallel_into_one_postgres(meltano, tmp_path):
                     out, _ = proc.communicate(timeout=600)
                     assert proc.returncode == 0, f"{label}, account {brand}:\n{out[-5000:]}"
 
-            # As the README says: one account's first run creates the tables (target-postgres does not guard its
+            # As docs/operations.md says: one account's first run creates the tables (target-postgres does not guard its
             # CREATE TABLE against a second writer); from then on, the accounts run side by side.
             in_parallel("first run of account a", ("a",))
             states_a = get_state(meltano, "dev:tap-klaviyo-brand-a-to-target-postgres")

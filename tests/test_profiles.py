@@ -218,7 +218,7 @@ def test_no_log_line_prints_a_persons_data(tmp_path, account):
 
 
 def test_the_readme_stream_map_is_harmless_while_profiles_are_not_selected(account):
-    # profiles are opt-in: the README's privacy map is set up before anyone selects them.
+    # profiles are opt-in: the privacy map of docs/streams.md is set up before anyone selects them.
     stream_maps = {"profiles": {"phone_number": None, "email": "md5(email) if email else None"}}
     with FakeKlaviyo(account, api_key=API_KEY) as fake:
         result = run_tap({"api_key": API_KEY, "api_url": fake.url, "stream_maps": stream_maps})

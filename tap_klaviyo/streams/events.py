@@ -42,8 +42,8 @@ METRIC_ID = "metric_id"
 class EventStream(PageSyncStream, WindowedStream):
     """The events of the row's metric, `start <= datetime < end` of the run, oldest first."""
 
-    # Records are typed while decoding (or checked in post_process): the SDK's conformance pass would only cost
-    # a third of the time per record again.
+    # Records are typed while decoding (or checked in post_process): the SDK's conformance pass would only add to
+    # the time per record (see benchmarks/README.md).
     TYPE_CONFORMANCE_LEVEL = TypeConformanceLevel.NONE
 
     def __init__(self, tap: Tap, client: KlaviyoClient, row: StreamRow, run: Run) -> None:
