@@ -10,7 +10,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from email.message import Message
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -45,6 +45,7 @@ class FakeKlaviyo:
     Each event is JSON-encoded once, when first served (:meth:`encode_events` does them all up
     front), and ``/api/events`` pages are spliced from those bytes unless they ask for sparse
     fieldsets or includes.
+    ``observe``: called with each request's record as it is logged, in the thread that served it.
     """
 
     def __init__(
@@ -62,6 +63,7 @@ class FakeKlaviyo:
         metrics_page_size: int = 200,
         host: str = "127.0.0.1",
         port: int = 0,
+        observe: Callable[[RequestRecord], None] | None = None,
     ) -> None:
         self.account = account if account is not None else generate_account()
         self.api_key = api_key
@@ -83,6 +85,7 @@ class FakeKlaviyo:
             raise ValueError("metrics_page_size must be at least 1")
         self.metrics_page_size = metrics_page_size  # the spec: "a maximum of 200 results per page"
         self.host, self.port = host, port
+        self.observe = observe
 
         self._limiter = RateLimiter.from_setting(rate_limits)
         self._faults = FaultDraws(faults)
@@ -218,6 +221,8 @@ class FakeKlaviyo:
         )
         with self._lock:
             self._records.append(rec)
+        if self.observe is not None:
+            self.observe(rec)
         write(h, resp, truncate=fault == "truncate")
 
     def _respond(
