@@ -20,8 +20,8 @@ from .transport import RequestRecord
 
 
 class RequestLog:
-    """One JSON line per request served: its path, status, and when it arrived and was answered (seconds since the
-    epoch, so that another process can place it beside its own times)."""
+    """One JSON line per request served: its path, query, status, and when it arrived and was answered (seconds
+    since the epoch, so that another process can place it beside its own times)."""
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
@@ -31,6 +31,7 @@ class RequestLog:
     def __call__(self, record: RequestRecord) -> None:
         start = record.started + self.offset
         line = {"start": start, "end": start + record.duration, "path": record.path, "status": record.status}
+        line["query"] = {key: values[0] if len(values) == 1 else values for key, values in record.query.items()}
         with self.lock:
             self.out.write(json.dumps(line) + "\n")
             self.out.flush()
@@ -126,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
         "--request-log",
         type=Path,
         metavar="FILE",
-        help="append a JSON line per request to FILE: path, status, start and end (seconds since the epoch)",
+        help="append a JSON line per request to FILE: path, query, status, start and end (seconds since the epoch)",
     )
     args = p.parse_args(argv)
     if args.events_page_size_max is not None and args.events_page_size_max < 1:

@@ -25,17 +25,20 @@ from dataclasses import dataclass, field
 
 from tap_klaviyo import stopping
 from tap_klaviyo.codec import RawPage
-from tap_klaviyo.ranges import Chunk, Plan, Probe, Window, cap, pages_left, split
+from tap_klaviyo.ranges import FILL, Chunk, Plan, Probe, Rest, Window, cap, ending_at
 from tap_klaviyo.times import parse_datetime
 
-# Bytes of pages read ahead: read and not yet emitted, or that windows being read may bring. With the
-# page size it also sets how many pages a worker reads of a window before splitting the rest.
+# Bytes of pages read ahead: read and not yet emitted, or that windows being read may bring.
 BUFFERED_BYTES = 64 * 1024 * 1024
-# One split makes at most this many windows per worker; a window that proves denser splits again.
-MAX_SPLIT_PER_WORKER = 4
-# A split for idle workers gives each window at least this many pages (by the density seen): every window ends
-# with a partial page, which a window of one page would pay for as much as it saves.
-MIN_IDLE_SPLIT_PAGES = 2
+# The budget is shared out as if among this many windows: a window reads about its share of pages before it looks
+# again, and reserves that much while it is read. More workers than this read windows sized to fit on a page while
+# the budget has room for them (a sync of a few pages a range, read in one round trip), and a large sync stays
+# within the budget with windows of several pages.
+BUDGET_SHARES = 16
+# A window that outgrew its budget while every worker is busy splits into no more windows than there are workers
+# free, but at least this many: what it saw of its density holds near where it stopped, and every range split
+# into a window per worker at once would queue each other's windows for rounds.
+BUSY_SPLIT = 4
 # How often the main thread, waiting for a window, looks whether a signal asked the run to stop.
 STOP_CHECK_SECONDS = 0.2
 
@@ -214,10 +217,10 @@ class WindowedFetch:
 
     def _reservation(self, window: Window) -> int:
         """The bytes a window being read may bring: its page budget at the largest page seen, but no more than a
-        worker's share of the budget (a window's page budget was sized to that share at its own range's page size,
-        so a range of small pages has a large page count) and no less than two of the largest pages. Before any
-        page is read, a worker's share."""
-        share = max(BUFFERED_BYTES // self.concurrency, 2 * self._largest_page)
+        share of the budget (a window's page budget was sized to that share at its own range's page size, so a range
+        of small pages has a large page count) and no less than two of the largest pages. Before any page is read,
+        a share."""
+        share = max(BUFFERED_BYTES // BUDGET_SHARES, 2 * self._largest_page)
         if not self._largest_page:
             return share
         return min(window.pages * self._largest_page, share)
@@ -249,11 +252,14 @@ class WindowedFetch:
                 self._count(queued=len(chunk.then), busy=-1, claimed=-chunk.claimed)
 
     def _claim_idle(self, most: int) -> int:
-        """Up to `most` idle workers with nothing queued for them, claimed for windows about to be split off."""
+        """Up to `most` idle workers with nothing queued for them, claimed for windows about to be split off: no
+        more than the read-ahead budget has room for, windows of a page each (workers the budget keeps idle cannot
+        read them)."""
         if self.concurrency - self._busy - self._queued - self._claimed <= 0:
             return 0  # the usual answer, without the lock
+        room = (BUFFERED_BYTES - self._buffered - self._reserved) // max(self._largest_page, 1)
         with self._lock:
-            idle = min(most, self.concurrency - self._busy - self._queued - self._claimed)
+            idle = min(most, room, self.concurrency - self._busy - self._queued - self._claimed)
             if idle <= 0:
                 return 0
             self._claimed += idle
@@ -278,81 +284,100 @@ class WindowedFetch:
         item.items = expanded
 
     def fetch(self, plan: Plan, window: Window) -> Chunk:
-        """Up to `window.pages` pages of a window (in a worker thread), and the windows that cover the rest."""
+        """Pages of a window (in a worker thread), and the windows that cover the rest. A range's whole window is
+        split after its first page, by the density that page showed, up to its newest record (asked for beside the
+        first page, one round trip for both). Any other window is read by cursor, up to its page budget, until its
+        pages show more than a page to come while workers are idle: then the rest is split among them at once."""
         probe = None
-        if window.pages == 1 and not window.next_url and plan.newest is not None:
-            # The range's first window: its newest record is asked for beside its first page, one round trip for
-            # both (wasted only when the range fits on one page).
+        if window.whole and not window.next_url and plan.newest is not None:
             probe = Probe(plan.newest, Window(window.start, window.end))
         page = plan.following(window.next_url) if window.next_url else plan.first(window)
         pages = [page]
         budget = self._page_budget(page)
-        while page.next_url and len(pages) < window.pages and not self._closed:
-            idle = self._split_for_idle(plan, window, pages)
+        while page.next_url and page.count and not self._closed:
+            if probe is not None:
+                return self._split_range(plan, window, pages, probe.result(), budget)
+            idle = self._split_for_idle(plan, window, pages, budget)
             if idle is not None:
                 return idle
+            if len(pages) >= window.pages:
+                return self._look_again(plan, window, pages, budget)
             page = plan.following(page.next_url)
             pages.append(page)
-        if not page.next_url or not page.count:
-            return Chunk(pages, [])
-        if window.pages > 1 and (idle := self._split_for_idle(plan, window, pages)) is not None:
-            return idle
-        cursor = Chunk(pages, [Window(end=window.end, next_url=page.next_url, pages=budget)])
-        if plan.newest is None or not pages[0].first or not page.last:
-            return cursor
-        first, last = parse_datetime(pages[0].first), parse_datetime(page.last)
-        end, tail = window.end, []
-        if probe is not None and (newest := probe.result()):
-            # The range's first window: split only up to its newest record (a metric may have none for months),
-            # and read what comes after it (records arriving during the run, or dated later) by itself.
-            stop = parse_datetime(newest).replace(microsecond=0) + datetime.timedelta(seconds=1)
-            if end is None or stop < end:
-                end, tail = stop, [Window(stop, window.end, pages=budget)]
-        if end is None:
-            end, tail = plan.now, [Window(plan.now, None, pages=budget)]
-        if last <= first or last >= end:
-            return cursor
-        # Records at `last` may go on past this page: emit those before it, and read [last, end) anew.
-        expected_pages = pages_left(window, pages, first, last, end)
-        if window.pages > 1 and expected_pages <= budget:
-            # A window that outgrew its budget by less than a budget goes on by cursor: every window it were
-            # split into would cost a partial last page, and the other windows keep the workers busy (when they
-            # stop doing so, it splits for them).
-            return Chunk(pages, [Window(end=window.end, next_url=page.next_url, pages=cap(expected_pages, budget))])
-        # Aim each window just under a worker's budget: every window ends with a partial page, so fewer, fuller
-        # windows cost fewer requests. The range's first window (one page) also spreads the range over every
-        # worker at once.
-        parts = expected_pages / max(1, budget - 1)
-        if window.pages == 1:
-            parts = max(parts, min(expected_pages, self.concurrency))
-        parts = max(1, min(math.ceil(parts), MAX_SPLIT_PER_WORKER * self.concurrency))
-        windows = split(last, end, parts, pages=cap(expected_pages / parts, budget))
-        return Chunk(pages, [*windows, *tail], before=last)
+        return Chunk(pages, [])
 
     def _page_budget(self, page: RawPage) -> int:
-        """The pages a worker reads of a window before it looks again: its share of the read-ahead budget at this
+        """The pages a worker reads of a window before it looks again: a share of the read-ahead budget at this
         page's size."""
-        return max(2, BUFFERED_BYTES // (self.concurrency * max(page.size, 1)))
+        return max(2, BUFFERED_BYTES // (BUDGET_SHARES * max(page.size, 1)))
 
-    def _split_for_idle(self, plan: Plan, window: Window, pages: list[RawPage]) -> Chunk | None:
-        """The pages read so far and the rest of the window split among this worker and idle ones, if workers are
-        idle with nothing queued and the rest holds pages enough for two windows; None to read on."""
-        page = pages[-1]
-        if plan.newest is None or not pages[0].first or not page.last or not page.count:
-            return None
+    def _split_range(self, plan: Plan, window: Window, pages: list[RawPage], newest: str | None, budget: int) -> Chunk:
+        """The rest of a range after its first page, split up to its newest record (a metric may have none for
+        months; the last window reaches the range's end, for records that arrive during the run or are dated
+        later): into as many windows as it holds pages, each sized to fit on one, when the workers can read them
+        all at once, else into fewer, fuller ones (every window ends with a partial page, so they cost fewer
+        requests for about the same round trips)."""
+        rest = self._rest(plan, window, pages, newest)
+        if rest is None:
+            return self._cursor(window, pages, budget)
+        parts, fill = math.ceil(rest.expected / FILL), FILL
+        if parts > self.concurrency:
+            parts, fill = min(math.ceil(rest.expected / max(1, budget - 1)), self.concurrency), max(1, budget - 1)
+        return self._split(window, pages, rest, rest.windows(parts, fill, budget))
+
+    def _look_again(self, plan: Plan, window: Window, pages: list[RawPage], budget: int) -> Chunk:
+        """A window read to its page budget, no worker idle: what is left goes on by cursor if it holds less than
+        another budget (every window it were split into would cost a partial last page, and the other windows keep
+        the workers busy), else it is split into windows of about a budget each, up to as many as workers are free
+        (`BUSY_SPLIT` at least)."""
+        rest = self._rest(plan, window, pages)
+        if rest is None:
+            return self._cursor(window, pages, budget)
+        if rest.expected <= budget:
+            return self._cursor(window, pages, cap(rest.expected, budget))
+        free = self.concurrency - self._busy - self._queued - self._claimed
+        parts = min(math.ceil(rest.expected / max(1, budget - 1)), max(BUSY_SPLIT, free))
+        return self._split(window, pages, rest, rest.windows(parts, max(1, budget - 1), budget))
+
+    def _split_for_idle(self, plan: Plan, window: Window, pages: list[RawPage], budget: int) -> Chunk | None:
+        """The pages read so far and the rest of the window split among this worker and idle ones, each window
+        sized to fit on a page, if workers are idle with nothing queued and the rest holds more than a page; None
+        to read on."""
         if self.concurrency - self._busy - self._queued - self._claimed <= 0:
             return None  # the usual answer, before any parsing
-        end = window.end or plan.now
-        first, last = parse_datetime(pages[0].first), parse_datetime(page.last)
-        if last <= first or last >= end:
+        rest = self._rest(plan, window, pages)
+        if rest is None or rest.expected <= 1:
             return None
-        left = pages_left(window, pages, first, last, end)
-        # Whole seconds apart (`split`): a window shorter than that many seconds cannot make that many parts.
-        most = min(math.floor(left / MIN_IDLE_SPLIT_PAGES), math.ceil((end - last).total_seconds()))
+        # Whole seconds apart (`split`): a window shorter than that many seconds cannot make that many parts. A
+        # quarter of the workers at most: the density of a campaign's first minutes says little of its next hours,
+        # and the other ranges may turn out denser than they looked too.
+        seconds = math.ceil((rest.end - rest.last).total_seconds())
+        most = min(math.ceil(rest.expected / FILL), seconds, max(BUSY_SPLIT, self.concurrency // 4))
         idle = self._claim_idle(most - 1)
         if not idle:
             return None
-        budget = self._page_budget(page)
-        windows = split(last, end, idle + 1, pages=cap(left / (idle + 1), budget))
-        tail = [] if window.end else [Window(plan.now, None, pages=budget)]
-        return Chunk(pages, [*windows, *tail], before=last, claimed=idle)
+        chunk = self._split(window, pages, rest, rest.windows(idle + 1, FILL, budget))
+        chunk.claimed = idle
+        return chunk
+
+    @staticmethod
+    def _rest(plan: Plan, window: Window, pages: list[RawPage], newest: str | None = None) -> Rest | None:
+        """The rest of the window after `pages`, up to its end (an open one: the sync's start, after which records
+        are few, or the range's newest record); None when it cannot be split by time."""
+        if plan.newest is None:
+            return None
+        end = window.end or plan.now
+        if newest:
+            end = min(end, parse_datetime(newest).replace(microsecond=0) + datetime.timedelta(seconds=1))
+        return Rest.of(pages, end)
+
+    @staticmethod
+    def _split(window: Window, pages: list[RawPage], rest: Rest, windows: list[Window]) -> Chunk:
+        """The pages, but their records at `rest.last` (they may go on past the last page), and `windows` to read
+        [rest.last, window's end) anew."""
+        return Chunk(pages, ending_at(windows, window.end), before=rest.last)
+
+    @staticmethod
+    def _cursor(window: Window, pages: list[RawPage], budget: int) -> Chunk:
+        """The pages, and the rest of the window to read by cursor."""
+        return Chunk(pages, [Window(end=window.end, next_url=pages[-1].next_url, pages=budget, whole=False)])

@@ -250,7 +250,9 @@ def test_a_range_whose_events_stop_early_is_not_split_over_the_empty_time(monkey
     times = sorted(NOW - datetime.timedelta(days=365, seconds=rng.randrange(365 * 86400)) for _ in range(5000))
     events = FakeEvents(times, page_size=100)
     # A budget of three pages per window, as at 1000 events a page.
-    monkeypatch.setattr(windows, "BUFFERED_BYTES", 8 * 3 * len(events.first(Window(None, None)).body))
+    monkeypatch.setattr(
+        windows, "BUFFERED_BYTES", windows.BUDGET_SHARES * 3 * len(events.first(Window(None, None)).body)
+    )
     events.requests = 0
     got = run(events, [Window(None, None)], concurrency=8)
     assert sorted(e["id"] for e in got) == sorted(e["id"] for e in events.events)
@@ -279,7 +281,9 @@ def test_a_dense_stretch_is_spread_over_idle_workers(monkeypatch):
     times = [start + datetime.timedelta(seconds=int(730 * 86400 * rng.random() ** 0.1)) for _ in range(8000)]
     events = ChainedEvents(times, page_size=100, delay=0.02)
     # A budget of 30 pages per worker: pages do not make windows split.
-    monkeypatch.setattr(windows, "BUFFERED_BYTES", 8 * 30 * len(events.first(Window(None, None)).body))
+    monkeypatch.setattr(
+        windows, "BUFFERED_BYTES", windows.BUDGET_SHARES * 30 * len(events.first(Window(None, None)).body)
+    )
     events.requests, events.chains = 0, {}
     fetch = WindowedFetch(8)
     fetch.add("events", events.plan)
@@ -292,7 +296,9 @@ def test_a_dense_stretch_is_spread_over_idle_workers(monkeypatch):
     # Ten pages a worker, and a few more for the windows split off: no window reads twice that in a row.
     assert max(events.chains.values()) <= 2 * pages / 8, sorted(events.chains.values())
     assert wall < 3 * pages / 8 * events.delay + 1, wall
-    assert events.requests <= 1.25 * pages, events.requests
+    # Windows split off for idle workers are sized to fit on a page, so that each is read in one round trip: a
+    # few more requests than pages.
+    assert events.requests <= 1.35 * pages, events.requests
     assert (fetch._queued, fetch._busy, fetch._claimed) == (0, 0, 0)
 
 
