@@ -72,7 +72,10 @@ def main() -> None:
 def finish(code: int) -> NoReturn:
     """Exit with `code` once everything is out: the exit handlers run (the writer's last records, the log's), but
     not the interpreter's teardown, which frees every object and module one by one and joins the idle window
-    workers: a tenth of a second or more of every run's wall time, after its last record."""
+    workers: a tenth of a second or more of every run's wall time, after its last record. A run under a profiler,
+    tracer or debugger exits the usual way, for the tool to write what it found."""
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        sys.exit(code)
     atexit._run_exitfuncs()
     try:
         sys.stdout.flush()
