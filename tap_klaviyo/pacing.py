@@ -16,11 +16,18 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 
+from tap_klaviyo.endpoints import Endpoint
+
 BURST_HEADROOM = 0.9
 STEADY_HEADROOM = 0.95
 # The longest the tap waits because Klaviyo said so (`Retry-After`, `RateLimit-Reset`). A daily quota, or a proxy
 # that answers nonsense, can ask for hours: an unattended run would hang without a word, so it stops instead.
 LONGEST_WAIT_SECONDS = 300.0
+
+
+def rate(endpoint: Endpoint) -> float:
+    """The requests a second the tap sends an endpoint at most, in bursts."""
+    return max(1, math.floor(endpoint.burst_per_second * BURST_HEADROOM))
 
 
 class Pacer:

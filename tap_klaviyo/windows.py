@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime
 import math
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -35,6 +36,11 @@ BUFFERED_BYTES = 64 * 1024 * 1024
 # the budget has room for them (a sync of a few pages a range, read in one round trip), and a large sync stays
 # within the budget with windows of several pages.
 BUDGET_SHARES = 16
+# Pages a window split off for idle workers holds where the endpoint's rate limit bounds the range.
+RATE_BOUND_FILL = 4
+# Windows of such a range read at once, for each request its limit lets out in a round trip: some of a window's
+# round trips go to the pacer's wait, and a window that ends leaves a worker idle until it is split for.
+RATE_SLACK = 1.5
 # A window that outgrew its budget while every worker is busy splits into no more windows than there are workers
 # free, but at least this many: what it saw of its density holds near where it stopped, and every range split
 # into a window per worker at once would queue each other's windows for rounds.
@@ -81,6 +87,8 @@ class WindowedFetch:
         self._queued = 0
         self._busy = 0
         self._claimed = 0
+        # How long a range's first request took, the quickest seen: a round trip.
+        self._round_trip: float | None = None
 
     def add(self, key: str, prepare: Callable[[], Plan | None], *, early: bool = False) -> None:
         """A range. `prepare` (called on the main thread, at the latest when the range is consumed) makes its plan,
@@ -251,15 +259,15 @@ class WindowedFetch:
             else:
                 self._count(queued=len(chunk.then), busy=-1, claimed=-chunk.claimed)
 
-    def _claim_idle(self, most: int) -> int:
-        """Up to `most` idle workers with nothing queued for them, claimed for windows about to be split off: no
+    def _claim_idle(self, most: int, workers: int) -> int:
+        """Up to `most` of `workers` idle with nothing queued for them, claimed for windows about to be split off: no
         more than the read-ahead budget has room for, windows of a page each (workers the budget keeps idle cannot
         read them)."""
-        if self.concurrency - self._busy - self._queued - self._claimed <= 0:
+        if workers - self._busy - self._queued - self._claimed <= 0:
             return 0  # the usual answer, without the lock
         room = (BUFFERED_BYTES - self._buffered - self._reserved) // max(self._largest_page, 1)
         with self._lock:
-            idle = min(most, room, self.concurrency - self._busy - self._queued - self._claimed)
+            idle = min(most, room, workers - self._busy - self._queued - self._claimed)
             if idle <= 0:
                 return 0
             self._claimed += idle
@@ -291,7 +299,11 @@ class WindowedFetch:
         probe = None
         if window.whole and not window.next_url and plan.newest is not None:
             probe = Probe(plan.newest, Window(window.start, window.end))
+        began = time.monotonic()
         page = plan.following(window.next_url) if window.next_url else plan.first(window)
+        if probe is not None:
+            took = time.monotonic() - began
+            self._round_trip = took if self._round_trip is None else min(self._round_trip, took)
         pages = [page]
         budget = self._page_budget(page)
         while page.next_url and page.count and not self._closed:
@@ -311,19 +323,29 @@ class WindowedFetch:
         page's size."""
         return max(2, BUFFERED_BYTES // (BUDGET_SHARES * max(page.size, 1)))
 
-    def _split_range(self, plan: Plan, window: Window, pages: list[RawPage], newest: str | None, budget: int) -> Chunk:
+    def _split_range(
+        self, plan: Plan, window: Window, pages: list[RawPage], newest: RawPage | None, budget: int
+    ) -> Chunk:
         """The rest of a range after its first page, split up to its newest record (a metric may have none for
         months; the last window reaches the range's end, for records that arrive during the run or are dated
         later): into as many windows as it holds pages, each sized to fit on one, when the workers can read them
         all at once, else into fewer, fuller ones (every window ends with a partial page, so they cost fewer
-        requests for about the same round trips)."""
-        rest = self._rest(plan, window, pages, newest)
+        requests for about the same round trips).
+
+        Where round trips bound the range, its density is the first page's: a window that proves denser splits
+        again at once, and an end that spikes (a campaign sent today) would make any density read there far too
+        high for the rest. Where its endpoint's rate limit bounds it, each window split off costs a request, so
+        the windows are sized by the density at both ends (a history that grew is far denser at its end)."""
+        workers = self._workers(plan)
+        rest = self._rest(plan, window, pages, newest, both_ends=workers < self.concurrency)
         if rest is None:
             return self._cursor(window, pages, budget)
-        parts, fill = math.ceil(rest.expected / FILL), FILL
-        if parts > self.concurrency:
-            parts, fill = min(math.ceil(rest.expected / max(1, budget - 1)), self.concurrency), max(1, budget - 1)
-        return self._split(window, pages, rest, rest.windows(parts, fill, budget))
+        parts = math.ceil(rest.expected / FILL)
+        if parts > workers or workers < self.concurrency:
+            # Spread over the workers (as many as the budget is shared among at most), a budget each at least.
+            fill = max(1, budget - 1)
+            parts = max(math.ceil(rest.expected / fill), min(math.ceil(rest.expected), workers, BUDGET_SHARES))
+        return self._split(window, pages, rest, rest.even(min(parts, self.concurrency), budget))
 
     def _look_again(self, plan: Plan, window: Window, pages: list[RawPage], budget: int) -> Chunk:
         """A window read to its page budget, no worker idle: what is left goes on by cursor if it holds less than
@@ -335,41 +357,55 @@ class WindowedFetch:
             return self._cursor(window, pages, budget)
         if rest.expected <= budget:
             return self._cursor(window, pages, cap(rest.expected, budget))
-        free = self.concurrency - self._busy - self._queued - self._claimed
+        free = self._workers(plan) - self._busy - self._queued - self._claimed
         parts = min(math.ceil(rest.expected / max(1, budget - 1)), max(BUSY_SPLIT, free))
         return self._split(window, pages, rest, rest.windows(parts, max(1, budget - 1), budget))
 
     def _split_for_idle(self, plan: Plan, window: Window, pages: list[RawPage], budget: int) -> Chunk | None:
-        """The pages read so far and the rest of the window split among this worker and idle ones, each window
-        sized to fit on a page, if workers are idle with nothing queued and the rest holds more than a page; None
-        to read on."""
-        if self.concurrency - self._busy - self._queued - self._claimed <= 0:
+        """The pages read so far and the rest of the window split among this worker and idle ones, if workers are
+        idle with nothing queued and the rest holds more than a page; None to read on. Each window is sized to fit
+        on a page, or to hold two where the endpoint's rate limit, not the round trips, bounds the range (every
+        window ends with a partial page, a request more)."""
+        workers = self._workers(plan)
+        if workers - self._busy - self._queued - self._claimed <= 0:
             return None  # the usual answer, before any parsing
         rest = self._rest(plan, window, pages)
-        if rest is None or rest.expected <= 1:
+        fill = FILL if workers == self.concurrency else RATE_BOUND_FILL
+        if rest is None or rest.expected <= max(1, fill):
             return None
         # Whole seconds apart (`split`): a window shorter than that many seconds cannot make that many parts. A
         # quarter of the workers at most: the density of a campaign's first minutes says little of its next hours,
         # and the other ranges may turn out denser than they looked too.
         seconds = math.ceil((rest.end - rest.last).total_seconds())
-        most = min(math.ceil(rest.expected / FILL), seconds, max(BUSY_SPLIT, self.concurrency // 4))
-        idle = self._claim_idle(most - 1)
+        most = min(math.ceil(rest.expected / fill), seconds, max(BUSY_SPLIT, workers // 4))
+        idle = self._claim_idle(most - 1, workers)
         if not idle:
             return None
-        chunk = self._split(window, pages, rest, rest.windows(idle + 1, FILL, budget))
+        chunk = self._split(window, pages, rest, rest.windows(idle + 1, fill, budget))
         chunk.claimed = idle
         return chunk
 
+    def _workers(self, plan: Plan) -> int:
+        """How many of a range's windows are worth reading at once: every worker, unless its endpoint's rate limit
+        lets out fewer requests in a round trip, give or take (the others would wait for the pacer, and windows
+        cost requests)."""
+        if plan.rate is None or self._round_trip is None:
+            return self.concurrency
+        return max(1, min(self.concurrency, math.ceil(RATE_SLACK * plan.rate * self._round_trip)))
+
     @staticmethod
-    def _rest(plan: Plan, window: Window, pages: list[RawPage], newest: str | None = None) -> Rest | None:
+    def _rest(
+        plan: Plan, window: Window, pages: list[RawPage], newest: RawPage | None = None, *, both_ends: bool = False
+    ) -> Rest | None:
         """The rest of the window after `pages`, up to its end (an open one: the sync's start, after which records
-        are few, or the range's newest record); None when it cannot be split by time."""
+        are few, or the range's newest record), and with `both_ends` as dense as `pages` and the newest records
+        say; None when it cannot be split by time."""
         if plan.newest is None:
             return None
         end = window.end or plan.now
-        if newest:
-            end = min(end, parse_datetime(newest).replace(microsecond=0) + datetime.timedelta(seconds=1))
-        return Rest.of(pages, end)
+        if newest is not None and newest.first:
+            end = min(end, parse_datetime(newest.first).replace(microsecond=0) + datetime.timedelta(seconds=1))
+        return Rest.of(pages, end, newest if both_ends else None)
 
     @staticmethod
     def _split(window: Window, pages: list[RawPage], rest: Rest, windows: list[Window]) -> Chunk:

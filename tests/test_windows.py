@@ -89,10 +89,11 @@ class FakeEvents:
         self.cursors[id(matching)] = matching
         return self._serve(matching, 0)
 
-    def newest(self, window: Window) -> str | None:
+    def newest(self, window: Window) -> RawPage:
+        """A page of the window's newest events, newest first (as `sort=-datetime` serves them)."""
         self.requests += 1
-        matching = self._matching(window)
-        return matching[-1]["attributes"]["datetime"] if matching else None
+        newest = self._matching(window)[::-1][: self.page_size]
+        return skim(json.dumps({"data": newest, "links": {"next": None}}).encode())
 
     def plan(self, windows: list[Window] | None = None) -> Plan:
         return Plan(self.first, self.next, self.newest, windows or [Window(None, None)], NOW)

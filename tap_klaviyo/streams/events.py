@@ -28,8 +28,6 @@ if TYPE_CHECKING:
 
 # Where a stream's state keeps the id of the metric its bookmark was read from.
 METRIC_ID = "metric_id"
-# Settings under which records are rewritten one at a time, so they must reach the SDK as dicts.
-REWRITING_SETTINGS = ("stream_maps", "flattening_enabled", "batch_config")
 
 
 class EventStream(PageSyncStream, WindowedStream):
@@ -147,11 +145,7 @@ class EventStream(PageSyncStream, WindowedStream):
             yield from rows
 
     def writes_pages(self) -> bool:
-        return (
-            not any(self.config.get(setting) for setting in REWRITING_SETTINGS)
-            and self.ABORT_AT_RECORD_COUNT is None
-            and all(self.mask[("properties", name)] for name in self.schema["properties"])
-        )
+        return self.nothing_rewrites_records()
 
     def record_pages(self) -> Iterator[tuple[Sequence[Any], Sequence[Any]]]:
         progress = self.progress(None)

@@ -8,6 +8,7 @@ import datetime
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from tap_klaviyo import pacing
 from tap_klaviyo.client import KlaviyoClient
 from tap_klaviyo.codec import NotAsSpecified, RawPage, page_rows, skimmer
 from tap_klaviyo.errors import KlaviyoError
@@ -16,6 +17,11 @@ from tap_klaviyo.ranges import Plan, Window
 from tap_klaviyo.streams.base import KlaviyoStream, Source, StreamRow
 from tap_klaviyo.streams.entities import and_filters
 from tap_klaviyo.times import filter_time
+
+# Settings under which records are rewritten one at a time, so they must reach the SDK as dicts.
+REWRITING_SETTINGS = ("stream_maps", "flattening_enabled", "batch_config")
+# A range's newest records asked for beside its first page: how dense the range is at its end.
+NEWEST_RECORDS = 100
 
 if TYPE_CHECKING:
     from singer_sdk import Tap
@@ -89,15 +95,20 @@ class WindowedStream(KlaviyoStream):
         def following(url: str) -> RawPage:
             return self.client.get(url, None, source.endpoint, stream=self.name, decode=self.skim)
 
-        def newest(window: Window) -> str | None:
-            return self.first_page(source, {**query(window), "sort": f"-{self.time_field}"}, path, page_size=1).first
+        def newest(window: Window) -> RawPage:
+            size = min(NEWEST_RECORDS, *source.endpoint.page_sizes)
+            newest_first = {**query(window), "sort": f"-{self.time_field}"}
+            return self.first_page(source, newest_first, path, page_size=size, decode=skimmer(self.time_field))
 
         start, end = self.time_range(context)
-        return Plan(first, following, newest, [Window(start, end)], self.get_replication_key_signpost(context))
+        now = self.get_replication_key_signpost(context)
+        return Plan(first, following, newest, [Window(start, end)], now, pacing.rate(source.endpoint))
 
     def first_page(self, source: Source, query: dict[str, str], path: str | None, **kwargs: Any) -> RawPage:
-        """The first page of a window's query (in a worker thread)."""
-        return self.client.first_page(source.endpoint, query, stream=self.name, decode=self.skim, path=path, **kwargs)
+        """The first page of a window's query (in a worker thread), decoded by the stream's `skim` unless `decode`
+        says otherwise."""
+        kwargs.setdefault("decode", self.skim)
+        return self.client.first_page(source.endpoint, query, stream=self.name, path=path, **kwargs)
 
     def window_key(self, context: Context | None) -> str:
         """The name of a context's range in the window pool."""
@@ -129,3 +140,13 @@ class WindowedStream(KlaviyoStream):
     def records(self, context: Context | None) -> Iterable[dict[str, Any]]:
         for page, before in self.windowed_pages(context):
             yield from self.rows(page.body, before)
+
+    def nothing_rewrites_records(self) -> bool:
+        """Whether nothing needs records one at a time as dicts (stream maps, flattening, batch files, deselected
+        properties, `--test`'s record limit): a stream that can then writes a page's records in one go
+        (`PageSyncStream`)."""
+        return (
+            not any(self.config.get(setting) for setting in REWRITING_SETTINGS)
+            and self.ABORT_AT_RECORD_COUNT is None
+            and all(self.mask[("properties", name)] for name in self.schema["properties"])
+        )
