@@ -16,6 +16,7 @@ cursor.
 from __future__ import annotations
 
 import datetime
+import functools
 import math
 import threading
 import time
@@ -26,8 +27,8 @@ from dataclasses import dataclass, field
 
 from tap_klaviyo import stopping
 from tap_klaviyo.codec import RawPage
-from tap_klaviyo.ranges import FILL, Chunk, Plan, Probe, Rest, Window, cap, ending_at
-from tap_klaviyo.times import parse_datetime
+from tap_klaviyo.ranges import Chunk, Plan, Probe, Window
+from tap_klaviyo.splits import Room, first_split, idle_split, look_again
 
 # Bytes of pages read ahead: read and not yet emitted, or that windows being read may bring.
 BUFFERED_BYTES = 64 * 1024 * 1024
@@ -36,15 +37,10 @@ BUFFERED_BYTES = 64 * 1024 * 1024
 # the budget has room for them (a sync of a few pages a range, read in one round trip), and a large sync stays
 # within the budget with windows of several pages.
 BUDGET_SHARES = 16
-# Pages a window split off for idle workers holds where the endpoint's rate limit bounds the range.
-RATE_BOUND_FILL = 4
-# Windows of such a range read at once, for each request its limit lets out in a round trip: some of a window's
-# round trips go to the pacer's wait, and a window that ends leaves a worker idle until it is split for.
+# Windows of a range bound by its endpoint's rate limit read at once, for each request that limit lets out in a
+# round trip: some of a window's round trips go to the pacer's wait, and a window that ends leaves a worker idle
+# until it is split for.
 RATE_SLACK = 1.5
-# A window that outgrew its budget while every worker is busy splits into no more windows than there are workers
-# free, but at least this many: what it saw of its density holds near where it stopped, and every range split
-# into a window per worker at once would queue each other's windows for rounds.
-BUSY_SPLIT = 4
 # How often the main thread, waiting for a window, looks whether a signal asked the run to stop.
 STOP_CHECK_SECONDS = 0.2
 
@@ -308,12 +304,13 @@ class WindowedFetch:
         budget = self._page_budget(page)
         while page.next_url and page.count and not self._closed:
             if probe is not None:
-                return self._split_range(plan, window, pages, probe.result(), budget)
-            idle = self._split_for_idle(plan, window, pages, budget)
+                return first_split(plan, window, pages, probe.result(), self._room(plan, budget))
+            room = self._room(plan, budget)
+            idle = idle_split(plan, window, pages, room, functools.partial(self._claim_idle, workers=room.workers))
             if idle is not None:
                 return idle
             if len(pages) >= window.pages:
-                return self._look_again(plan, window, pages, budget)
+                return look_again(plan, window, pages, room)
             page = plan.following(page.next_url)
             pages.append(page)
         return Chunk(pages, [])
@@ -323,97 +320,11 @@ class WindowedFetch:
         page's size."""
         return max(2, BUFFERED_BYTES // (BUDGET_SHARES * max(page.size, 1)))
 
-    def _split_range(
-        self, plan: Plan, window: Window, pages: list[RawPage], newest: RawPage | None, budget: int
-    ) -> Chunk:
-        """The rest of a range after its first page, split up to its newest record (a metric may have none for
-        months; the last window reaches the range's end, for records that arrive during the run or are dated
-        later): into as many windows as it holds pages, each sized to fit on one, when the workers can read them
-        all at once, else into fewer, fuller ones (every window ends with a partial page, so they cost fewer
-        requests for about the same round trips).
-
-        Where round trips bound the range, its density is the first page's: a window that proves denser splits
-        again at once, and an end that spikes (a campaign sent today) would make any density read there far too
-        high for the rest. Where its endpoint's rate limit bounds it, each window split off costs a request, so
-        the windows are sized by the density at both ends (a history that grew is far denser at its end)."""
-        workers = self._workers(plan)
-        rest = self._rest(plan, window, pages, newest, both_ends=workers < self.concurrency)
-        if rest is None:
-            return self._cursor(window, pages, budget)
-        parts = math.ceil(rest.expected / FILL)
-        if parts > workers or workers < self.concurrency:
-            # Spread over the workers (as many as the budget is shared among at most), a budget each at least.
-            fill = max(1, budget - 1)
-            parts = max(math.ceil(rest.expected / fill), min(math.ceil(rest.expected), workers, BUDGET_SHARES))
-        return self._split(window, pages, rest, rest.even(min(parts, self.concurrency), budget))
-
-    def _look_again(self, plan: Plan, window: Window, pages: list[RawPage], budget: int) -> Chunk:
-        """A window read to its page budget, no worker idle: what is left goes on by cursor if it holds less than
-        another budget (every window it were split into would cost a partial last page, and the other windows keep
-        the workers busy), else it is split into windows of about a budget each, up to as many as workers are free
-        (`BUSY_SPLIT` at least)."""
-        rest = self._rest(plan, window, pages)
-        if rest is None:
-            return self._cursor(window, pages, budget)
-        if rest.expected <= budget:
-            return self._cursor(window, pages, cap(rest.expected, budget))
-        free = self._workers(plan) - self._busy - self._queued - self._claimed
-        parts = min(math.ceil(rest.expected / max(1, budget - 1)), max(BUSY_SPLIT, free))
-        return self._split(window, pages, rest, rest.windows(parts, max(1, budget - 1), budget))
-
-    def _split_for_idle(self, plan: Plan, window: Window, pages: list[RawPage], budget: int) -> Chunk | None:
-        """The pages read so far and the rest of the window split among this worker and idle ones, if workers are
-        idle with nothing queued and the rest holds more than a page; None to read on. Each window is sized to fit
-        on a page, or to hold two where the endpoint's rate limit, not the round trips, bounds the range (every
-        window ends with a partial page, a request more)."""
-        workers = self._workers(plan)
-        if workers - self._busy - self._queued - self._claimed <= 0:
-            return None  # the usual answer, before any parsing
-        rest = self._rest(plan, window, pages)
-        fill = FILL if workers == self.concurrency else RATE_BOUND_FILL
-        if rest is None or rest.expected <= max(1, fill):
-            return None
-        # Whole seconds apart (`split`): a window shorter than that many seconds cannot make that many parts. A
-        # quarter of the workers at most: the density of a campaign's first minutes says little of its next hours,
-        # and the other ranges may turn out denser than they looked too.
-        seconds = math.ceil((rest.end - rest.last).total_seconds())
-        most = min(math.ceil(rest.expected / fill), seconds, max(BUSY_SPLIT, workers // 4))
-        idle = self._claim_idle(most - 1, workers)
-        if not idle:
-            return None
-        chunk = self._split(window, pages, rest, rest.windows(idle + 1, fill, budget))
-        chunk.claimed = idle
-        return chunk
-
-    def _workers(self, plan: Plan) -> int:
-        """How many of a range's windows are worth reading at once: every worker, unless its endpoint's rate limit
-        lets out fewer requests in a round trip, give or take (the others would wait for the pacer, and windows
-        cost requests)."""
-        if plan.rate is None or self._round_trip is None:
-            return self.concurrency
-        return max(1, min(self.concurrency, math.ceil(RATE_SLACK * plan.rate * self._round_trip)))
-
-    @staticmethod
-    def _rest(
-        plan: Plan, window: Window, pages: list[RawPage], newest: RawPage | None = None, *, both_ends: bool = False
-    ) -> Rest | None:
-        """The rest of the window after `pages`, up to its end (an open one: the sync's start, after which records
-        are few, or the range's newest record), and with `both_ends` as dense as `pages` and the newest records
-        say; None when it cannot be split by time."""
-        if plan.newest is None:
-            return None
-        end = window.end or plan.now
-        if newest is not None and newest.first:
-            end = min(end, parse_datetime(newest.first).replace(microsecond=0) + datetime.timedelta(seconds=1))
-        return Rest.of(pages, end, newest if both_ends else None)
-
-    @staticmethod
-    def _split(window: Window, pages: list[RawPage], rest: Rest, windows: list[Window]) -> Chunk:
-        """The pages, but their records at `rest.last` (they may go on past the last page), and `windows` to read
-        [rest.last, window's end) anew."""
-        return Chunk(pages, ending_at(windows, window.end), before=rest.last)
-
-    @staticmethod
-    def _cursor(window: Window, pages: list[RawPage], budget: int) -> Chunk:
-        """The pages, and the rest of the window to read by cursor."""
-        return Chunk(pages, [Window(end=window.end, next_url=pages[-1].next_url, pages=budget, whole=False)])
+    def _room(self, plan: Plan, budget: int) -> Room:
+        """What the pool has for the rest of a window of `plan`'s range: `Room`. A range's windows are worth
+        reading at once on every worker, unless its endpoint's rate limit lets out fewer requests in a round trip,
+        give or take (the others would wait for the pacer, and windows cost requests)."""
+        workers = self.concurrency
+        if plan.rate is not None and self._round_trip is not None:
+            workers = max(1, min(self.concurrency, math.ceil(RATE_SLACK * plan.rate * self._round_trip)))
+        return Room(self.concurrency, workers, workers - self._busy - self._queued - self._claimed, budget)

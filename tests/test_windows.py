@@ -15,7 +15,8 @@ import pytest
 from tap_klaviyo import windows
 from tap_klaviyo.codec import RawPage, skim
 from tap_klaviyo.errors import KlaviyoError
-from tap_klaviyo.ranges import Plan, Window, split
+from tap_klaviyo.ranges import Plan, Window
+from tap_klaviyo.splits import split
 from tap_klaviyo.windows import WindowedFetch
 
 UTC = datetime.timezone.utc
