@@ -1,16 +1,15 @@
 """Fetch the time ranges of streams read by time (events, profiles, members) through several requests at once,
 handing pages back in time order.
 
-A stream's range starts as one window. A window's worker reads up to a few pages of it by cursor; if the window
-goes on, the worker splits the rest of the range, from its last page's last timestamp, into windows sized by the
-density it saw, each read by a worker of its own. The calling (main) thread consumes windows strictly in time
-order while the pool reads the next ones, and the next streams' windows once this stream's last ones leave
-workers idle. A worker that finds workers idle with nothing queued for them splits the rest of its window among
-them and itself, so that a dense stretch of a range is not read page after page by one worker. Workers decode
-what they plan on (`codec`: the cursor and the first and last timestamps) and keep the pages read ahead within a
-budget of bytes, so memory holds a bounded number of pages, not millions of parsed records. A range that cannot
-be split by time (one second holding more than a page, or records dated after the sync started) is read by
-cursor.
+A stream's range starts as one window. Its first page comes back with a page of the range's newest records, and
+the rest of the range is split (`splits.py`) into windows sized by the density seen, as many as the workers can
+read at once, each by a worker of its own. A window reads on by cursor until its pages show more to come than
+expected while workers are idle: then it splits the rest among them and itself. The calling (main) thread
+consumes windows strictly in time order while the pool reads the next ones, and the next streams' windows once
+this stream's last ones leave workers idle. Workers decode what they plan on (`codec`: the cursor and the first
+and last timestamps) and keep the pages read ahead within a budget of bytes, so memory holds a bounded number of
+pages, not millions of parsed records. A range that cannot be split by time (one second holding more than a
+page, or records dated after the sync started) is read by cursor.
 """
 
 from __future__ import annotations
