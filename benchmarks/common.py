@@ -138,9 +138,9 @@ class FakeProcess:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def round_trips(self, start: float, end: float) -> int | None:
-        """Round trips on the critical path of the requests the fake served between `start` and `end` (seconds
-        since the epoch): see `critical_path`. None when the fake logged none (an older fake)."""
+    def served(self, start: float, end: float) -> list[tuple[float, float]]:
+        """When each request the fake served between `start` and `end` (seconds since the epoch) arrived and was
+        answered, in that order."""
         spans = []
         with contextlib.suppress(OSError):
             for line in self.requests.read_text().splitlines():
@@ -148,6 +148,12 @@ class FakeProcess:
                     entry = json.loads(line)
                     if start <= entry["start"] and entry["end"] <= end:
                         spans.append((float(entry["start"]), float(entry["end"])))
+        return sorted(spans)
+
+    def round_trips(self, start: float, end: float) -> int | None:
+        """Round trips on the critical path of the requests served between `start` and `end`: see `critical_path`.
+        None when the fake logged none (an older fake)."""
+        spans = self.served(start, end)
         return critical_path(spans) if spans else None
 
     def wait_ready(self, timeout: float = 900.0) -> str:
@@ -556,6 +562,21 @@ def machine() -> str:
 def check_tap() -> None:
     if not TAP.exists():
         raise BenchmarkError(f"no {TAP}: run scripts/test or scripts/demo first, or use that venv's python")
+
+
+def compile_tap(tap: Path = TAP) -> None:
+    """Compile the tap's modules to bytecode, as `pip install` does: an editable install (this repository's, or
+    another commit's worktree) run with PYTHONDONTWRITEBYTECODE set would compile them from source on every run,
+    a start-up no user's pays."""
+    python = tap.with_name("python")
+    where = subprocess.run(
+        [str(python), "-c", "import os, tap_klaviyo; print(os.path.dirname(tap_klaviyo.__file__))"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if where.returncode == 0:
+        subprocess.run([str(python), "-m", "compileall", "-q", where.stdout.strip()], capture_output=True, check=False)
 
 
 def print_header() -> None:

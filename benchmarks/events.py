@@ -281,6 +281,7 @@ class Run:
     requests: int | None  # to every endpoint; None: no request lines in the tap's log
     throttled: int | None
     round_trips: int | None  # on the critical path (the fake's request log); None: not known
+    first_request: float | None  # seconds from the start to the first request the fake saw: the start-up
     rss_mb: float
     cpu: float  # seconds of CPU of the tap (or reader), user and system, all threads
     fake_cpu: float
@@ -340,6 +341,7 @@ def run_tap(
         requests=requests,
         throttled=throttled,
         round_trips=fake.round_trips(proc.started, proc.started + proc.wall),
+        first_request=first_request(fake, proc),
         resent=check.resent if expected.previous else None,
         timeline=timeline,
         state=check.state,
@@ -374,7 +376,14 @@ def run_reader(workdir: Path, expected: Expected, fake: FakeProcess, *, core: in
         requests=summary.get("requests"),
         throttled=None,
         round_trips=fake.round_trips(proc.started, proc.started + proc.wall),
+        first_request=first_request(fake, proc),
     )
+
+
+def first_request(fake: FakeProcess, proc: common.Process) -> float | None:
+    """Seconds from a process's start to the first request the fake saw from it: its start-up."""
+    spans = fake.served(proc.started, proc.started + proc.wall)
+    return spans[0][0] - proc.started if spans else None
 
 
 def endpoint_of(path: bytes) -> str:
@@ -555,7 +564,8 @@ def measure(
     print(
         f"  {variant.label}: {run.wall:.2f} s, {run.events:,} events, CPU {run.cpu:.2f} s "
         f"({fmt(run.events_per_cpu_second, '{:,.0f}')} events/CPU-s), {fmt(run.requests, '{:,}')} requests, "
-        f"{fmt(run.round_trips, '{}')} round trips, {fmt(run.throttled, '{}')} 429s, peak RSS {run.rss_mb:.0f} MB, "
+        f"{fmt(run.round_trips, '{}')} round trips (the first sent at {fmt(run.first_request, '{:.2f}')} s), "
+        f"{fmt(run.throttled, '{}')} 429s, peak RSS {run.rss_mb:.0f} MB, "
         f"{'exact' if run.exact else 'WRONG'}{resent}{note}",
         flush=True,
     )
@@ -597,7 +607,8 @@ def print_table(
     base_wall = base.median(lambda r: r.wall) if base and not any(r.capped for r in base.runs) else None
     base_eps = base.median(lambda r: r.events_per_cpu_second) if base else None
     resent = any(r.resent is not None for v in variants for r in v.runs)
-    headers = ["variant", "wall s", "events", "tap CPU s", "events/CPU-s", "requests", "round trips", "429s"]
+    headers = ["variant", "wall s", "first request s", "events", "tap CPU s", "events/CPU-s", "requests"]
+    headers += ["round trips", "429s"]
     headers += ["peak RSS MB", "exact"]
     headers += ["re-sent"] if resent else []
     headers += ["speed-up", "events/CPU-s x"]
@@ -611,6 +622,7 @@ def print_table(
         row = [
             v.label + (" *" if capped else ""),
             fmt(wall, "{:.2f}"),
+            fmt(v.median(lambda r: r.first_request), "{:.2f}"),
             fmt(v.median(lambda r: r.events), "{:,.0f}"),
             fmt(v.median(lambda r: r.cpu), "{:.2f}"),
             fmt(eps, "{:,.0f}"),
@@ -933,6 +945,8 @@ def run(args: argparse.Namespace) -> bool:
     common.check_tap()
     if args.tap is not None and not args.tap.exists():
         raise BenchmarkError(f"no {args.tap} (--tap)")
+    for tap in (TAP, *([args.tap] if args.tap else [])):
+        common.compile_tap(tap)
     if args.events_page_size_max and "--events-page-size-max" not in fake_flags():
         raise BenchmarkError(
             "the fake has no --events-page-size-max flag (python -m fake_klaviyo --help), "
