@@ -666,13 +666,13 @@ def print_table(
 
 
 def tap_variants(ctx: Context, cap: float | None = None, *, one_at_a_time: bool = True) -> list[Variant]:
-    """The tap at its default concurrency, then the baseline: `--tap`'s tap if given, and concurrency 1 (unless
-    not `one_at_a_time`)."""
+    """The tap at its default concurrency (and at each `--concurrency`), then the baseline: `--tap`'s tap if given,
+    and concurrency 1 (unless not `one_at_a_time`)."""
     setting = ctx.concurrency
     default, one = common.concurrency_variants(
         Variant, setting.get("default") if setting else None, cap, baseline=not ctx.args.tap
     )
-    variants = [default]
+    variants = [default, *(Variant(f"concurrency {n}", {"concurrency": n}) for n in ctx.args.concurrency)]
     if ctx.args.tap:
         path = ctx.args.tap
         where = path.parents[2] if len(path.parents) > 2 and path.parent.parent.name == ".venv" else path
@@ -920,6 +920,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--tap",
         type=Path,
         help="another tap-klaviyo executable (e.g. a previous commit's venv's) run as the same-run baseline",
+    )
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="N",
+        help="also run the tap at these `concurrency` settings, beside its default",
     )
     p.add_argument(
         "--timeline", action="store_true", help="per run: each endpoint's requests, 429s, first and last answer"
