@@ -288,7 +288,7 @@ class WindowedFetch:
 
     def fetch(self, plan: Plan, window: Window) -> Chunk:
         """Pages of a window (in a worker thread), and the windows that cover the rest. A range's whole window is
-        split after its first page, by the density that page showed, up to its newest record (asked for beside the
+        split after its first page, up to its newest record (a page of its newest records is asked for beside the
         first page, one round trip for both). Any other window is read by cursor, up to its page budget, until its
         pages show more than a page to come while workers are idle: then the rest is split among them at once."""
         probe = None
