@@ -16,18 +16,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 
-from tap_klaviyo.endpoints import Endpoint
-
 BURST_HEADROOM = 0.9
 STEADY_HEADROOM = 0.95
 # The longest the tap waits because Klaviyo said so (`Retry-After`, `RateLimit-Reset`). A daily quota, or a proxy
 # that answers nonsense, can ask for hours: an unattended run would hang without a word, so it stops instead.
 LONGEST_WAIT_SECONDS = 300.0
-
-
-def rate(endpoint: Endpoint) -> float:
-    """The requests a second the tap sends an endpoint at most, in bursts."""
-    return max(1, math.floor(endpoint.burst_per_second * BURST_HEADROOM))
 
 
 class Pacer:
@@ -66,6 +59,12 @@ class Pacer:
         if wait > 0:
             self._sleep(wait)
         return max(wait, 0.0)
+
+    def waiting(self) -> float:
+        """How long the last request handed a send time waits for it: more than a round trip, and more requests
+        would only wait behind it."""
+        with self._lock:
+            return max(0.0, self._sent[-1] - self._clock()) if self._sent else 0.0
 
     def pause(self, seconds: float) -> None:
         """Nobody sends for `seconds` (after a 429's `Retry-After`, or an exhausted window)."""

@@ -7,8 +7,12 @@ import datetime
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tap_klaviyo.codec import RawPage
+
+if TYPE_CHECKING:
+    from tap_klaviyo.pacing import Pacer
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,7 @@ class Chunk:
 class Plan:
     """How to read one range (a stream, or one partition of it): its first page of a window, a page by cursor, a
     page of a window's newest records (newest first), the windows to read (in time order), where an open-ended
-    window is cut for splitting (records after it are few), and how many requests a second its endpoint allows."""
+    window is cut for splitting (records after it are few), and the pacer of its endpoint's rate limits."""
 
     first: Callable[[Window], RawPage]
     following: Callable[[str], RawPage]
@@ -54,7 +58,7 @@ class Plan:
     windows: list[Window]
     now: datetime.datetime
     # None: no limit to mind.
-    rate: float | None = None
+    pacer: Pacer | None = None
 
 
 class Probe(threading.Thread):

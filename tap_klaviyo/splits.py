@@ -39,12 +39,14 @@ class Room:
     """What the pool has for the rest of a window: its workers; those worth reading one range's windows at once
     (all of them, or about as many as the range's endpoint lets out requests in a round trip: then its rate limit,
     not its round trips, bounds the range); those free (neither busy nor with a window queued for them, nor already
-    split for); and the pages a worker reads of a window before it looks again."""
+    split for); the pages a worker reads of a window before it looks again; and whether the range's requests wait
+    for its pacer more than a round trip (then more windows would only wait with them)."""
 
     concurrency: int
     workers: int
     free: int
     budget: int
+    paced: bool = False
 
     @property
     def rate_bound(self) -> bool:
@@ -228,7 +230,7 @@ def idle_split(
     claims up to `most` of those free), if the rest holds more than a page; None to read on. Each window is sized to
     fit on a page, or to hold several where the rate limit bounds the range (every window ends with a partial
     page, a request more)."""
-    if room.free <= 0:
+    if room.free <= 0 or room.paced:
         return None  # the usual answer, before any parsing
     rest = rest_of(plan, window, pages)
     fill = RATE_BOUND_FILL if room.rate_bound else FILL
@@ -252,7 +254,7 @@ def look_again(plan: Plan, window: Window, pages: list[RawPage], room: Room) -> 
     workers busy), else it is split into windows of about a budget each, up to as many as workers are free
     (`BUSY_SPLIT` at least)."""
     rest = rest_of(plan, window, pages)
-    if rest is None:
+    if rest is None or room.paced:
         return cursor(window, pages, room.budget)
     if rest.expected <= room.budget:
         return cursor(window, pages, cap(rest.expected, room.budget))

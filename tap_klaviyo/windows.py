@@ -323,7 +323,9 @@ class WindowedFetch:
         """What the pool has for the rest of a window of `plan`'s range: `Room`. A range's windows are worth
         reading at once on every worker, unless its endpoint's rate limit lets out fewer requests in a round trip,
         give or take (the others would wait for the pacer, and windows cost requests)."""
-        workers = self.concurrency
-        if plan.rate is not None and self._round_trip is not None:
-            workers = max(1, min(self.concurrency, math.ceil(RATE_SLACK * plan.rate * self._round_trip)))
-        return Room(self.concurrency, workers, workers - self._busy - self._queued - self._claimed, budget)
+        workers, rounds = self.concurrency, self._round_trip
+        if plan.pacer is None or rounds is None:
+            return Room(self.concurrency, workers, workers - self._busy - self._queued - self._claimed, budget)
+        workers = max(1, min(self.concurrency, math.ceil(RATE_SLACK * plan.pacer.burst * rounds)))
+        free = workers - self._busy - self._queued - self._claimed
+        return Room(self.concurrency, workers, free, budget, paced=plan.pacer.waiting() > rounds)

@@ -112,3 +112,14 @@ def test_threads_share_one_pacer_without_exceeding_it():
     assert len(sent) == 120
     # 45 per second after headroom; allow for the scheduler's wake-up jitter.
     assert max_in_window(sent, 0.95) <= 45
+
+
+def test_waiting_says_how_long_the_last_request_handed_a_send_time_waits_for_it():
+    clock = FakeClock()
+    pacer = Pacer(10, 60, clock=clock, sleep=lambda seconds: None)
+    assert pacer.waiting() == 0.0
+    for _ in range(9):  # a burst of 9 a second, spaced evenly, all asked for at once
+        pacer.acquire()
+    assert pacer.waiting() == pytest.approx(8 / 9)
+    clock.now += 5
+    assert pacer.waiting() == 0.0

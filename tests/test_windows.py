@@ -17,6 +17,7 @@ import pytest
 from tap_klaviyo import splits, windows
 from tap_klaviyo.codec import RawPage, skim
 from tap_klaviyo.errors import KlaviyoError
+from tap_klaviyo.pacing import Pacer
 from tap_klaviyo.ranges import Plan, Window
 from tap_klaviyo.windows import WindowedFetch
 
@@ -411,19 +412,20 @@ def test_a_window_denser_than_expected_splits_among_idle_workers_from_its_first_
 
 
 def test_a_range_bound_by_its_rate_limit_reads_few_long_windows():
-    # An endpoint that lets out 20 requests a second, at 0.05 s a round trip: two windows at once keep it busy,
-    # and each window split off costs a request more (its partial last page), so few are.
+    # An endpoint paced to 18 requests a second, at 0.05 s a round trip: two windows at once keep it busy, and each
+    # window split off costs a request more (its partial last page), so few are.
     rng = random.Random(5)
     times = [NOW - datetime.timedelta(seconds=int(730 * 86400 * rng.random() ** 3)) for _ in range(4000)]
     counts = {}
-    for rate in (20.0, None):
+    for paced in (True, False):
         events = FakeEvents(times, 100, delay=0.05)
+        pacer = Pacer(20, 100_000) if paced else None
         fetch = WindowedFetch(48)
-        fetch.add("events", lambda events=events, rate=rate: dataclasses.replace(events.plan(), rate=rate))
+        fetch.add("events", lambda events=events, pacer=pacer: dataclasses.replace(events.plan(), pacer=pacer))
         got = emitted(fetch.pages("events"))
         assert sorted(e["id"] for e in got) == sorted(e["id"] for e in events.events)
-        counts[rate] = events.requests
-    assert counts[20.0] <= 1.15 * 40 < counts[None], counts
+        counts[paced] = events.requests
+    assert counts[True] <= 1.15 * 40 < counts[False], counts
 
 
 def test_the_rest_of_a_range_is_as_dense_as_its_first_page_or_both_its_ends_show():

@@ -8,7 +8,6 @@ import datetime
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from tap_klaviyo import pacing
 from tap_klaviyo.client import KlaviyoClient
 from tap_klaviyo.codec import NotAsSpecified, RawPage, page_rows, skimmer
 from tap_klaviyo.errors import KlaviyoError
@@ -102,7 +101,7 @@ class WindowedStream(KlaviyoStream):
 
         start, end = self.time_range(context)
         now = self.get_replication_key_signpost(context)
-        return Plan(first, following, newest, [Window(start, end)], now, pacing.rate(source.endpoint))
+        return Plan(first, following, newest, [Window(start, end)], now, self.client.pacer(source.endpoint))
 
     def first_page(self, source: Source, query: dict[str, str], path: str | None, **kwargs: Any) -> RawPage:
         """The first page of a window's query (in a worker thread), decoded by the stream's `skim` unless `decode`
