@@ -10,6 +10,7 @@ minute's allowance (a few seconds of requests), since the steady limit is what a
 
 from __future__ import annotations
 
+import bisect
 import math
 import threading
 import time
@@ -65,6 +66,14 @@ class Pacer:
         would only wait behind it."""
         with self._lock:
             return max(0.0, self._sent[-1] - self._clock()) if self._sent else 0.0
+
+    def minute_spent(self) -> float:
+        """The share of a minute's allowance the requests of the last minute (and those waiting) take: past half of
+        it, a sync is bound to the rate of a minute, far below the burst."""
+        with self._lock:
+            since = self._clock() - 60.0
+            recent = len(self._sent) - bisect.bisect_right(self._sent, since)
+        return recent / self.steady
 
     def pause(self, seconds: float) -> None:
         """Nobody sends for `seconds` (after a 429's `Retry-After`, or an exhausted window)."""

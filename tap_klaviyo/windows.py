@@ -40,6 +40,9 @@ BUDGET_SHARES = 16
 # round trip: some of a window's round trips go to the pacer's wait, and a window that ends leaves a worker idle
 # until it is split for.
 RATE_SLACK = 1.5
+# Past this share of a minute's allowance spent, a range's endpoint is bound to its rate a minute (a twelfth of its
+# burst, for profiles): every request counts, and windows split for idle workers would each cost one more.
+MINUTE_BOUND = 0.5
 # How often the main thread, waiting for a window, looks whether a signal asked the run to stop.
 STOP_CHECK_SECONDS = 0.2
 
@@ -328,4 +331,5 @@ class WindowedFetch:
             return Room(self.concurrency, workers, workers - self._busy - self._queued - self._claimed, budget)
         workers = max(1, min(self.concurrency, math.ceil(RATE_SLACK * plan.pacer.burst * rounds)))
         free = workers - self._busy - self._queued - self._claimed
-        return Room(self.concurrency, workers, free, budget, paced=plan.pacer.waiting() > rounds)
+        paced = plan.pacer.waiting() > rounds or plan.pacer.minute_spent() > MINUTE_BOUND
+        return Room(self.concurrency, workers, free, budget, paced=paced)

@@ -123,3 +123,13 @@ def test_waiting_says_how_long_the_last_request_handed_a_send_time_waits_for_it(
     assert pacer.waiting() == pytest.approx(8 / 9)
     clock.now += 5
     assert pacer.waiting() == 0.0
+
+
+def test_minute_spent_is_the_share_of_a_minutes_allowance_the_last_minute_took():
+    clock = FakeClock()
+    pacer = Pacer(100, 100, clock=clock, sleep=lambda seconds: None)
+    assert pacer.minute_spent() == 0.0
+    schedule(pacer, clock, 40)  # 95 a minute: 40 of them
+    assert pacer.minute_spent() == pytest.approx(40 / 95)
+    clock.now += 61
+    assert pacer.minute_spent() == 0.0
