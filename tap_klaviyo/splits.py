@@ -25,9 +25,12 @@ CAP_SLACK = 2
 FILL = 0.65
 # Pages a window split off for idle workers holds where the endpoint's rate limit bounds the range.
 RATE_BOUND_FILL = 4
-# A range's first split spreads a sync of many pages over this many windows at most (as many as the read-ahead
-# budget is shared among: more could not all be read at once).
-BUDGET_SPREAD = 16
+# The read-ahead budget is shared out as if among this many windows: a window reads about its share of pages before
+# it looks again, and reserves that much while it is read (`windows.py`); a range's first split spreads a sync of
+# many pages over this many windows at most (more could not all be read at once). More workers than this read
+# windows sized to fit on a page while the budget has room for them (a sync of a few pages a range, read in one
+# round trip), and a large sync stays within the budget with windows of several pages.
+BUDGET_SHARES = 16
 # A window that outgrew its budget while every worker is busy splits into no more windows than there are workers
 # free, but at least this many: what it saw of its density holds near where it stopped, and every range split
 # into a window per worker at once would queue each other's windows for rounds.
@@ -39,8 +42,8 @@ class Room:
     """What the pool has for the rest of a window: its workers; those worth reading one range's windows at once
     (all of them, or about as many as the range's endpoint lets out requests in a round trip: then its rate limit,
     not its round trips, bounds the range); those free (neither busy nor with a window queued for them, nor already
-    split for); the pages a worker reads of a window before it looks again; and whether the range's requests wait
-    for its pacer more than a round trip (then more windows would only wait with them)."""
+    split for); the pages a worker reads of a window before it looks again; and whether the range's endpoint's
+    pacer holds its requests back (more windows would only wait with them, a request more each)."""
 
     concurrency: int
     workers: int
@@ -219,7 +222,7 @@ def first_split(plan: Plan, window: Window, pages: list[RawPage], newest: RawPag
     if parts > room.workers or room.rate_bound:
         # Spread over the workers (as many as a sync of many pages keeps busy at most), a budget each at least.
         fill = max(1, room.budget - 1)
-        parts = max(math.ceil(rest.expected / fill), min(math.ceil(rest.expected), room.workers, BUDGET_SPREAD))
+        parts = max(math.ceil(rest.expected / fill), min(math.ceil(rest.expected), room.workers, BUDGET_SHARES))
     return _cut(window, pages, rest, rest.even(min(parts, room.concurrency), room.budget))
 
 

@@ -27,15 +27,10 @@ from dataclasses import dataclass, field
 from tap_klaviyo import stopping
 from tap_klaviyo.codec import RawPage
 from tap_klaviyo.ranges import Chunk, Plan, Probe, Window
-from tap_klaviyo.splits import Room, first_split, idle_split, look_again
+from tap_klaviyo.splits import BUDGET_SHARES, Room, first_split, idle_split, look_again
 
 # Bytes of pages read ahead: read and not yet emitted, or that windows being read may bring.
 BUFFERED_BYTES = 64 * 1024 * 1024
-# The budget is shared out as if among this many windows: a window reads about its share of pages before it looks
-# again, and reserves that much while it is read. More workers than this read windows sized to fit on a page while
-# the budget has room for them (a sync of a few pages a range, read in one round trip), and a large sync stays
-# within the budget with windows of several pages.
-BUDGET_SHARES = 16
 # Windows of a range bound by its endpoint's rate limit read at once, for each request that limit lets out in a
 # round trip: some of a window's round trips go to the pacer's wait, and a window that ends leaves a worker idle
 # until it is split for.

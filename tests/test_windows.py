@@ -274,7 +274,7 @@ def test_a_range_whose_events_stop_early_is_not_split_over_the_empty_time(monkey
     events = FakeEvents(times, page_size=100)
     # A budget of three pages per window, as at 1000 events a page.
     monkeypatch.setattr(
-        windows, "BUFFERED_BYTES", windows.BUDGET_SHARES * 3 * len(events.first(Window(None, None)).body)
+        windows, "BUFFERED_BYTES", splits.BUDGET_SHARES * 3 * len(events.first(Window(None, None)).body)
     )
     events.requests = 0
     got = run(events, [Window(None, None)], concurrency=8)
@@ -305,7 +305,7 @@ def test_a_dense_stretch_is_spread_over_idle_workers(monkeypatch):
     events = ChainedEvents(times, page_size=100, delay=0.02)
     # A budget of 30 pages per worker: pages do not make windows split.
     monkeypatch.setattr(
-        windows, "BUFFERED_BYTES", windows.BUDGET_SHARES * 30 * len(events.first(Window(None, None)).body)
+        windows, "BUFFERED_BYTES", splits.BUDGET_SHARES * 30 * len(events.first(Window(None, None)).body)
     )
     events.requests, events.chains = 0, {}
     fetch = WindowedFetch(8)
