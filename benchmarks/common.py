@@ -103,8 +103,14 @@ class FakeProcess:
         new_events: int = 0,
         page_size_max: int | None = None,
         spec_times: bool = False,
+        flags: Sequence[str] = (),
     ) -> None:
+        """`flags`: more of the fake's command line (an account's shape). Every request is logged to `log`'s
+        sibling `requests.jsonl` (`python -m fake_klaviyo --request-log`), read by `round_trips`."""
+        self.requests = log.with_name("requests.jsonl")
+        self.requests.unlink(missing_ok=True)
         argv = [sys.executable, "-m", "fake_klaviyo", "--port", "0", "--api-key", API_KEY]
+        argv += ["--request-log", str(self.requests), *flags]
         argv += ["--seed", str(seed), "--events-per-metric", str(events_per_metric)]
         if profiles:
             argv += ["--profiles", str(profiles)]
@@ -131,6 +137,24 @@ class FakeProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def served(self, start: float, end: float) -> list[tuple[float, float]]:
+        """When each request the fake served between `start` and `end` (seconds since the epoch) arrived and was
+        answered, in that order."""
+        spans = []
+        with contextlib.suppress(OSError):
+            for line in self.requests.read_text().splitlines():
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    entry = json.loads(line)
+                    if start <= entry["start"] and entry["end"] <= end:
+                        spans.append((float(entry["start"]), float(entry["end"])))
+        return sorted(spans)
+
+    def round_trips(self, start: float, end: float) -> int | None:
+        """Round trips on the critical path of the requests served between `start` and `end`: see `critical_path`.
+        None when the fake logged none (an older fake)."""
+        spans = self.served(start, end)
+        return critical_path(spans) if spans else None
 
     def wait_ready(self, timeout: float = 900.0) -> str:
         """The URL from the fake's `serving http://...` line (it prints it once its account is built)."""
@@ -329,6 +353,23 @@ def write_selected(catalog: dict[str, Any], selected: Callable[[str], bool], wor
     return path
 
 
+def critical_path(spans: Iterable[tuple[float, float]]) -> int:
+    """The longest chain of requests (start, end) each of which started after the one before it was answered: the
+    round trips a run waited for one after another, whatever it overlapped beside them (a request's latency at
+    least, each, on its wall time)."""
+    ordered = sorted(spans)
+    by_end = sorted(range(len(ordered)), key=lambda i: ordered[i][1])
+    depth = [0] * len(ordered)
+    deepest_ended = 0  # the deepest chain among the requests answered before the current one started
+    k = 0
+    for i, (start, _end) in enumerate(ordered):
+        while k < len(by_end) and ordered[by_end[k]][1] <= start:
+            deepest_ended = max(deepest_ended, depth[by_end[k]])
+            k += 1
+        depth[i] = deepest_ended + 1
+    return max(depth, default=0)
+
+
 # --- checking output --------------------------------------------------------------------------
 
 
@@ -524,6 +565,21 @@ def machine() -> str:
 def check_tap() -> None:
     if not TAP.exists():
         raise BenchmarkError(f"no {TAP}: run scripts/test or scripts/demo first, or use that venv's python")
+
+
+def compile_tap(tap: Path = TAP) -> None:
+    """Compile the tap's modules to bytecode, as `pip install` does: an editable install (this repository's, or
+    another commit's worktree) run with PYTHONDONTWRITEBYTECODE set would compile them from source on every run,
+    a start-up no user's pays."""
+    python = tap.with_name("python")
+    where = subprocess.run(
+        [str(python), "-c", "import os, tap_klaviyo; print(os.path.dirname(tap_klaviyo.__file__))"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if where.returncode == 0:
+        subprocess.run([str(python), "-m", "compileall", "-q", where.stdout.strip()], capture_output=True, check=False)
 
 
 def print_header() -> None:

@@ -20,9 +20,11 @@ out of order (2 when the benchmark cannot run at all).
 from __future__ import annotations
 
 import argparse
+import bisect
 import contextlib
 import dataclasses
 import datetime
+import functools
 import io
 import json
 import math
@@ -50,12 +52,15 @@ from benchmarks.common import (
     FakeProcess,
     Order,
     Problems,
+    epoch_seconds,
     fmt,
     log_time,
     parse_time,
     rounds,
 )
 from fake_klaviyo import ENDPOINTS, REVISION, Account, generate_account
+from fake_klaviyo.clock import EVENT_SPAN_DAYS
+from fake_klaviyo.layout import EventLayout
 from tap_klaviyo.streams.table import STREAMS
 
 EMAIL_EVENTS = tuple((row.name, row.metric) for row in STREAMS if row.metric)
@@ -78,9 +83,58 @@ DEFAULT_SIZES = {
     "memory": math.ceil(1_000_000 / len(EVENT_STREAMS)),
     "incremental": 5_000,
 }
-TARGET_LATENCY_WALL = 3.0  # seconds, median, at the default concurrency
+TARGET_LATENCY_WALL = 2.0  # seconds, median, at the default concurrency (latency and each shape)
 TARGET_READER_RATIO = 3.0  # the tap's events per CPU-second over the reference reader's
 TARGET_RSS_MB = 128
+
+
+# Before the first event of every shape: where a new user's `start_date` may well be.
+FAR_START_DATE = "2015-01-01T00:00:00+00:00"
+
+
+@dataclass(frozen=True)
+class Shape:
+    """An account laid out in time as real ones are, read as the latency scenario reads its own (0.25 +- 0.05 s a
+    request, Klaviyo's rate limits, the default selection) with `settings` (a `start_date` far before the first
+    event, as a new user would set it): `span_days` of history, `bursts` campaign sends holding 80% of the events,
+    'Opened Email' holding `skew` times the events of each other metric."""
+
+    text: str
+    span_days: float = EVENT_SPAN_DAYS
+    bursts: int = 0
+    skew: int = 1
+    events_per_metric: int = 5_000
+    settings: dict[str, str] = field(default_factory=lambda: {"start_date": FAR_START_DATE})
+
+    def layout(self, events_per_metric: int) -> EventLayout:
+        skewed = {"Opened Email": self.skew * events_per_metric} if self.skew != 1 else {}
+        return EventLayout(self.span_days, self.bursts, metric_events=skewed)
+
+    def flags(self, events_per_metric: int) -> list[str]:
+        """The fake's command line for this layout."""
+        layout = self.layout(events_per_metric)
+        flags = ["--event-span-days", str(layout.span_days), "--bursts", str(layout.bursts)]
+        for name, count in layout.metric_events.items():
+            flags += ["--metric-events", f"{name}={count}"]
+        return flags
+
+    def bounds(self) -> tuple[int | None, int | None]:
+        """[start_date, end_date) in epoch seconds (None: unbounded)."""
+        start, end = (self.settings.get(name) for name in ("start_date", "end_date"))
+        return (math.ceil(epoch_seconds(start)) if start else None, math.ceil(epoch_seconds(end)) if end else None)
+
+
+SHAPES = {
+    "recent": Shape("a young account: every event in the last 7 days", span_days=7),
+    "thin": Shape("an old account: the events spread thinly over eight years", span_days=8 * 365.25),
+    "bursts": Shape("10 campaign sends put 80% of two years' events in the hours after them", bursts=10),
+    "skewed": Shape("'Opened Email' holds 20 times the events of each other metric", skew=20, events_per_metric=1_250),
+    "far-start": Shape("the latency scenario's account (two years of events), `start_date` in 2015"),
+    "end-date": Shape(
+        "the latency scenario's account, `end_date` half-way through its two years",
+        settings={"start_date": FAR_START_DATE, "end_date": "2025-01-01T00:00:00+00:00"},
+    ),
+}
 
 
 # --- what the fake holds ----------------------------------------------------------------------
@@ -110,11 +164,15 @@ class Expected:
         return sum(map(len, self.ids.values()))
 
 
-def build_account(seed: int, events_per_metric: int, new_events: int = 0) -> Account:
-    return generate_account(seed, events_per_metric=events_per_metric, new_events=new_events)
+def build_account(seed: int, events_per_metric: int, new_events: int = 0, layout: EventLayout | None = None) -> Account:
+    return generate_account(seed, events_per_metric=events_per_metric, new_events=new_events, layout=layout)
 
 
-def event_ids(account: Account) -> tuple[dict[str, set[str]], dict[str, Sequence[int]], dict[str, str]]:
+def event_ids(
+    account: Account, since: int | None = None, until: int | None = None
+) -> tuple[dict[str, set[str]], dict[str, Sequence[int]], dict[str, str]]:
+    """Each event stream's event ids (those timed in [since, until) seconds, if given), their ascending times, and
+    the metric each stream reads."""
     store = account.events
     ids: dict[str, set[str]] = {}
     timestamps: dict[str, Sequence[int]] = {}
@@ -124,8 +182,11 @@ def event_ids(account: Account) -> tuple[dict[str, set[str]], dict[str, Sequence
         if metric is None:
             raise BenchmarkError(f"the generated account has no metric {metric_name!r}")
         index = store.metric_index[metric["id"]]
-        ids[stream] = {store.event_id(p) for p in store.by_metric[index]}
-        timestamps[stream] = store.ts_by_metric[index]
+        times = store.ts_by_metric[index]
+        lo = 0 if since is None else bisect.bisect_left(times, since)
+        hi = len(times) if until is None else bisect.bisect_left(times, until)
+        ids[stream] = {store.event_id(p) for p in store.by_metric[index][lo:hi]}
+        timestamps[stream] = times[lo:hi]
         metric_ids[stream] = metric["id"]
     return ids, timestamps, metric_ids
 
@@ -172,10 +233,13 @@ def sent_messages(definition: dict[str, Any]) -> list[dict[str, Any]]:
     return [send["data"]["message"] for send in sends if send["data"]["message"]["id"] is not None]
 
 
-def expected_events(seed: int, events_per_metric: int, *, entities: bool = False) -> Expected:
-    """A full run's records: the event streams', and with ``entities`` the default entity streams' too."""
-    account = build_account(seed, events_per_metric)
-    ids, timestamps, metric_ids = event_ids(account)
+def expected_events(
+    seed: int, events_per_metric: int, *, entities: bool = False, shape: Shape | None = None
+) -> Expected:
+    """A full run's records: the event streams', and with ``entities`` the default entity streams' too; with a
+    ``shape``, of its account and within its `start_date` and `end_date`."""
+    account = build_account(seed, events_per_metric, layout=shape.layout(events_per_metric) if shape else None)
+    ids, timestamps, metric_ids = event_ids(account, *(shape.bounds() if shape else (None, None)))
     return Expected(ids, timestamps, entity_keys(account) if entities else {}, metric_ids=metric_ids)
 
 
@@ -236,6 +300,8 @@ class Run:
     records: int  # records of every stream
     requests: int | None  # to every endpoint; None: no request lines in the tap's log
     throttled: int | None
+    round_trips: int | None  # on the critical path (the fake's request log); None: not known
+    first_request: float | None  # seconds from the start to the first request the fake saw: the start-up
     rss_mb: float
     cpu: float  # seconds of CPU of the tap (or reader), user and system, all threads
     fake_cpu: float
@@ -265,10 +331,13 @@ def run_tap(
     expected: Expected,
     fake: FakeProcess,
     state: bytes | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> Run:
-    """One run of the variant's tap (no catalog: its default selection; `state`: a STATE value to start from)."""
+    """One run of the variant's tap (no catalog: its default selection; `state`: a STATE value to start from;
+    `settings`: beside the variant's own)."""
     tap, cprofile = variant.tap, args.cprofile
-    argv, env = common.tap_command(fake.url, variant.config, catalog, workdir, tap=tap, state=state)
+    config = {**(settings or {}), **variant.config}
+    argv, env = common.tap_command(fake.url, config, catalog, workdir, tap=tap, state=state)
     out, err, profile = workdir / "tap.jsonl", workdir / "tap.log", workdir / "tap.prof"
     if cprofile:
         argv = [str(tap.with_name("python")), "-m", "cProfile", "-o", str(profile), *argv]
@@ -291,6 +360,8 @@ def run_tap(
         records=check.records,
         requests=requests,
         throttled=throttled,
+        round_trips=fake.round_trips(proc.started, proc.started + proc.wall),
+        first_request=first_request(fake, proc),
         resent=check.resent if expected.previous else None,
         timeline=timeline,
         state=check.state,
@@ -319,8 +390,20 @@ def run_reader(workdir: Path, expected: Expected, fake: FakeProcess, *, core: in
         written = sum(1 for _ in lines)
     out.unlink()
     return Run(
-        **proc.outcome(problems), events=written, records=written, requests=summary.get("requests"), throttled=None
+        **proc.outcome(problems),
+        events=written,
+        records=written,
+        requests=summary.get("requests"),
+        throttled=None,
+        round_trips=fake.round_trips(proc.started, proc.started + proc.wall),
+        first_request=first_request(fake, proc),
     )
+
+
+def first_request(fake: FakeProcess, proc: common.Process) -> float | None:
+    """Seconds from a process's start to the first request the fake saw from it: its start-up."""
+    spans = fake.served(proc.started, proc.started + proc.wall)
+    return spans[0][0] - proc.started if spans else None
 
 
 def endpoint_of(path: bytes) -> str:
@@ -489,19 +572,21 @@ def measure(
     expected: Expected,
     fake: FakeProcess,
     state: bytes | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> Run:
     if variant.reader:
         run = run_reader(workdir, expected, fake, core=args.tap_core)
     else:
-        run = run_tap(args, variant, catalog, workdir, expected, fake, state)
+        run = run_tap(args, variant, catalog, workdir, expected, fake, state, settings)
     variant.runs.append(run)
     note = " (stopped at the cap)" if run.capped else ""
     resent = f", {run.resent:,} old events re-sent" if run.resent is not None else ""
     print(
         f"  {variant.label}: {run.wall:.2f} s, {run.events:,} events, CPU {run.cpu:.2f} s "
         f"({fmt(run.events_per_cpu_second, '{:,.0f}')} events/CPU-s), {fmt(run.requests, '{:,}')} requests, "
-        f"{fmt(run.throttled, '{}')} 429s, peak RSS {run.rss_mb:.0f} MB, {'exact' if run.exact else 'WRONG'}"
-        f"{resent}{note}",
+        f"{fmt(run.round_trips, '{}')} round trips (the first sent at {fmt(run.first_request, '{:.2f}')} s), "
+        f"{fmt(run.throttled, '{}')} 429s, peak RSS {run.rss_mb:.0f} MB, "
+        f"{'exact' if run.exact else 'WRONG'}{resent}{note}",
         flush=True,
     )
     common.print_problems(run.problems)
@@ -542,7 +627,9 @@ def print_table(
     base_wall = base.median(lambda r: r.wall) if base and not any(r.capped for r in base.runs) else None
     base_eps = base.median(lambda r: r.events_per_cpu_second) if base else None
     resent = any(r.resent is not None for v in variants for r in v.runs)
-    headers = ["variant", "wall s", "events", "tap CPU s", "events/CPU-s", "requests", "429s", "peak RSS MB", "exact"]
+    headers = ["variant", "wall s", "first request s", "events", "tap CPU s", "events/CPU-s", "requests"]
+    headers += ["round trips", "429s"]
+    headers += ["peak RSS MB", "exact"]
     headers += ["re-sent"] if resent else []
     headers += ["speed-up", "events/CPU-s x"]
     headers += ["x reader"] if yardstick else []
@@ -555,10 +642,12 @@ def print_table(
         row = [
             v.label + (" *" if capped else ""),
             fmt(wall, "{:.2f}"),
+            fmt(v.median(lambda r: r.first_request), "{:.2f}"),
             fmt(v.median(lambda r: r.events), "{:,.0f}"),
             fmt(v.median(lambda r: r.cpu), "{:.2f}"),
             fmt(eps, "{:,.0f}"),
             fmt(v.median(lambda r: r.requests), "{:,.0f}"),
+            fmt(v.median(lambda r: r.round_trips), "{:.0f}"),
             fmt(v.median(lambda r: r.throttled), "{:.0f}"),
             fmt(v.median(lambda r: r.rss_mb), "{:.0f}"),
             "yes" if all(r.exact for r in v.runs) else "NO",
@@ -596,18 +685,19 @@ def print_table(
         print(f"  {text}")
 
 
-def tap_variants(ctx: Context, cap: float | None = None) -> list[Variant]:
-    """The tap at its default concurrency, then the baseline: `--tap`'s tap if given, and concurrency 1."""
+def tap_variants(ctx: Context, cap: float | None = None, *, one_at_a_time: bool = True) -> list[Variant]:
+    """The tap at its default concurrency (and at each `--concurrency`), then the baseline: `--tap`'s tap if given,
+    and concurrency 1 (unless not `one_at_a_time`)."""
     setting = ctx.concurrency
     default, one = common.concurrency_variants(
         Variant, setting.get("default") if setting else None, cap, baseline=not ctx.args.tap
     )
-    variants = [default]
+    variants = [default, *(Variant(f"concurrency {n}", {"concurrency": n}) for n in ctx.args.concurrency)]
     if ctx.args.tap:
         path = ctx.args.tap
         where = path.parents[2] if len(path.parents) > 2 and path.parent.parent.name == ".venv" else path
         variants.append(Variant(f"--tap {where} (default settings)", {}, tap=path, baseline=True))
-    if setting is not None:
+    if setting is not None and one_at_a_time:
         variants.append(one)
     return variants
 
@@ -758,6 +848,34 @@ def scenario_incremental(ctx: Context, workdir: Path) -> list[Variant]:
     return [full, *variants]
 
 
+def scenario_shape(ctx: Context, workdir: Path, name: str) -> list[Variant]:
+    """An account of one of `SHAPES`, read as in the latency scenario, against the same-run baseline (`--tap`)."""
+    args, shape = ctx.args, SHAPES[name]
+    n = args.events_per_metric or shape.events_per_metric
+    settings = ", ".join(f"{key} {value[:10]}" for key, value in shape.settings.items())
+    print(
+        f"\n== {name}: {shape.text}; {n:,} events per metric; {latency_text(args)}, the default selection, {settings}",
+        flush=True,
+    )
+    variants = tap_variants(ctx, one_at_a_time=False)
+    expected = expected_events(args.seed, n, entities=True, shape=shape)
+    print(f"  {expected.events:,} events to send", flush=True)
+    for variant in rounds(args.repeat, variants):
+        with running_fake(
+            args,
+            workdir,
+            n,
+            latency=args.latency,
+            latency_jitter=args.latency_jitter,
+            rate_limits=True,
+            flags=shape.flags(n),
+        ) as fake:
+            measure(args, variant, None, workdir, expected, fake, settings=shape.settings)
+    print_table(f"{name} ({shape.text}; {latency_text(args)}, all default streams)", variants)
+    report_latency_target(variants)
+    return variants
+
+
 def event_bookmarks(state: bytes) -> dict[str, datetime.datetime]:
     """Each event stream's bookmark in a STATE value (those it has)."""
     bookmarks = json.loads(state).get("bookmarks", {})
@@ -773,6 +891,7 @@ SCENARIOS = {
     "cpu": scenario_cpu,
     "memory": scenario_memory,
     "incremental": scenario_incremental,
+    **{name: functools.partial(scenario_shape, name=name) for name in SHAPES},
 }
 
 
@@ -790,13 +909,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         SCENARIOS,
         "latency: 0.25 +- 0.05 s per request, rate limits, all default streams; cpu: no latency, the event "
         "streams, against a reference reader; memory: peak RSS at 1M events and a quarter of that; incremental: a "
-        "run from a full run's state with new events (default: all four)",
+        "run from a full run's state with new events; the shapes, each read as latency is: "
+        + "; ".join(f"{name}: {shape.text}" for name, shape in SHAPES.items())
+        + " (default: all)",
     )
     p.add_argument(
         "--events-per-metric",
         type=int,
         help="events per email metric (defaults: latency 5,000; cpu 40,000; memory 166,667, and a quarter; "
-        "incremental 5,000)",
+        "incremental 5,000; each shape 5,000, skewed 1,250 and 20 times that for 'Opened Email')",
     )
     p.add_argument("--new-events", type=int, default=300, help="the incremental scenario's new events per metric")
     common.add_repeat_and_seed(p)
@@ -819,6 +940,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--tap",
         type=Path,
         help="another tap-klaviyo executable (e.g. a previous commit's venv's) run as the same-run baseline",
+    )
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="N",
+        help="also run the tap at these `concurrency` settings, beside its default",
     )
     p.add_argument(
         "--timeline", action="store_true", help="per run: each endpoint's requests, 429s, first and last answer"
@@ -844,6 +973,8 @@ def run(args: argparse.Namespace) -> bool:
     common.check_tap()
     if args.tap is not None and not args.tap.exists():
         raise BenchmarkError(f"no {args.tap} (--tap)")
+    for tap in (TAP, *([args.tap] if args.tap else [])):
+        common.compile_tap(tap)
     if args.events_page_size_max and "--events-page-size-max" not in fake_flags():
         raise BenchmarkError(
             "the fake has no --events-page-size-max flag (python -m fake_klaviyo --help), "

@@ -44,7 +44,7 @@ STEADY_PER_SECOND = STEADY_PER_MINUTE / 60
 EVENTS_PER_METRIC = 1
 
 DEFAULT_SIZES = {"latency": 20_000, "steady": 180_000, "memory": 1_000_000}
-TARGET_LATENCY_WALL = 10.0
+TARGET_LATENCY_WALL = 6.0
 TARGET_STEADY_SHARE = 85.0
 TARGET_RSS_MB = 200
 
@@ -244,7 +244,7 @@ class Run:
 def run_tap(
     args: argparse.Namespace, variant: Variant, catalog: Path, workdir: Path, expected: Expected, fake: FakeProcess
 ) -> Run:
-    argv, env = common.tap_command(fake.url, variant.config, catalog, workdir)
+    argv, env = common.tap_command(fake.url, variant.config, catalog, workdir, tap=variant.tap)
     out, err = workdir / "tap.jsonl", workdir / "tap.log"
     proc = common.run_process(argv, out, err, cwd=workdir, env=env, core=args.tap_core, cap=variant.cap, fake=fake)
 
@@ -263,13 +263,21 @@ def run_tap(
 # --- variants, medians, tables ----------------------------------------------------------------
 
 
+@dataclass
 class Variant(common.Variant["Run"]):
     """The tap with some settings, and its runs."""
 
+    tap: Path = common.TAP
 
-def variants(default_concurrency: int | None, cap: float | None) -> list[Variant]:
-    """The tap's defaults, and one page at a time (`concurrency: 1`, stopped after `cap` seconds), the baseline."""
-    return common.concurrency_variants(Variant, default_concurrency, cap)
+
+def variants(default_concurrency: int | None, cap: float | None, tap: Path | None = None) -> list[Variant]:
+    """The tap's defaults, then the baseline: `tap` (another venv's, at its default settings) if given, and one
+    page at a time (`concurrency: 1`, stopped after `cap` seconds)."""
+    default, one = common.concurrency_variants(Variant, default_concurrency, cap, baseline=tap is None)
+    if tap is None:
+        return [default, one]
+    where = tap.parents[2] if len(tap.parents) > 2 and tap.parent.parent.name == ".venv" else tap
+    return [default, Variant(f"--tap {where} (default settings)", {}, tap=tap, baseline=True), one]
 
 
 def measure(
@@ -298,6 +306,8 @@ def share(rate: float | None) -> float | None:
 def print_table(title: str, items: list[Variant], rate_limited: bool, pages: int) -> None:
     base = next((v for v in items if v.baseline and v.runs), None)
     base_rps = base.median(lambda r: r.request_rate) if base else None
+    # A baseline stopped at the cap has no wall time to compare with.
+    base_wall = base.median(lambda r: r.wall) if base and not any(r.capped for r in base.runs) else None
     headers = [
         "variant",
         "wall s",
@@ -312,12 +322,14 @@ def print_table(title: str, items: list[Variant], rate_limited: bool, pages: int
         "fake CPU",
         "exact",
         "req/s x",
+        "speed-up",
     ]
     rows = []
     for v in items:
         if not v.runs:
             continue
         rps = v.median(lambda r: r.request_rate)
+        wall = None if any(r.capped for r in v.runs) else v.median(lambda r: r.wall)
         rows.append(
             [
                 v.label + (" *" if any(r.capped for r in v.runs) else ""),
@@ -333,6 +345,7 @@ def print_table(title: str, items: list[Variant], rate_limited: bool, pages: int
                 fmt(v.median(lambda r: r.fake_cpu / r.wall if r.wall else None), "{:.0%}"),
                 "yes" if all(r.exact for r in v.runs) else "NO",
                 fmt(rps / base_rps if rps and base_rps else None, "{:.1f}x"),
+                fmt(base_wall / wall if base_wall and wall else None, "{:.2f}x"),
             ]
         )
     common.print_table(title, headers, rows)
@@ -375,7 +388,7 @@ class Context:
     def start(self, header: str) -> list[Variant]:
         """Print the scenario's header; the variants to run."""
         print(f"\n== {header}", flush=True)
-        return variants(self.default_concurrency, self.args.baseline_seconds or None)
+        return variants(self.default_concurrency, self.args.baseline_seconds or None, self.args.tap)
 
 
 def pages(n: int) -> int:
@@ -408,12 +421,12 @@ def scenario_latency(ctx: Context, workdir: Path) -> list[Variant]:
     n = ctx.size("latency")
     header = f"latency: {n:,} profiles, {args.latency} s per request, Klaviyo's rate limits"
     items = rate_limited_runs(ctx, workdir, "latency", n, header)
-    default, base = items
+    default, one = items[0], items[-1]
     wall = default.median(lambda r: r.wall)
     if wall is not None:
         verdict = met(wall <= TARGET_LATENCY_WALL)
         print(f"  default run: {wall:.1f} s wall (target <= {TARGET_LATENCY_WALL:.0f} s): {verdict}")
-    rps, base_rps = default.median(lambda r: r.request_rate), base.median(lambda r: r.request_rate)
+    rps, base_rps = default.median(lambda r: r.request_rate), one.median(lambda r: r.request_rate)
     if rps and base_rps:
         print(f"  requests/s against one page at a time: {rps / base_rps:.1f}x")
     windows = default.median(lambda r: len(r.requests.windows) if r.requests else None)
@@ -526,6 +539,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=60.0,
         help="stop the concurrency=1 baseline after this long and report its rates (0: no cap)",
     )
+    p.add_argument(
+        "--tap",
+        type=Path,
+        help="another tap-klaviyo executable (e.g. a previous commit's venv's) run as the same-run baseline",
+    )
     common.add_no_pin(p)
     args = p.parse_args(argv)
     if args.repeat < 1 or (args.profiles is not None and args.profiles < 1):
@@ -536,6 +554,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def run(args: argparse.Namespace) -> bool:
     """Every selected scenario; True when all the data was exact."""
     common.check_tap()
+    if args.tap is not None and not args.tap.exists():
+        raise BenchmarkError(f"no {args.tap} (--tap)")
+    for tap in (common.TAP, *([args.tap] if args.tap else [])):
+        common.compile_tap(tap)
     with tempfile.TemporaryDirectory(prefix="tap-klaviyo-bench-profiles-") as tmp:
         workdir = Path(tmp)
         ctx = Context(args, default_concurrency(workdir))

@@ -4,12 +4,45 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import sys
 import threading
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
 
-from .data import generate_account
+from .clock import EVENT_SPAN_DAYS
+from .data import Account, generate_account
+from .layout import EventLayout
 from .server import FakeKlaviyo, Faults
+from .transport import RequestRecord
+
+
+class RequestLog:
+    """One JSON line per request served: its path, query, status, and when it arrived and was answered (seconds
+    since the epoch, so that another process can place it beside its own times)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.lock = threading.Lock()
+        self.offset = time.time() - time.monotonic()
+
+    def __call__(self, record: RequestRecord) -> None:
+        start = record.started + self.offset
+        line = {"start": start, "end": start + record.duration, "path": record.path, "status": record.status}
+        line["query"] = {key: values[0] if len(values) == 1 else values for key, values in record.query.items()}
+        with self.lock:
+            self.out.write(json.dumps(line) + "\n")
+            self.out.flush()
+
+
+def metric_events(text: str) -> tuple[str, int]:
+    """`NAME=N`, for --metric-events."""
+    name, _, count = text.rpartition("=")
+    if not name or not count.isdigit():
+        raise argparse.ArgumentTypeError(f"expected NAME=N (e.g. 'Opened Email=100000'), not {text!r}")
+    return name, int(count)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -47,6 +80,32 @@ def main(argv: list[str] | None = None) -> None:
         help='write events\' datetime and consent timestamps as the spec does ("T"), not as Klaviyo does (a space)',
     )
     p.add_argument(
+        "--event-span-days",
+        type=float,
+        default=EVENT_SPAN_DAYS,
+        metavar="D",
+        help=f"the events lie in the D days before the generator's now (default {EVENT_SPAN_DAYS}; 7: a young "
+        "account's last week, 2922: eight years)",
+    )
+    p.add_argument(
+        "--bursts",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N campaign sends over that span, each putting events in the hour after it (most in its first minutes)",
+    )
+    p.add_argument(
+        "--burst-share", type=float, default=0.8, metavar="F", help="the share of events in the sends' hours (0.8)"
+    )
+    p.add_argument(
+        "--metric-events",
+        type=metric_events,
+        action="append",
+        default=[],
+        metavar="NAME=N",
+        help="N events for this built-in email metric instead of --events-per-metric (repeatable)",
+    )
+    p.add_argument(
         "--rate-limits",
         action="store_true",
         help="enforce the spec's per-endpoint limits (and the report queries' daily quota of 225)",
@@ -75,6 +134,12 @@ def main(argv: list[str] | None = None) -> None:
         help="serve at once and JSON-encode each event on first request, rather than all before serving "
         "(about 20 s and 0.5 GB per million events)",
     )
+    p.add_argument(
+        "--request-log",
+        type=Path,
+        metavar="FILE",
+        help="append a JSON line per request to FILE: path, query, status, start and end (seconds since the epoch)",
+    )
     args = p.parse_args(argv)
     if args.events_page_size_max is not None and args.events_page_size_max < 1:
         p.error("--events-page-size-max must be at least 1")
@@ -90,9 +155,16 @@ def main(argv: list[str] | None = None) -> None:
             new_events=args.new_events,
             profiles=args.profiles,
             spec_times=args.spec_times,
+            layout=EventLayout(args.event_span_days, args.bursts, args.burst_share, dict(args.metric_events)),
         )
     except ValueError as e:
         p.error(str(e))
+    with contextlib.ExitStack() as stack:
+        log = stack.enter_context(args.request_log.open("a", encoding="utf-8")) if args.request_log else None
+        serve(args, account, RequestLog(log) if log else None)
+
+
+def serve(args: argparse.Namespace, account: Account, observe: Callable[[RequestRecord], None] | None) -> None:
     fake = FakeKlaviyo(
         account,
         api_key=args.api_key,
@@ -105,6 +177,7 @@ def main(argv: list[str] | None = None) -> None:
         report_page_size=args.report_page_size,
         host=args.host,
         port=args.port,
+        observe=observe,
     )
     if args.prewarm:
         started = time.monotonic()

@@ -27,6 +27,7 @@ from .entities import account_resource, generate_flows, generate_lists, generate
 from .events import EventStore, EventView, generate_events
 from .flow_actions import flow_messages, generate_flow_actions
 from .ids import Ids
+from .layout import EventLayout
 from .members import Memberships, generate_memberships
 from .messages import generate_campaign_messages
 from .metrics import EMAIL_METRICS, generate_metrics, pin_metrics
@@ -184,6 +185,7 @@ def generate_account(
     large_list: int | None = None,
     spec_times: bool = False,
     timed_events: Sequence[datetime] = (),
+    layout: EventLayout | None = None,
 ) -> Account:
     """Build a deterministic account (``random.Random(seed)``).
 
@@ -203,6 +205,9 @@ def generate_account(
 
     ``spec_times``: events' ``datetime`` and profiles' consent timestamps as the spec writes them ("T"), rather
     than as Klaviyo really does (a space, see ``clock.klaviyo_form``).
+
+    ``layout``: where in time the events lie and how many each email metric holds (``layout.EventLayout``); by
+    default evenly over the two years before the generator's now, ``events_per_metric`` each.
 
     ``profiles``: how many profiles, at least those the events name (by default those and a quarter as many
     without events, 30 at least); ``large_list`` of them are members of the first list (by default 60%).
@@ -226,7 +231,14 @@ def generate_account(
     for f in flow_list[:20]:
         email_sources.append((ids.short(), f"{f['attributes']['name']}: Email {rng.randint(1, 5)}", f["id"]))
 
-    plan = [(i, events_per_metric if k.startswith("email:") else other_events_per_metric) for i, k in enumerate(kinds)]
+    layout = layout or EventLayout()
+
+    def planned(kind: str, metric: Resource) -> int:
+        if not kind.startswith("email:"):
+            return other_events_per_metric
+        return layout.events_of(metric["attributes"]["name"], events_per_metric)
+
+    plan = [(i, planned(kind, metric)) for i, (kind, metric) in enumerate(zip(kinds, metric_list, strict=True))]
     email_idx = [i for i, k in enumerate(kinds) if k.startswith("email:")]
     # The pinned metrics (and their events) come last, from a generator of their own, so that every account
     # holds them and the rest of each seed's account is what it was before they were pinned.
@@ -248,6 +260,8 @@ def generate_account(
         random.Random(f"new events {seed}"),
         [int(t.timestamp()) for t in timed_events],
         random.Random(f"timed events {seed}"),
+        layout.span_seconds(),
+        lambda start, end: layout.moments(seed, start, end),
     )
     account_res = account_resource(rng, ids)
     # Messages come last, from a generator of their own, so that each seed's other data is what it was before

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import time
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -187,12 +187,15 @@ def generate_events(
     new_rng: random.Random | None = None,
     timed: Sequence[int] = (),
     timed_rng: random.Random | None = None,
+    span: int = EVENT_SPAN_DAYS * 86400,
+    moments: Callable[[int, int], Callable[[Callable[[], float]], int] | None] | None = None,
 ) -> EventStore:
     """Events per ``plan`` ((metric index, count) pairs) and ``future`` ones, then the ``pinned`` metrics' events
     from ``pinned_rng``, then ``new`` events per email metric from ``new_rng``, dated in the ``NEW_EVENTS_SPAN``
     after the others (which lie before ``GENERATOR_NOW``); the profiles are as many as ``plan`` and ``future``
     call for, whatever ``pinned`` and ``new`` add. Last, from ``timed_rng``, an event at each of the ``timed`` times
-    (epoch seconds), on the email metrics in turn."""
+    (epoch seconds), on the email metrics in turn. ``plan``'s events lie in the ``span`` seconds before
+    ``GENERATOR_NOW``, drawn by ``moments(start, end)`` if it gives a way (``layout.EventLayout.moments``)."""
     total = sum(c for _, c in plan) + future
     n_profiles = max(20, min(50_000, total // 8))
     profile_ids = [
@@ -208,7 +211,7 @@ def generate_events(
     off = rng.getrandbits(54)
     xmask = rng.getrandbits(54)
     end = int(GENERATOR_NOW.timestamp())
-    start = end - EVENT_SPAN_DAYS * 86400
+    start = end - span
     rand, randrange = rng.random, rng.randrange
     i = 0
 
@@ -220,18 +223,23 @@ def generate_events(
         sub.append((int(rand() * 1000) << 54) | ((((i + off) * _MULT) & _MASK54) ^ xmask))
         i += 1
 
-    def spread(counts: list[tuple[int, int]], first: int = start, last: int = end) -> None:
+    def spread(
+        counts: list[tuple[int, int]],
+        first: int = start,
+        last: int = end,
+        moment: Callable[[Callable[[], float]], int] | None = None,
+    ) -> None:
         for m, count in counts:
             left = count
             while left > 0:
-                t = first + randrange(last - first)
+                t = moment(rand) if moment else first + randrange(last - first)
                 # Bursts of 3-10 events in the same second test page and bookmark boundaries.
                 k = 1 if rand() < 0.55 else min(left, 3 + randrange(8))
                 for _ in range(k):
                     add(t, m)
                 left -= k
 
-    spread(plan)
+    spread(plan, moment=moments(start, end) if moments else None)
     if future and email_idx:
         now = int(time.time())
         for j in range(future):

@@ -10,7 +10,7 @@ import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from email.message import Message
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -51,6 +51,7 @@ class FakeKlaviyo:
     Each event is JSON-encoded once, when first served (:meth:`encode_events` does them all up
     front), and ``/api/events`` pages are spliced from those bytes unless they ask for sparse
     fieldsets or includes.
+    ``observe``: called with each request's record as it is logged, in the thread that served it.
     """
 
     def __init__(
@@ -71,6 +72,7 @@ class FakeKlaviyo:
         report_page_size: int = 500,
         host: str = "127.0.0.1",
         port: int = 0,
+        observe: Callable[[RequestRecord], None] | None = None,
     ) -> None:
         self.account = account if account is not None else generate_account()
         self.api_key = api_key
@@ -96,6 +98,7 @@ class FakeKlaviyo:
             raise ValueError("metrics_page_size must be at least 1")
         self.metrics_page_size = metrics_page_size  # the spec: "a maximum of 200 results per page"
         self.host, self.port = host, port
+        self.observe = observe
 
         self._limiter = RateLimiter.from_setting(rate_limits)
         self._faults = FaultDraws(faults)
@@ -251,6 +254,8 @@ class FakeKlaviyo:
         )
         with self._lock:
             self._records.append(rec)
+        if self.observe is not None:
+            self.observe(rec)
         write(h, resp, truncate=fault == "truncate")
 
     def _respond(

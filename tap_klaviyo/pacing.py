@@ -17,6 +17,7 @@ the steady limit paced under from then on (with the same headroom), and an exhau
 
 from __future__ import annotations
 
+import bisect
 import math
 import threading
 import time
@@ -94,6 +95,20 @@ class Pacer:
         if len(self._sent) >= self.steady:
             at = max(at, self._sent[-self.steady] + self.minute)
         return at
+
+    def waiting(self) -> float:
+        """How long the last request handed a send time waits for it: more than a round trip, and more requests
+        would only wait behind it."""
+        with self._lock:
+            return max(0.0, self._sent[-1] - self._clock()) if self._sent else 0.0
+
+    def minute_spent(self) -> float:
+        """The share of a minute's allowance the requests of the last minute (and those waiting) take: past half of
+        it, a sync is bound to the rate of a minute, far below the burst."""
+        with self._lock:
+            since = self._clock() - MINUTE
+            recent = len(self._sent) - bisect.bisect_right(self._sent, since)
+        return recent / self.steady
 
     def pause(self, seconds: float) -> None:
         """Nobody sends for `seconds` (after a 429's `Retry-After`, or an exhausted window)."""

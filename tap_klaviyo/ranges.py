@@ -1,20 +1,18 @@
 """The ranges the window pool reads, as data: a window of a range, a worker's chunk of pages and the windows that
-cover the rest, a range's plan, and how a window's rest is sized and split by the density its pages showed."""
+cover the rest, a range's plan, and the probe that asks for a range's newest records beside its first page."""
 
 from __future__ import annotations
 
 import datetime
-import itertools
-import math
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from tap_klaviyo.codec import RawPage
 
-# A window expected to hold a few pages reads up to this many times as many before it looks again (splits, or goes
-# on by cursor): what it reserves of the read-ahead budget, which a full worker's share would take up in vain.
-CAP_SLACK = 2
+if TYPE_CHECKING:
+    from tap_klaviyo.pacing import Pacer
 
 
 @dataclass(frozen=True)
@@ -25,8 +23,11 @@ class Window:
     start: datetime.datetime | None = None
     end: datetime.datetime | None = None
     next_url: str | None = None
-    # Pages one worker reads before it splits what is left; the first window splits after one.
+    # Pages one worker reads before it looks again (splits what is left, or goes on by cursor).
     pages: int = 1
+    # A range's window as its plan gives it, not one the pool made: its newest record is asked for beside its first
+    # page, and it splits after that page.
+    whole: bool = True
 
 
 @dataclass
@@ -46,46 +47,27 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Plan:
-    """How to read one range (a stream, or one partition of it): its first page of a window, a page by cursor, the
-    time of a window's newest record, the windows to read (in time order), and where an open-ended window is cut
-    for splitting (records after it are few)."""
+    """How to read one range (a stream, or one partition of it): its first page of a window, a page by cursor, a
+    page of a window's newest records (newest first), the windows to read (in time order), where an open-ended
+    window is cut for splitting (records after it are few), and the pacer of its endpoint's rate limits."""
 
     first: Callable[[Window], RawPage]
     following: Callable[[str], RawPage]
     # None: the range is read by cursor only (its pages carry no times to split by).
-    newest: Callable[[Window], str | None] | None
+    newest: Callable[[Window], RawPage] | None
     windows: list[Window]
     now: datetime.datetime
-
-
-def cap(expected: float, budget: int) -> int:
-    """The pages a window expected to hold `expected` reads before it looks again, within a worker's `budget`."""
-    return max(2, min(budget, math.ceil(CAP_SLACK * expected)))
-
-
-def pages_left(
-    window: Window, pages: list[RawPage], first: datetime.datetime, last: datetime.datetime, end: datetime.datetime
-) -> float:
-    """The pages [last, end) holds at the density of the window's pages read so far."""
-    start = window.start or first
-    count = sum(p.count for p in pages)
-    return count / max((last - start).total_seconds(), 1.0) * (end - last).total_seconds() / pages[-1].count
-
-
-def split(start: datetime.datetime, end: datetime.datetime, parts: int, pages: int = 1) -> list[Window]:
-    """[start, end) as `parts` windows of equal length, whole seconds apart (Klaviyo's times are)."""
-    seconds = math.ceil((end - start).total_seconds())
-    bounds = sorted({start + datetime.timedelta(seconds=seconds * i // parts) for i in range(parts)} | {end})
-    return [Window(a, b, pages=pages) for a, b in itertools.pairwise(bounds)]
+    # None: no limit to mind.
+    pacer: Pacer | None = None
 
 
 class Probe(threading.Thread):
-    """A range's newest record's time, asked for in a thread of its own while the worker reads the first page."""
+    """A page of a range's newest records, asked for in a thread of its own while the worker reads the first page."""
 
-    def __init__(self, newest: Callable[[Window], str | None], window: Window) -> None:
+    def __init__(self, newest: Callable[[Window], RawPage], window: Window) -> None:
         super().__init__(name="klaviyo-newest", daemon=True)
         self.newest, self.window = newest, window
-        self.value: str | None = None
+        self.value: RawPage | None = None
         self.error: BaseException | None = None
         self.start()
 
@@ -95,7 +77,7 @@ class Probe(threading.Thread):
         except BaseException as error:  # handed to the worker that waits for it
             self.error = error
 
-    def result(self) -> str | None:
+    def result(self) -> RawPage | None:
         self.join()
         if self.error is not None:
             raise self.error

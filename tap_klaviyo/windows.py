@@ -1,23 +1,24 @@
 """Fetch the time ranges of streams read by time (events, profiles, members) through several requests at once,
 handing pages back in time order.
 
-A stream's range starts as one window. A window's worker reads up to a few pages of it by cursor; if the window
-goes on, the worker splits the rest of the range, from its last page's last timestamp, into windows sized by the
-density it saw, each read by a worker of its own. The calling (main) thread consumes windows strictly in time
-order while the pool reads the next ones, and the next streams' windows once this stream's last ones leave
-workers idle. A worker that finds workers idle with nothing queued for them splits the rest of its window among
-them and itself, so that a dense stretch of a range is not read page after page by one worker. Workers decode
-what they plan on (`codec`: the cursor and the first and last timestamps) and keep the pages read ahead within a
-budget of bytes, so memory holds a bounded number of pages, not millions of parsed records. A range that cannot
-be split by time (one second holding more than a page, or records dated after the sync started) is read by
-cursor.
+A stream's range starts as one window. Its first page comes back with a page of the range's newest records, and
+the rest of the range is split (`splits.py`) into windows sized by the density seen, as many as the workers can
+read at once, each by a worker of its own. A window reads on by cursor until its pages show more to come than
+expected while workers are idle: then it splits the rest among them and itself. The calling (main) thread
+consumes windows strictly in time order while the pool reads the next ones, and the next streams' windows once
+this stream's last ones leave workers idle. Workers decode what they plan on (`codec`: the cursor and the first
+and last timestamps) and keep the pages read ahead within a budget of bytes, so memory holds a bounded number of
+pages, not millions of parsed records. A range that cannot be split by time (one second holding more than a
+page, or records dated after the sync started) is read by cursor.
 """
 
 from __future__ import annotations
 
 import datetime
+import functools
 import math
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -25,17 +26,18 @@ from dataclasses import dataclass, field
 
 from tap_klaviyo import stopping
 from tap_klaviyo.codec import RawPage
-from tap_klaviyo.ranges import Chunk, Plan, Probe, Window, cap, pages_left, split
-from tap_klaviyo.times import parse_datetime
+from tap_klaviyo.ranges import Chunk, Plan, Probe, Window
+from tap_klaviyo.splits import BUDGET_SHARES, Room, first_split, idle_split, look_again
 
-# Bytes of pages read ahead: read and not yet emitted, or that windows being read may bring. With the
-# page size it also sets how many pages a worker reads of a window before splitting the rest.
+# Bytes of pages read ahead: read and not yet emitted, or that windows being read may bring.
 BUFFERED_BYTES = 64 * 1024 * 1024
-# One split makes at most this many windows per worker; a window that proves denser splits again.
-MAX_SPLIT_PER_WORKER = 4
-# A split for idle workers gives each window at least this many pages (by the density seen): every window ends
-# with a partial page, which a window of one page would pay for as much as it saves.
-MIN_IDLE_SPLIT_PAGES = 2
+# Windows of a range bound by its endpoint's rate limit read at once, for each request that limit lets out in a
+# round trip: some of a window's round trips go to the pacer's wait, and a window that ends leaves a worker idle
+# until it is split for.
+RATE_SLACK = 1.5
+# Past this share of a minute's allowance spent, a range's endpoint is bound to its rate a minute (a twelfth of its
+# burst, for profiles): every request counts, and windows split for idle workers would each cost one more.
+MINUTE_BOUND = 0.5
 # How often the main thread, waiting for a window, looks whether a signal asked the run to stop.
 STOP_CHECK_SECONDS = 0.2
 
@@ -78,6 +80,8 @@ class WindowedFetch:
         self._queued = 0
         self._busy = 0
         self._claimed = 0
+        # How long a range's first request took, the quickest seen: a round trip.
+        self._round_trip: float | None = None
 
     def add(self, key: str, prepare: Callable[[], Plan | None], *, early: bool = False) -> None:
         """A range. `prepare` (called on the main thread, at the latest when the range is consumed) makes its plan,
@@ -217,10 +221,10 @@ class WindowedFetch:
 
     def _reservation(self, window: Window) -> int:
         """The bytes a window being read may bring: its page budget at the largest page seen, but no more than a
-        worker's share of the budget (a window's page budget was sized to that share at its own range's page size,
-        so a range of small pages has a large page count) and no less than two of the largest pages. Before any
-        page is read, a worker's share."""
-        share = max(BUFFERED_BYTES // self.concurrency, 2 * self._largest_page)
+        share of the budget (a window's page budget was sized to that share at its own range's page size, so a range
+        of small pages has a large page count) and no less than two of the largest pages. Before any page is read,
+        a share."""
+        share = max(BUFFERED_BYTES // BUDGET_SHARES, 2 * self._largest_page)
         if not self._largest_page:
             return share
         return min(window.pages * self._largest_page, share)
@@ -251,12 +255,15 @@ class WindowedFetch:
             else:
                 self._count(queued=len(chunk.then), busy=-1, claimed=-chunk.claimed)
 
-    def _claim_idle(self, most: int) -> int:
-        """Up to `most` idle workers with nothing queued for them, claimed for windows about to be split off."""
-        if self.concurrency - self._busy - self._queued - self._claimed <= 0:
+    def _claim_idle(self, most: int, workers: int) -> int:
+        """Up to `most` of `workers` idle with nothing queued for them, claimed for windows about to be split off: no
+        more than the read-ahead budget has room for, windows of a page each (workers the budget keeps idle cannot
+        read them)."""
+        if workers - self._busy - self._queued - self._claimed <= 0:
             return 0  # the usual answer, without the lock
+        room = (BUFFERED_BYTES - self._buffered - self._reserved) // max(self._largest_page, 1)
         with self._lock:
-            idle = min(most, self.concurrency - self._busy - self._queued - self._claimed)
+            idle = min(most, room, workers - self._busy - self._queued - self._claimed)
             if idle <= 0:
                 return 0
             self._claimed += idle
@@ -281,81 +288,46 @@ class WindowedFetch:
         item.items = expanded
 
     def fetch(self, plan: Plan, window: Window) -> Chunk:
-        """Up to `window.pages` pages of a window (in a worker thread), and the windows that cover the rest."""
+        """Pages of a window (in a worker thread), and the windows that cover the rest. A range's whole window is
+        split after its first page, up to its newest record (a page of its newest records is asked for beside the
+        first page, one round trip for both). Any other window is read by cursor, up to its page budget, until its
+        pages show more than a page to come while workers are idle: then the rest is split among them at once."""
         probe = None
-        if window.pages == 1 and not window.next_url and plan.newest is not None:
-            # The range's first window: its newest record is asked for beside its first page, one round trip for
-            # both (wasted only when the range fits on one page).
+        if window.whole and not window.next_url and plan.newest is not None:
             probe = Probe(plan.newest, Window(window.start, window.end))
+        began = time.monotonic()
         page = plan.following(window.next_url) if window.next_url else plan.first(window)
+        if probe is not None:
+            took = time.monotonic() - began
+            self._round_trip = took if self._round_trip is None else min(self._round_trip, took)
         pages = [page]
         budget = self._page_budget(page)
-        while page.next_url and len(pages) < window.pages and not self._closed:
-            idle = self._split_for_idle(plan, window, pages)
+        while page.next_url and page.count and not self._closed:
+            if probe is not None:
+                return first_split(plan, window, pages, probe.result(), self._room(plan, budget))
+            room = self._room(plan, budget)
+            idle = idle_split(plan, window, pages, room, functools.partial(self._claim_idle, workers=room.workers))
             if idle is not None:
                 return idle
+            if len(pages) >= window.pages:
+                return look_again(plan, window, pages, room)
             page = plan.following(page.next_url)
             pages.append(page)
-        if not page.next_url or not page.count:
-            return Chunk(pages, [])
-        if window.pages > 1 and (idle := self._split_for_idle(plan, window, pages)) is not None:
-            return idle
-        cursor = Chunk(pages, [Window(end=window.end, next_url=page.next_url, pages=budget)])
-        if plan.newest is None or not pages[0].first or not page.last:
-            return cursor
-        first, last = parse_datetime(pages[0].first), parse_datetime(page.last)
-        end, tail = window.end, []
-        if probe is not None and (newest := probe.result()):
-            # The range's first window: split only up to its newest record (a metric may have none for months),
-            # and read what comes after it (records arriving during the run, or dated later) by itself.
-            stop = parse_datetime(newest).replace(microsecond=0) + datetime.timedelta(seconds=1)
-            if end is None or stop < end:
-                end, tail = stop, [Window(stop, window.end, pages=budget)]
-        if end is None:
-            end, tail = plan.now, [Window(plan.now, None, pages=budget)]
-        if last <= first or last >= end:
-            return cursor
-        # Records at `last` may go on past this page: emit those before it, and read [last, end) anew.
-        expected_pages = pages_left(window, pages, first, last, end)
-        if window.pages > 1 and expected_pages <= budget:
-            # A window that outgrew its budget by less than a budget goes on by cursor: every window it were
-            # split into would cost a partial last page, and the other windows keep the workers busy (when they
-            # stop doing so, it splits for them).
-            return Chunk(pages, [Window(end=window.end, next_url=page.next_url, pages=cap(expected_pages, budget))])
-        # Aim each window just under a worker's budget: every window ends with a partial page, so fewer, fuller
-        # windows cost fewer requests. The range's first window (one page) also spreads the range over every
-        # worker at once.
-        parts = expected_pages / max(1, budget - 1)
-        if window.pages == 1:
-            parts = max(parts, min(expected_pages, self.concurrency))
-        parts = max(1, min(math.ceil(parts), MAX_SPLIT_PER_WORKER * self.concurrency))
-        windows = split(last, end, parts, pages=cap(expected_pages / parts, budget))
-        return Chunk(pages, [*windows, *tail], before=last)
+        return Chunk(pages, [])
 
     def _page_budget(self, page: RawPage) -> int:
-        """The pages a worker reads of a window before it looks again: its share of the read-ahead budget at this
+        """The pages a worker reads of a window before it looks again: a share of the read-ahead budget at this
         page's size."""
-        return max(2, BUFFERED_BYTES // (self.concurrency * max(page.size, 1)))
+        return max(2, BUFFERED_BYTES // (BUDGET_SHARES * max(page.size, 1)))
 
-    def _split_for_idle(self, plan: Plan, window: Window, pages: list[RawPage]) -> Chunk | None:
-        """The pages read so far and the rest of the window split among this worker and idle ones, if workers are
-        idle with nothing queued and the rest holds pages enough for two windows; None to read on."""
-        page = pages[-1]
-        if plan.newest is None or not pages[0].first or not page.last or not page.count:
-            return None
-        if self.concurrency - self._busy - self._queued - self._claimed <= 0:
-            return None  # the usual answer, before any parsing
-        end = window.end or plan.now
-        first, last = parse_datetime(pages[0].first), parse_datetime(page.last)
-        if last <= first or last >= end:
-            return None
-        left = pages_left(window, pages, first, last, end)
-        # Whole seconds apart (`split`): a window shorter than that many seconds cannot make that many parts.
-        most = min(math.floor(left / MIN_IDLE_SPLIT_PAGES), math.ceil((end - last).total_seconds()))
-        idle = self._claim_idle(most - 1)
-        if not idle:
-            return None
-        budget = self._page_budget(page)
-        windows = split(last, end, idle + 1, pages=cap(left / (idle + 1), budget))
-        tail = [] if window.end else [Window(plan.now, None, pages=budget)]
-        return Chunk(pages, [*windows, *tail], before=last, claimed=idle)
+    def _room(self, plan: Plan, budget: int) -> Room:
+        """What the pool has for the rest of a window of `plan`'s range: `Room`. A range's windows are worth
+        reading at once on every worker, unless its endpoint's rate limit lets out fewer requests in a round trip,
+        give or take (the others would wait for the pacer, and windows cost requests)."""
+        workers, rounds = self.concurrency, self._round_trip
+        if plan.pacer is None or rounds is None:
+            return Room(self.concurrency, workers, workers - self._busy - self._queued - self._claimed, budget)
+        workers = max(1, min(self.concurrency, math.ceil(RATE_SLACK * plan.pacer.burst * rounds)))
+        free = workers - self._busy - self._queued - self._claimed
+        paced = plan.pacer.waiting() > rounds or plan.pacer.minute_spent() > MINUTE_BOUND
+        return Room(self.concurrency, workers, free, budget, paced=paced)

@@ -280,3 +280,38 @@ def test_a_usage_mistake_is_clicks_usage_error():
     )
     assert proc.returncode == 2
     assert "Error: No such option '--no-such-option'" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# --- the end of a run ---------------------------------------------------------------------------------------
+
+# The real command, with an exit handler of the kind coverage tools and sitecustomize modules register.
+WITH_EXIT_HANDLER = """
+import atexit, pathlib, sys
+from tap_klaviyo import cli
+
+ran = pathlib.Path(sys.argv.pop())
+atexit.register(lambda: ran.write_text("ran"))
+sys.argv = ["tap-klaviyo", *sys.argv[1:]]
+cli.main()
+"""
+
+
+def test_a_run_ends_with_every_record_written_and_the_exit_handlers_run(account, config, tmp_path):
+    # The interpreter's teardown is skipped (it only frees memory): what the exit handlers do is not.
+    path, ran = tmp_path / "config.json", tmp_path / "ran"
+    path.write_text(json.dumps(config))
+    proc = subprocess.run(
+        [sys.executable, "-c", WITH_EXIT_HANDLER, "--config", str(path), str(ran)],
+        capture_output=True,
+        env=clean_env(),
+        cwd=REPO,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()[-2000:]
+    assert ran.read_text() == "ran"
+    result = TapRun(0, "", "", [json.loads(line) for line in proc.stdout.splitlines()])
+    expected = expected_keys(account)
+    for stream in DEFAULT_STREAMS:
+        assert sorted(keys_of(result.records(stream), stream)) == sorted(expected[stream]), stream
+    assert result.messages[-1]["type"] == "STATE"

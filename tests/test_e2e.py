@@ -69,8 +69,9 @@ def test_full_sync_is_exact_when_events_pages_are_capped_at_200(account):
         assert result.stderr.count("Klaviyo refused page[size]=1000") == 1, "said once"
         reads = [r for r in fake.requests if r.path == "/api/events" and r.status == 200]
         assert {r.query["page[size]"][0] for r in reads if r.query["sort"] == ["datetime"]} == {"200"}
-        # Where a stream's events end is asked with one event, newest first.
-        assert {r.query["page[size]"][0] for r in reads if r.query["sort"] == ["-datetime"]} == {"1"}
+        # Where a stream's events end, and how dense they are there, is asked with a page of 100, newest first
+        # (within every size the endpoint takes: no refusal for it).
+        assert {r.query["page[size]"][0] for r in reads if r.query["sort"] == ["-datetime"]} == {"100"}
 
 
 def walks(fake, path: str) -> list:
@@ -149,12 +150,12 @@ def test_event_streams_are_filtered_on_the_server_by_metric(account, fake, confi
     assert result.returncode == 0, result.stderr
     event_requests = [r for r in fake.requests if r.path == "/api/events" and "page[cursor]" not in r.query]
     expected = sorted(f"equals(metric_id,'{klaviyo_metric(account, m)['id']}')" for m in EVENT_METRICS.values())
-    # Each stream's first page, oldest first, and beside it one request for its newest event.
+    # Each stream's first page, oldest first, and beside it one request for a page of its newest events.
     first_pages = [r for r in event_requests if r.query["sort"] == ["datetime"]]
     newest = [r for r in event_requests if r.query["sort"] == ["-datetime"]]
     assert sorted(r.query["filter"][0] for r in first_pages) == expected
     assert sorted(r.query["filter"][0] for r in newest) == expected
-    assert all(r.query["page[size]"] == ["1"] for r in newest)
+    assert all(r.query["page[size]"] == ["100"] for r in newest)
     assert len(first_pages) + len(newest) == len(event_requests)
 
 

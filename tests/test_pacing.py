@@ -147,3 +147,24 @@ def test_the_steady_limit_klaviyo_states_is_paced_under_and_other_windows_are_no
     # A limit that is not a number changes nothing, and an exhausted window is still waited out.
     pacer.observe({"RateLimit-Limit": "2;w=60", "RateLimit-Remaining": "0", "RateLimit-Reset": "30"})
     assert pacer.steady == 570 and pacer.acquire() == pytest.approx(30)
+
+
+def test_waiting_says_how_long_the_last_request_handed_a_send_time_waits_for_it():
+    clock = FakeClock()
+    pacer = Pacer(10, 60, clock=clock, sleep=lambda seconds: None)
+    assert pacer.waiting() == 0.0
+    for _ in range(9):  # a burst of 9 a second, spaced evenly, all asked for at once
+        pacer.acquire()
+    assert pacer.waiting() == pytest.approx(8 / 9)
+    clock.now += 5
+    assert pacer.waiting() == 0.0
+
+
+def test_minute_spent_is_the_share_of_a_minutes_allowance_the_last_minute_took():
+    clock = FakeClock()
+    pacer = Pacer(100, 100, clock=clock, sleep=lambda seconds: None)
+    assert pacer.minute_spent() == 0.0
+    schedule(pacer, clock, 40)  # 95 a minute: 40 of them
+    assert pacer.minute_spent() == pytest.approx(40 / 95)
+    clock.now += 61
+    assert pacer.minute_spent() == 0.0

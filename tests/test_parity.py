@@ -1,7 +1,7 @@
-"""The event streams' page-at-a-time fast path (`tap_klaviyo.sdk.PageSyncStream`) writes what the SDK's own record
-loop writes for the same data: the same RECORD payloads, the same STATE messages at the same points, and the same
-record counts. Both run in-process against one fake Klaviyo, so an SDK release that changes what the fast path
-relies on fails here, not in a user's sync."""
+"""The page-at-a-time fast path of the event streams and profiles (`tap_klaviyo.sdk.PageSyncStream`) writes what
+the SDK's own record loop writes for the same data: the same RECORD payloads, the same STATE messages at the same
+points, and the same record counts. Both run in-process against one fake Klaviyo, so an SDK release that changes what
+the fast path relies on fails here, not in a user's sync."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 from fake_klaviyo import FakeKlaviyo, generate_account
 from tap_klaviyo.output import RecordBufferingWriter
 from tap_klaviyo.streams.events import EventStream
+from tap_klaviyo.streams.profiles import ProfilesStream
 from tap_klaviyo.tap import TapKlaviyo
 from tests.kit import API_KEY, EVENT_METRICS, klaviyo_metric
 
@@ -48,22 +49,34 @@ class RecordCounts(logging.Handler):
             self.counts[point.tags["stream"]] += point.value
 
 
-def sync(config: dict[str, Any], state: dict[str, Any], *, fast: bool, monkeypatch) -> tuple[list[dict], Counter]:
-    """Every message of a sync (without the times a sync is run at), and the record counts the SDK logged. With
-    `event_metrics` in the config, `event_attributions` is selected too."""
+def sync(
+    config: dict[str, Any],
+    state: dict[str, Any],
+    *,
+    fast: bool,
+    monkeypatch,
+    catalog: dict[str, Any] | None = None,
+    streams: dict[str, type] | None = None,
+) -> tuple[list[dict], Counter]:
+    """Every message of a sync (without the times a sync is run at), and the record counts the SDK logged; `streams`:
+    those written a page at a time, by name (the event streams by default). Without a `catalog`, the discovered one,
+    with `event_attributions` selected when `event_metrics` is in the config."""
+    streams = streams or dict.fromkeys(EVENT_METRICS, EventStream)
     with monkeypatch.context() as patch:
         if not fast:
-            patch.setattr(EventStream, "writes_pages", lambda self: False)
+            for family in set(streams.values()):
+                patch.setattr(family, "writes_pages", lambda self: False)
         writer, counts = CapturingWriter(), RecordCounts()
         metrics = logging.getLogger("singer_sdk.metrics")
         metrics.addHandler(counts)
         try:
-            catalog = TapKlaviyo(config=config).catalog_dict
-            for entry in catalog["streams"]:
-                if entry["tap_stream_id"] == ATTRIBUTIONS and config.get("event_metrics"):
-                    next(m for m in entry["metadata"] if m["breadcrumb"] == [])["metadata"]["selected"] = True
+            if catalog is None:
+                catalog = TapKlaviyo(config=config).catalog_dict
+                for entry in catalog["streams"]:
+                    if entry["tap_stream_id"] == ATTRIBUTIONS and config.get("event_metrics"):
+                        next(m for m in entry["metadata"] if m["breadcrumb"] == [])["metadata"]["selected"] = True
             tap = TapKlaviyo(config=config, state=state, catalog=catalog, message_writer=writer)
-            taken = {name: stream.writes_pages() for name, stream in tap.streams.items() if name in EVENT_METRICS}
+            taken = {name: stream.writes_pages() for name, stream in tap.streams.items() if name in streams}
             assert set(taken.values()) == {fast}, taken
             tap.sync_all()
         finally:
@@ -143,3 +156,30 @@ def test_the_fast_path_writes_what_the_sdk_loop_writes(
     assert all(records[stream] > 1000 for stream in EVENT_METRICS), records
     assert sum(m["type"] == "STATE" for m in fast) > 2 * len(EVENT_METRICS)
     assert (records[ATTRIBUTIONS] > 200) == attributions, "attributions of conversions on several pages"
+
+
+@pytest.mark.parametrize("concurrency", [1, 16])
+def test_profiles_written_a_page_at_a_time_are_what_the_sdk_loop_writes(concurrency, monkeypatch):
+    # Several pages of 100 (a STATE after each), and profiles whose consent times the check rewrites.
+    account = generate_account(seed=32, events_per_metric=5, profiles=450)
+    with FakeKlaviyo(account, api_key=API_KEY) as fake:
+        config = {"api_key": API_KEY, "api_url": fake.url, "concurrency": concurrency}
+        catalog = TapKlaviyo(config=config).catalog_dict
+        for entry in catalog["streams"]:
+            for item in entry["metadata"]:
+                if item["breadcrumb"] == []:
+                    item["metadata"]["selected"] = entry["tap_stream_id"] == "profiles"
+        both = [
+            sync(config, {}, fast=fast, monkeypatch=monkeypatch, catalog=catalog, streams={"profiles": ProfilesStream})
+            for fast in (True, False)
+        ]
+    (fast, fast_counts), (slow, slow_counts) = both
+    for i, (ours, theirs) in enumerate(zip(fast, slow, strict=False)):
+        assert ours == theirs, f"message {i} differs: fast path {str(ours)[:300]} vs SDK loop {str(theirs)[:300]}"
+    assert len(fast) == len(slow)
+    records = [m["record"] for m in fast if m["type"] == "RECORD"]
+    assert fast_counts == slow_counts == {"profiles": len(records) == 450 and 450}
+    assert sum(m["type"] == "STATE" for m in fast) >= 5
+    emails = [(r.get("subscriptions") or {}).get("email") or {} for r in records]
+    consented = [(email.get("marketing") or {}).get("consent_timestamp") for email in emails]
+    assert any(consented) and all(moment[10] == "T" for moment in consented if moment), "rewritten by the check"

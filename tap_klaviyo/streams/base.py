@@ -168,6 +168,11 @@ class KlaviyoStream(SdkStream):
             self.mask[("properties", name)] for name in self.schema["properties"]
         )
 
+    def takes_whole_pages(self) -> bool:
+        """Whether nothing needs records one at a time as dicts (`rewrites_records`, or `--test`'s record limit): a
+        stream that can then writes a page's records in one go (`PageSyncStream`)."""
+        return not self.rewrites_records() and self.ABORT_AT_RECORD_COUNT is None
+
     def progress(self, context: Context | None) -> Progress:
         return Progress(self.logger, self.name, self.client)
 

@@ -193,7 +193,7 @@ class EventStream(PageSyncStream, WindowedStream):
             self.attributions.write(attributions)
 
     def writes_pages(self) -> bool:
-        return not self.rewrites_records() and self.ABORT_AT_RECORD_COUNT is None
+        return self.takes_whole_pages()
 
     def record_pages(self) -> Iterator[tuple[Sequence[Any], Sequence[Any]]]:
         progress = self.progress(None)

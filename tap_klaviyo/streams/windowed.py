@@ -17,6 +17,9 @@ from tap_klaviyo.streams.base import KlaviyoStream, Source, StreamRow
 from tap_klaviyo.streams.walks import and_filters, since_condition
 from tap_klaviyo.times import filter_time
 
+# A range's newest records asked for beside its first page: how dense the range is at its end.
+NEWEST_RECORDS = 100
+
 if TYPE_CHECKING:
     from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
@@ -90,16 +93,20 @@ class WindowedStream(KlaviyoStream):
         def following(url: str) -> RawPage:
             return self.client.get(url, None, source.endpoint, stream=self.name, decode=self.skim)
 
-        def newest(window: Window) -> str | None:
+        def newest(window: Window) -> RawPage:
+            size = min(NEWEST_RECORDS, *source.endpoint.page_sizes)
             newest_first = {**query(window, records=False), "sort": f"-{self.time_field}"}
-            return self.first_page(source, newest_first, path, page_size=1).first
+            return self.first_page(source, newest_first, path, page_size=size, decode=skimmer(self.time_field))
 
         start, end = self.time_range(context)
-        return Plan(first, following, newest, [Window(start, end)], self._cap)
+        return Plan(first, following, newest, [Window(start, end)], self._cap, self.client.pacer(source.endpoint))
 
     def first_page(self, source: Source, query: dict[str, str], path: str | None, **kwargs: Any) -> RawPage:
-        """The first page of a window's query (in a worker thread)."""
-        return self.client.first_page(source.endpoint, query, stream=self.name, decode=self.skim, path=path, **kwargs)
+        """The first page of a window's query (in a worker thread), decoded by the stream's `skim` unless `decode`
+        says otherwise."""
+        kwargs.setdefault("decode", self.skim)
+        page: RawPage = self.client.first_page(source.endpoint, query, stream=self.name, path=path, **kwargs)
+        return page
 
     def window_key(self, context: Context | None) -> str:
         """The name of a context's range in the window pool."""
