@@ -910,7 +910,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "latency: 0.25 +- 0.05 s per request, rate limits, all default streams; cpu: no latency, the event "
         "streams, against a reference reader; memory: peak RSS at 1M events and a quarter of that; incremental: a "
         "run from a full run's state with new events; the shapes, each read as latency is: "
-        + "; ".join(f"{name}: {shape.text}" for name, shape in SHAPES.items())
+        + "; ".join(f"{name}: {shape.text}".replace("%", "%%") for name, shape in SHAPES.items())
         + " (default: all)",
     )
     p.add_argument(
