@@ -29,8 +29,8 @@ from tap_klaviyo.settings import ACCOUNT_ID
 from tap_klaviyo.windows import STOP_CHECK_SECONDS
 
 if TYPE_CHECKING:
-    from tap_klaviyo.streams import Run
     from tap_klaviyo.streams.base import KlaviyoStream
+    from tap_klaviyo.streams.run import Run
 
 T = TypeVar("T")
 # For each scope, an endpoint that needs only it, to ask with its cheapest query.

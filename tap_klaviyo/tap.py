@@ -25,8 +25,8 @@ from tap_klaviyo.settings import (
     settings_problems,
 )
 from tap_klaviyo.state import SINGER_KEYS, Keeps, review, shape_problem, unwrap
-from tap_klaviyo.streams import build_streams
 from tap_klaviyo.streams.base import KlaviyoStream
+from tap_klaviyo.streams.run import build_streams
 from tap_klaviyo.streams.table import STREAMS, stream_rows
 
 

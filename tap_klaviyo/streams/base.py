@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
 
-    from tap_klaviyo.streams import Run
+    from tap_klaviyo.streams.run import Run
 
 SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 # Settings under which records are rewritten one at a time, so they must reach the SDK as dicts.

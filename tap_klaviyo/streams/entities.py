@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
 
-    from tap_klaviyo.streams import Run
+    from tap_klaviyo.streams.run import Run
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
 
-    from tap_klaviyo.streams import Run
+    from tap_klaviyo.streams.run import Run
 
 # Where a stream's state keeps the id of the metric its bookmark was read from.
 METRIC_ID = "metric_id"

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
 
-    from tap_klaviyo.streams import Run
+    from tap_klaviyo.streams.run import Run
 
 # Where the lists and the segments are listed, by kind.
 GROUP_ENDPOINTS = {"list": LISTS, "segment": SEGMENTS}
@@ -47,9 +47,8 @@ DOUBTFUL_404S = 3
 class ProfilesStream(PageSyncStream, WindowedStream):
     """Every profile, oldest `updated` first, with `subscriptions` (consent and suppression per channel) and, with
     `profiles_predictive_analytics`, `predictive_analytics` (which Klaviyo serves at lower rate limits). Written a
-    page at a time: checked as every record is (`post_process`), without the SDK's conformance pass (which would
-    cost twice as much again per profile, and drops nothing the check lets through but fields of nested objects
-    the schema lacks)."""
+    page at a time: checked as every record is (`post_process`), without the SDK's conformance pass (a second walk over
+    every field, which drops nothing the check lets through but fields of nested objects the schema lacks)."""
 
     STATE_MSG_FREQUENCY = PAGE
 

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from singer_sdk import Tap
     from singer_sdk.helpers.types import Context
 
-    from tap_klaviyo.streams import Run
+    from tap_klaviyo.streams.run import Run
 
 # Klaviyo's pace for the report queries: two a minute.
 PER_MINUTE = 2

@@ -22,9 +22,9 @@ from tap_klaviyo.records import Resource, related_resources
 from tap_klaviyo.times import filter_time
 
 if TYPE_CHECKING:
-    from tap_klaviyo.streams import Run
     from tap_klaviyo.streams.base import Source
     from tap_klaviyo.streams.entities import EntityStream
+    from tap_klaviyo.streams.run import Run
 
 
 @dataclass(frozen=True)
