@@ -62,6 +62,7 @@ from fake_klaviyo import ENDPOINTS, REVISION, Account, generate_account
 from fake_klaviyo.clock import EVENT_SPAN_DAYS
 from fake_klaviyo.layout import EventLayout
 from tap_klaviyo.streams.table import STREAMS
+from tests.oracle import expected_entities, keys_of
 
 EMAIL_EVENTS = tuple((row.name, row.metric) for row in STREAMS if row.metric)
 EVENT_STREAMS = tuple(name for name, _ in EMAIL_EVENTS)
@@ -192,45 +193,12 @@ def event_ids(
 
 
 def entity_keys(account: Account) -> dict[str, set[tuple[str, ...]]]:
-    """Each entity stream's primary keys, as tests/kit.py's `expected_streams` derives those streams' records."""
-    campaigns = account.email_campaigns()
-
-    def audience(kind: str) -> set[tuple[str, ...]]:
-        return {(c["id"], i) for c in campaigns for i in dict.fromkeys(c["attributes"]["audiences"].get(kind) or [])}
-
-    actions = [a for f in account.flows for a in account.flow_actions[f["id"]]]
-    keys = {
-        "lists_and_segments": {(r["id"],) for r in [*account.lists, *account.segments]},
-        "email_campaigns": {(c["id"],) for c in campaigns},
-        "email_campaigns_vs_lists_included": audience("included"),
-        "email_campaigns_vs_lists_excluded": audience("excluded"),
-        "email_campaign_messages": {(m["id"],) for c in campaigns for m in account.campaign_messages[c["id"]]},
-        "campaigns": {(c["id"],) for c in account.campaigns},
-        "campaign_messages": {(m["id"],) for c in account.campaigns for m in account.campaign_messages[c["id"]]},
-        "campaign_audiences": {
-            (c["id"], i, kind)
-            for c in account.campaigns
-            for kind in ("included", "excluded")
-            for i in c["attributes"]["audiences"].get(kind) or []
-        },
-        "flows": {(f["id"],) for f in account.flows},
-        "flow_actions": {(a["id"],) for a in actions},
-        "flow_messages": {(m["id"],) for a in actions for m in sent_messages(a["attributes"]["definition"])},
-        "metrics": {(m["id"],) for m in account.metrics},
-    }
-    missing = set(ENTITY_STREAMS) - set(keys)
+    """Each default entity stream's primary keys, from the oracle the end-to-end tests compare with."""
+    expected = expected_entities(account)
+    missing = set(ENTITY_STREAMS) - set(expected)
     if missing:
-        raise BenchmarkError(f"the benchmark does not know what the default streams {sorted(missing)} should hold")
-    return {stream: keys[stream] for stream in ENTITY_STREAMS}
-
-
-def sent_messages(definition: dict[str, Any]) -> list[dict[str, Any]]:
-    """The messages with an id a flow action sends: a send action's, an experiment's main one and variations."""
-    data = definition.get("data") or {}
-    sends = [definition] if definition["type"].startswith("send-") else []
-    if "main_action" in data:
-        sends = [data["main_action"], *data["current_experiment"]["variations"]]
-    return [send["data"]["message"] for send in sends if send["data"]["message"]["id"] is not None]
+        raise BenchmarkError(f"tests/oracle.py does not say what the default streams {sorted(missing)} should hold")
+    return {stream: set(keys_of(expected[stream], stream)) for stream in ENTITY_STREAMS}
 
 
 def expected_events(
