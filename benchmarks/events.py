@@ -242,6 +242,11 @@ def running_fake(
     )
 
 
+def paced(args: argparse.Namespace) -> dict[str, Any]:
+    """The fake's options of the scenarios read as latency is: its latency, and Klaviyo's rate limits."""
+    return {"latency": args.latency, "latency_jitter": args.latency_jitter, "rate_limits": True}
+
+
 def event_catalog(url: str, workdir: Path) -> Path:
     """The discovered catalog with only the six event streams selected."""
     return common.write_selected(common.discover(url, workdir), lambda stream: stream in EVENT_STREAMS, workdir)
@@ -722,9 +727,7 @@ def scenario_latency(ctx: Context, workdir: Path) -> list[Variant]:
     expected = expected_events(args.seed, n, entities=True)
     for variant in rounds(args.repeat, variants):
         # A fresh fake per run: each run starts with the rate-limit windows empty, as a scheduled run would.
-        with running_fake(
-            args, workdir, n, latency=args.latency, latency_jitter=args.latency_jitter, rate_limits=True
-        ) as fake:
+        with running_fake(args, workdir, n, **paced(args)) as fake:
             measure(args, variant, None, workdir, expected, fake)
     print_table(f"latency ({latency_text(args)}, {n:,} events per metric, all default streams)", variants)
     report_latency_target(variants)
@@ -792,9 +795,7 @@ def scenario_incremental(ctx: Context, workdir: Path) -> list[Variant]:
     full = Variant("full run (default settings)", {})
     variants = tap_variants(ctx)
     for _ in range(args.repeat):
-        with running_fake(
-            args, workdir, n, latency=args.latency, latency_jitter=args.latency_jitter, rate_limits=True
-        ) as fake:
+        with running_fake(args, workdir, n, **paced(args)) as fake:
             first = measure(args, full, None, workdir, full_expected, fake)
         if first.state is None:
             raise BenchmarkError("the full run sent no STATE message: no incremental run to make")
@@ -804,9 +805,7 @@ def scenario_incremental(ctx: Context, workdir: Path) -> list[Variant]:
                 args,
                 workdir,
                 n,
-                latency=args.latency,
-                latency_jitter=args.latency_jitter,
-                rate_limits=True,
+                **paced(args),
                 new_events=new,
             ) as fake:
                 measure(args, variant, None, workdir, expected, fake, state=first.state)
@@ -833,9 +832,7 @@ def scenario_shape(ctx: Context, workdir: Path, name: str) -> list[Variant]:
             args,
             workdir,
             n,
-            latency=args.latency,
-            latency_jitter=args.latency_jitter,
-            rate_limits=True,
+            **paced(args),
             flags=shape.flags(n),
         ) as fake:
             measure(args, variant, None, workdir, expected, fake, settings=shape.settings)
