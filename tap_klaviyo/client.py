@@ -21,10 +21,11 @@ import requests
 import urllib3
 
 from tap_klaviyo import failures
-from tap_klaviyo.codec import NotAsSpecified, RawPage, Unreadable, decode_document
+from tap_klaviyo.codec import NotAsSpecified, Unreadable, decode_document
 from tap_klaviyo.endpoints import Endpoint
 from tap_klaviyo.errors import KlaviyoError
 from tap_klaviyo.failures import BadRequest
+from tap_klaviyo.links import FollowedLinks, next_link
 from tap_klaviyo.origin import Origin
 from tap_klaviyo.pacing import Pacer
 
@@ -116,6 +117,7 @@ class KlaviyoClient:
         # are done: which scopes the key holds).
         self.answered: set[Endpoint] = set()
         self.refused: dict[Endpoint, failures.MissingScope] = {}
+        self._followed = FollowedLinks()
 
     def counts(self, stream: str) -> Counter[str]:
         with self._counts_lock:
@@ -213,7 +215,7 @@ class KlaviyoClient:
         while url:
             document = self.request("POST", url, None, endpoint, stream=stream, decode=decode, body=body)
             yield document
-            url = _next_link(document)
+            url = next_link(document)
 
     def request(
         self,
@@ -324,12 +326,12 @@ class KlaviyoClient:
                 raise error
         self.answered.add(endpoint)
         try:
-            body = response.raw.read(decode_content=True)
+            content = response.raw.read(decode_content=True)
         except BaseException:
             response.close()
             raise
         try:
-            result = decode(body)
+            result = decode(content)
         except Unreadable:
             raise _Retry("unparsable or truncated response body") from None
         except NotAsSpecified as exc:
@@ -337,8 +339,8 @@ class KlaviyoClient:
                 f"Klaviyo's response to {method} {endpoint.path} for stream '{stream}' is not what its API spec "
                 f"describes: {exc}. Rerun later; if it persists, report it with this line."
             ) from None
-        if params is None and _next_link(result) in (url, response.url):
-            raise failures.self_link(url, endpoint, stream, method)
+        if params is None:
+            self._followed.check(url, response.url, next_link(result), body, endpoint, stream, method)
         return result
 
 
@@ -351,11 +353,3 @@ def _describe(exc: Exception) -> str:
     if isinstance(exc, _Retry):
         return str(exc)
     return f"connection error: {type(exc).__name__}"
-
-
-def _next_link(result: object) -> str | None:
-    """A decoded page's `links.next`."""
-    if isinstance(result, RawPage):
-        return result.next_url
-    links = result.get("links") if isinstance(result, dict) else None
-    return links.get("next") if isinstance(links, dict) else None

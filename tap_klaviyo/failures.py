@@ -119,15 +119,19 @@ def foreign_link(target: Origin, origin: Origin, endpoint: Endpoint, stream: str
     )
 
 
-def self_link(url: str, endpoint: Endpoint, stream: str, method: str = "GET") -> KlaviyoError:
-    """A page whose `links.next` is the page itself."""
+def looping_link(url: str, endpoint: Endpoint, stream: str, method: str = "GET", *, itself: bool) -> KlaviyoError:
+    """A page whose `links.next` is the page itself (`itself`), or a page of the stream already read this run."""
     query = parse_qs(urlsplit(url).query)
     name = "page_cursor" if "page_cursor" in query else "page[cursor]"
-    cursor = query.get(name, ["(none)"])[0]
+    cursor = f"{name}={query.get(name, ['(none)'])[0][:60]}"
+    said = (
+        f"names itself as the next page (links.next repeats {cursor})"
+        if itself
+        else f"leads back to a page already read (links.next {cursor})"
+    )
     return KlaviyoError(
-        f"Klaviyo's page of {method} {endpoint.path} for stream '{stream}' names itself as the next page (links.next "
-        f"repeats {name}={cursor[:60]}): following it would never end. Rerun later; if it persists, report "
-        "it with this line."
+        f"Klaviyo's page of {method} {endpoint.path} for stream '{stream}' {said}: following it would never end. "
+        "Rerun later; if it persists, report it with this line."
     )
 
 

@@ -247,6 +247,36 @@ def test_a_links_next_repeating_the_page_just_read_stops(client, requests_mock, 
     assert len(requests_mock.request_history) == 2
 
 
+def test_a_links_next_leading_back_to_a_page_already_read_stops(client, requests_mock):
+    a, b = (f"{API}/api/flows?page%5Bcursor%5D={cursor}" for cursor in ("YWFh", "YmJi"))
+    requests_mock.get(f"{API}/api/flows", json=page(["1"], a))
+    requests_mock.get(a, json=page(["2"], b))
+    requests_mock.get(b, json=page(["3"], a))
+    with pytest.raises(KlaviyoError) as caught:
+        list(client.documents(endpoints.FLOWS, {}, stream="flows"))
+    message = str(caught.value)
+    assert (
+        "page of GET /api/flows for stream 'flows' leads back to a page already read (links.next page[cursor]=YWFh)"
+        in message
+    )
+    assert "\n" not in message and len(requests_mock.request_history) == 3
+
+
+def test_the_same_pages_read_by_another_stream_or_for_another_report_body_are_no_loop(client, requests_mock):
+    a = f"{API}/api/flows?page%5Bcursor%5D=YWFh"
+    requests_mock.get(f"{API}/api/flows", json=page(["1"], a))
+    requests_mock.get(a, json=page(["2"]))
+    for stream in ("flows", "flow_actions"):
+        assert [r["id"] for d in client.documents(endpoints.FLOWS, {}, stream=stream) for r in d["data"]] == ["1", "2"]
+    report = f"{API}{endpoints.CAMPAIGN_VALUES.path}"
+    cursor = f"{report}?page_cursor=YWFh"
+    requests_mock.post(report, json={"data": [], "links": {"next": cursor}})
+    requests_mock.post(cursor, json={"data": [], "links": {"next": None}})
+    for body in (b'{"a": 1}', b'{"a": 2}'):
+        pages = client.reports(endpoints.CAMPAIGN_VALUES, body, stream="r", decode=decode_document)
+        assert len(list(pages)) == 2
+
+
 @pytest.mark.parametrize("wait", ["0", "300", "12.5"])
 def test_retry_after_is_honoured_up_to_the_longest_wait(client, clock, requests_mock, wait):
     throttled = {"status_code": 429, "headers": {"Retry-After": wait}, "json": error(429, "throttled")}
