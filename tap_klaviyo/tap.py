@@ -26,7 +26,7 @@ from tap_klaviyo.settings import (
 )
 from tap_klaviyo.state import SINGER_KEYS, Keeps, review, shape_problem, unwrap
 from tap_klaviyo.streams.base import KlaviyoStream
-from tap_klaviyo.streams.run import build_streams
+from tap_klaviyo.streams.run import Run, start_run
 from tap_klaviyo.streams.table import STREAMS, stream_rows
 
 
@@ -40,6 +40,8 @@ class TapKlaviyo(SdkTap):
     config_jsonschema = SETTINGS.to_dict()
     # The given state's top-level keys that are not Singer's (`load_state` finds them, the state check names them).
     _state_other_keys: tuple[str, ...] = ()
+    # What the streams of this run share, the tap's to hold (set as the streams are built).
+    run: Run
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         # With `--config ENV`, a TAP_KLAVIYO_* variable that names no setting is a mistake in the settings.
@@ -122,13 +124,13 @@ class TapKlaviyo(SdkTap):
         return cast("dict[str, KlaviyoStream]", self.streams)
 
     def discover_streams(self) -> list[KlaviyoStream]:
-        return build_streams(self, self.client, stream_rows(self.config))
+        self.run = start_run(self, self.client, stream_rows(self.config))
+        return list(self.run.streams.values())
 
     def before_sync(self) -> None:
-        streams = list(self.tap_streams().values())
-        selected = [stream for stream in streams if stream.selected]
+        selected = [stream for stream in self.tap_streams().values() if stream.selected]
         # Before any stream syncs, so a key without a scope some stream needs stops the run before it writes anything.
-        answer_first_requests(selected, streams[0].run)
+        answer_first_requests(selected, self.run)
         if selected and selected[0].adds_account:
             self.logger.info("Every record carries account_id %s.", selected[0].account_id)
 

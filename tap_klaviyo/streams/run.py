@@ -1,4 +1,4 @@
-"""What the streams of one run share (`Run`), and the streams built from the table's rows for a run."""
+"""What the streams of one run share (`Run`), the streams built from the table's rows among it."""
 
 from __future__ import annotations
 
@@ -67,11 +67,11 @@ class Run:
         return walk
 
 
-def build_streams(tap: Tap, client: KlaviyoClient, rows: Sequence[StreamRow]) -> list[KlaviyoStream]:
-    """One stream per row, in the table's order."""
+def start_run(tap: Tap, client: KlaviyoClient, rows: Sequence[StreamRow]) -> Run:
+    """A run, with one stream per row in the table's order."""
     concurrency = tap.config.get("concurrency", DEFAULT_CONCURRENCY)
     fetcher = WindowedFetch(concurrency) if concurrency > 1 else None
     run = Run(rows, MetricDirectory(client), GroupDirectory(client), fetcher, client)
     for row in rows:
         run.streams[row.name] = row.family(tap, client, row, run)
-    return list(run.streams.values())
+    return run
