@@ -45,17 +45,17 @@ def answer_first_requests(streams: Sequence[KlaviyoStream], run: Run) -> None:
     KlaviyoError naming every scope the key lacks, or the first other failure."""
     needs = _needs(streams)
     try:
-        if run.fetcher is not None:
-            run.fetcher.start()
+        if run.window_pool is not None:
+            run.window_pool.start()
         failed = _together(_lookups(streams, run, needs))
         _raise_unless_refused(failed.values())
         keys = [key for stream in streams if not stream.lookups().keys() & failed.keys() for key in stream.ready()]
-        if run.fetcher is not None and keys:
-            _raise_unless_refused(run.fetcher.read_first(dict.fromkeys(keys)))
+        if run.window_pool is not None and keys:
+            _raise_unless_refused(run.window_pool.read_first(dict.fromkeys(keys)))
         _ask_the_rest(run.client, needs)
     except BaseException:
-        if run.fetcher is not None:
-            run.fetcher.close()
+        if run.window_pool is not None:
+            run.window_pool.close()
         raise
 
 
@@ -70,7 +70,7 @@ def _lookups(
             lookups.setdefault(endpoint, lookup)
     if any(stream.adds_account for stream in streams):
         lookups[ACCOUNTS] = run.account_id
-    if run.fetcher is None:
+    if run.window_pool is None:
         looked_up = {scope for endpoint in lookups for scope in endpoint.scopes}
         for scope in needs.keys() - looked_up:
             lookups[CHEAPEST[scope]] = _cheapest(run.client, scope, needs[scope][0])

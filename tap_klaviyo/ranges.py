@@ -32,12 +32,13 @@ class Window:
 
 @dataclass
 class Chunk:
-    """Pages to emit; with `before`, only their records dated before it (the rest is read again later)."""
+    """Pages to emit, and the windows that read what remains after them; with `before`, only the pages' records
+    dated before it are emitted (the rest is read again later)."""
 
     pages: list[RawPage]
-    then: list[Window]
+    remaining: list[Window]
     before: datetime.datetime | None = None
-    # Idle workers the windows of `then` were split for (`WindowedFetch._claimed`).
+    # Idle workers the windows of `remaining` were split for (`WindowPool._claimed`).
     claimed: int = 0
 
     @property

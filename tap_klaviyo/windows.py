@@ -56,7 +56,7 @@ class _Range:
     items: deque[Window | Future[Chunk] | Chunk] = field(default_factory=deque)
 
 
-class WindowedFetch:
+class WindowPool:
     """One pool of `concurrency` workers reading the ranges of a run, which the main thread consumes one
     after another. The stream being consumed goes first; when it leaves workers idle (its last windows), the
     streams not consumed yet start, in name order (the SDK's order), so a run's short streams overlap instead of
@@ -172,7 +172,7 @@ class WindowedFetch:
 
     def _forget(self, future: Future[Chunk]) -> None:
         if not future.cancelled() and future.exception() is None:
-            self._count(queued=-len(future.result().then))
+            self._count(queued=-len(future.result().remaining))
 
     def _prepare(self, item: _Range) -> None:
         if not item.prepared:
@@ -253,7 +253,7 @@ class WindowedFetch:
             if chunk is None:
                 self._count(busy=-1)
             else:
-                self._count(queued=len(chunk.then), busy=-1, claimed=-chunk.claimed)
+                self._count(queued=len(chunk.remaining), busy=-1, claimed=-chunk.claimed)
 
     def _claim_idle(self, most: int, workers: int) -> int:
         """Up to `most` of `workers` idle with nothing queued for them, claimed for windows about to be split off: no
@@ -282,7 +282,7 @@ class WindowedFetch:
                     self._buffered += chunk.size
                     self._largest_page = max(self._largest_page, *(page.size for page in chunk.pages))
                     expanded.append(chunk)
-                    expanded.extend(chunk.then)
+                    expanded.extend(chunk.remaining)
                     continue
             expanded.append(entry)
         item.items = expanded

@@ -19,7 +19,7 @@ from tap_klaviyo.codec import RawPage, skim
 from tap_klaviyo.errors import KlaviyoError
 from tap_klaviyo.pacing import Pacer
 from tap_klaviyo.ranges import Plan, Window
-from tap_klaviyo.windows import WindowedFetch
+from tap_klaviyo.windows import WindowPool
 
 UTC = datetime.UTC
 NOW = datetime.datetime(2026, 6, 1, tzinfo=UTC)
@@ -139,9 +139,9 @@ def bursty_times(n: int, seed: int) -> list[datetime.datetime]:
 
 def run(events: FakeEvents, windows: list[Window], concurrency: int) -> list[dict]:
     """The events emitted, as the event streams emit them: each page's, less those dated from its `before` on."""
-    fetch = WindowedFetch(concurrency)
-    fetch.add("events", lambda: events.plan(windows))
-    return emitted(fetch.pages("events"))
+    pool = WindowPool(concurrency)
+    pool.add("events", lambda: events.plan(windows))
+    return emitted(pool.pages("events"))
 
 
 def emitted(pages: Iterator[tuple[RawPage, datetime.datetime | None]]) -> list[dict]:
@@ -207,29 +207,29 @@ def test_the_next_streams_start_while_one_finishes_and_each_stays_exact():
         name: FakeEvents(bursty_times(n, seed=i), page_size=100, delay=0.01, gauge=gauge)
         for i, (name, n) in enumerate([("a", 2500), ("b", 300), ("c", 900), ("d", 0)])
     }
-    fetch = WindowedFetch(6)
+    pool = WindowPool(6)
     # Registered in any order, consumed in name order.
     for name, events in reversed(streams.items()):
-        fetch.add(name, lambda events=events: events.plan())
-    fetch.add("unselected", lambda: None)
+        pool.add(name, lambda events=events: events.plan())
+    pool.add("unselected", lambda: None)
     for name, events in streams.items():
-        got = emitted(fetch.pages(name))
+        got = emitted(pool.pages(name))
         assert sorted(e["id"] for e in got) == sorted(e["id"] for e in events.events), name
         assert [e["datetime"] for e in got] == sorted(e["datetime"] for e in got), name
     assert gauge.most <= 6
-    assert list(fetch.pages("unselected")) == []
+    assert list(pool.pages("unselected")) == []
 
 
 def test_streams_overlap():
     gauge = Gauge()
     a = FakeEvents(bursty_times(2000, seed=1), page_size=100, delay=0.01, gauge=gauge)
     b = FakeEvents(bursty_times(500, seed=2), page_size=100, delay=0.01, gauge=gauge)
-    fetch = WindowedFetch(8)
-    fetch.add("a", a.plan)
-    fetch.add("b", b.plan)
-    assert len(emitted(fetch.pages("a"))) == len(a.events)
+    pool = WindowPool(8)
+    pool.add("a", a.plan)
+    pool.add("b", b.plan)
+    assert len(emitted(pool.pages("a"))) == len(a.events)
     assert b.requests > 0, "the next stream should start once the first one leaves workers idle"
-    assert len(emitted(fetch.pages("b"))) == len(b.events)
+    assert len(emitted(pool.pages("b"))) == len(b.events)
 
 
 def test_a_later_stream_fails_only_when_it_is_consumed():
@@ -238,12 +238,12 @@ def test_a_later_stream_fails_only_when_it_is_consumed():
     def broken(window: Window) -> RawPage:
         raise RuntimeError("window failed")
 
-    fetch = WindowedFetch(4)
-    fetch.add("a", a.plan)
-    fetch.add("b", lambda: Plan(broken, a.next, a.newest, [Window(None, None)], NOW))
-    assert len(emitted(fetch.pages("a"))) == len(a.events)
+    pool = WindowPool(4)
+    pool.add("a", a.plan)
+    pool.add("b", lambda: Plan(broken, a.next, a.newest, [Window(None, None)], NOW))
+    assert len(emitted(pool.pages("a"))) == len(a.events)
     with pytest.raises(RuntimeError, match="window failed"):
-        list(fetch.pages("b"))
+        list(pool.pages("b"))
 
 
 def test_pages_read_ahead_stay_within_the_budget(monkeypatch):
@@ -251,13 +251,13 @@ def test_pages_read_ahead_stay_within_the_budget(monkeypatch):
     streams = [FakeEvents(bursty_times(3000, seed=i), page_size=50, delay=0.002, gauge=gauge) for i in range(3)]
     page_bytes = len(streams[0].first(Window(None, None)).body)
     monkeypatch.setattr(windows, "BUFFERED_BYTES", 12 * page_bytes)
-    fetch = WindowedFetch(8)
+    pool = WindowPool(8)
     for i, events in enumerate(streams):
-        fetch.add(str(i), events.plan)
+        pool.add(str(i), events.plan)
     gauge.bytes_served = consumed = most_ahead = 0
     for i, events in enumerate(streams):
         count = 0
-        for page, _ in fetch.pages(str(i)):
+        for page, _ in pool.pages(str(i)):
             time.sleep(0.002)  # a slow consumer: workers would read far ahead if nothing held them back
             consumed += len(page.body)
             most_ahead = max(most_ahead, gauge.bytes_served - consumed)
@@ -308,10 +308,10 @@ def test_a_dense_stretch_is_spread_over_idle_workers(monkeypatch):
         windows, "BUFFERED_BYTES", splits.BUDGET_SHARES * 30 * len(events.first(Window(None, None)).body)
     )
     events.requests, events.chains = 0, {}
-    fetch = WindowedFetch(8)
-    fetch.add("events", events.plan)
+    pool = WindowPool(8)
+    pool.add("events", events.plan)
     began = time.monotonic()
-    got = emitted(fetch.pages("events"))
+    got = emitted(pool.pages("events"))
     wall = time.monotonic() - began
     assert sorted(e["id"] for e in got) == sorted(e["id"] for e in events.events)
     assert [e["datetime"] for e in got] == sorted(e["datetime"] for e in got)
@@ -322,7 +322,7 @@ def test_a_dense_stretch_is_spread_over_idle_workers(monkeypatch):
     # Windows split off for idle workers are sized to fit on a page, so that each is read in one round trip: a
     # few more requests than pages.
     assert events.requests <= 1.35 * pages, events.requests
-    assert (fetch._queued, fetch._busy, fetch._claimed) == (0, 0, 0)
+    assert (pool._queued, pool._busy, pool._claimed) == (0, 0, 0)
 
 
 class Refused(FakeEvents):
@@ -346,20 +346,20 @@ class FirstCounted(FakeEvents):
 def test_read_first_has_every_ranges_first_page_read_before_any_is_consumed():
     # More ranges than workers: each first window is queued rather than left for later.
     streams = {f"s{i}": FirstCounted(bursty_times(500, seed=i), 100, delay=0.01) for i in range(5)}
-    fetch = WindowedFetch(2)
+    pool = WindowPool(2)
     for key, events in streams.items():
-        fetch.add(key, events.plan)
-    assert fetch.read_first(streams) == []
+        pool.add(key, events.plan)
+    assert pool.read_first(streams) == []
     assert [events.whole for events in streams.values()] == [1] * 5
     # Consumed afterwards, each range is whole, and its first page was not asked again.
     for key, events in streams.items():
-        assert sorted(e["id"] for e in emitted(fetch.pages(key))) == sorted(e["id"] for e in events.events)
+        assert sorted(e["id"] for e in emitted(pool.pages(key))) == sorted(e["id"] for e in events.events)
         assert events.whole == 1
     refused = Refused([NOW], 100)
-    fetch = WindowedFetch(2)
-    fetch.add("a", streams["s0"].plan)
-    fetch.add("b", refused.plan)
-    assert [str(error) for error in fetch.read_first(["a", "b"])] == ["refused"]
+    pool = WindowPool(2)
+    pool.add("a", streams["s0"].plan)
+    pool.add("b", refused.plan)
+    assert [str(error) for error in pool.read_first(["a", "b"])] == ["refused"]
 
 
 def spread(n: int, days: float, rng: random.Random, end: datetime.datetime = NOW) -> list[datetime.datetime]:
@@ -381,12 +381,12 @@ def test_ranges_of_a_few_pages_are_read_in_two_round_trips_wherever_their_events
     # first event) made the rest look sparse and read it as a chain of pages, a round trip after another.
     rng, gauge = random.Random(days), Gauge()
     streams = {f"s{i}": FakeEvents(spread(500, days, rng), 100, delay=0.05, gauge=gauge) for i in range(6)}
-    fetch = WindowedFetch(48)
+    pool = WindowPool(48)
     for key, events in streams.items():
-        fetch.add(key, lambda events=events: events.plan([Window(start, None)]))
-    assert fetch.read_first(streams) == []
+        pool.add(key, lambda events=events: events.plan([Window(start, None)]))
+    assert pool.read_first(streams) == []
     for key, events in streams.items():
-        got = emitted(fetch.pages(key))
+        got = emitted(pool.pages(key))
         assert sorted(e["id"] for e in got) == sorted(e["id"] for e in events.events), key
         assert [e["datetime"] for e in got] == sorted(e["datetime"] for e in got), key
     assert gauge.round_trips() <= 3, gauge.round_trips()
@@ -401,9 +401,9 @@ def test_a_window_denser_than_expected_splits_among_idle_workers_from_its_first_
     send = NOW - datetime.timedelta(days=10)
     burst = [send + datetime.timedelta(seconds=int(3600 * rng.random() ** 3)) for _ in range(1600)]
     events = FakeEvents(spread(400, 30, rng) + burst, 100, delay=0.05)
-    fetch = WindowedFetch(48)
-    fetch.add("events", events.plan)
-    got = emitted(fetch.pages("events"))
+    pool = WindowPool(48)
+    pool.add("events", events.plan)
+    got = emitted(pool.pages("events"))
     assert sorted(e["id"] for e in got) == sorted(e["id"] for e in events.events)
     assert [e["datetime"] for e in got] == sorted(e["datetime"] for e in got)
     # 20 pages: read by cursor, the send alone would be 16 round trips after the first two.
@@ -420,9 +420,9 @@ def test_a_range_bound_by_its_rate_limit_reads_few_long_windows():
     for paced in (True, False):
         events = FakeEvents(times, 100, delay=0.05)
         pacer = Pacer(20, 100_000) if paced else None
-        fetch = WindowedFetch(48)
-        fetch.add("events", lambda events=events, pacer=pacer: dataclasses.replace(events.plan(), pacer=pacer))
-        got = emitted(fetch.pages("events"))
+        pool = WindowPool(48)
+        pool.add("events", lambda events=events, pacer=pacer: dataclasses.replace(events.plan(), pacer=pacer))
+        got = emitted(pool.pages("events"))
         assert sorted(e["id"] for e in got) == sorted(e["id"] for e in events.events)
         counts[paced] = events.requests
     assert counts[True] <= 1.15 * 40 < counts[False], counts

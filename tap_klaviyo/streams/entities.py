@@ -79,7 +79,7 @@ class EntityStream(KlaviyoStream):
 
     def ready(self) -> list[str]:
         # Read ahead from the start of the run.
-        if self.run.fetcher is None or not self.needed:
+        if self.run.window_pool is None or not self.needed:
             return []
         return [walk.key for walk in self.walks]
 

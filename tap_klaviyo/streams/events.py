@@ -50,8 +50,8 @@ class EventStream(PageSyncStream, WindowedStream):
         super().__init__(tap, client, row, run)
         assert row.metric, f"{row.name} names its metric"
         self.directory = run.directory
-        if self.fetcher is not None:
-            self.fetcher.add(self.name, self.plan)
+        if self.window_pool is not None:
+            self.window_pool.add(self.name, self.plan)
         # The bookmark this run started from, and the records strictly after it: `fail_on_no_new_data` reads them.
         self.started_from: datetime.datetime | None = None
         self.new_records = 0
@@ -96,7 +96,7 @@ class EventStream(PageSyncStream, WindowedStream):
 
     def ready(self) -> list[str]:
         self.tie_bookmark_to_metric()
-        return [self.name] if self.fetcher is not None else []
+        return [self.name] if self.window_pool is not None else []
 
     def tie_bookmark_to_metric(self) -> None:
         """Keep the metric's id beside the bookmark; a bookmark left by another metric (a name that now finds a

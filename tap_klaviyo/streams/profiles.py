@@ -54,9 +54,9 @@ class ProfilesStream(PageSyncStream, WindowedStream):
 
     def __init__(self, tap: Tap, client: KlaviyoClient, row: StreamRow, run: Run) -> None:
         super().__init__(tap, client, row, run)
-        if self.fetcher is not None:
+        if self.window_pool is not None:
             # Its first page goes out at the start, beside the entity streams' and the lookups.
-            self.fetcher.add(self.name, self.plan, early=True)
+            self.window_pool.add(self.name, self.plan, early=True)
 
     def source(self, context: Context | None) -> tuple[Source, str | None]:
         source = self.row.sources[0]
@@ -69,7 +69,7 @@ class ProfilesStream(PageSyncStream, WindowedStream):
         return super().plan(context) if self.selected else None
 
     def ready(self) -> list[str]:
-        return [self.name] if self.fetcher is not None else []
+        return [self.name] if self.window_pool is not None else []
 
     def writes_pages(self) -> bool:
         return self.takes_whole_pages()
@@ -148,7 +148,7 @@ class MembersStream(WindowedStream):
 
     def ready(self) -> list[str]:
         """The first list's range and the first segment's: one of each member endpoint."""
-        if self.fetcher is None:
+        if self.window_pool is None:
             return []
         firsts: dict[str, dict[str, str]] = {}
         for context in self.partitions or []:
@@ -164,8 +164,8 @@ class MembersStream(WindowedStream):
             for i, context in enumerate(self._contexts):
                 # Keys in the partitions' order: the pool reads ahead in key order.
                 self._keys[context["type"], context["list_id"]] = f"{self.name}:{i:09d}"
-                if self.fetcher is not None:
-                    self.fetcher.add(self.window_key(context), partial(self.plan, context))
+                if self.window_pool is not None:
+                    self.window_pool.add(self.window_key(context), partial(self.plan, context))
         return list(self._contexts)
 
     def window_key(self, context: Context | None) -> str:

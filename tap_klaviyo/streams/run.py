@@ -15,7 +15,7 @@ from tap_klaviyo.streams.base import KlaviyoStream, Source, StreamRow
 from tap_klaviyo.streams.metrics import MetricDirectory
 from tap_klaviyo.streams.profiles import GroupDirectory
 from tap_klaviyo.streams.walks import Walk, walk_key
-from tap_klaviyo.windows import WindowedFetch
+from tap_klaviyo.windows import WindowPool
 
 if TYPE_CHECKING:
     from singer_sdk import Tap
@@ -32,7 +32,7 @@ class Run:
     rows: Sequence[StreamRow]
     directory: MetricDirectory
     groups: GroupDirectory
-    fetcher: WindowedFetch | None
+    window_pool: WindowPool | None
     client: KlaviyoClient
     streams: dict[str, KlaviyoStream] = field(default_factory=dict)
     walks: dict[tuple[str, tuple[tuple[str, str], ...]], Walk] = field(default_factory=dict)
@@ -61,8 +61,8 @@ class Run:
         walk = self.walks.get(key)
         if walk is None:
             walk = self.walks[key] = Walk(f"{reader.name}:{index}", source, self)
-            if self.fetcher is not None:
-                self.fetcher.add(walk.key, walk.plan, early=True)
+            if self.window_pool is not None:
+                self.window_pool.add(walk.key, walk.plan, early=True)
         walk.readers.append(reader)
         return walk
 
@@ -70,8 +70,8 @@ class Run:
 def start_run(tap: Tap, client: KlaviyoClient, rows: Sequence[StreamRow]) -> Run:
     """A run, with one stream per row in the table's order."""
     concurrency = tap.config.get("concurrency", DEFAULT_CONCURRENCY)
-    fetcher = WindowedFetch(concurrency) if concurrency > 1 else None
-    run = Run(rows, MetricDirectory(client), GroupDirectory(client), fetcher, client)
+    window_pool = WindowPool(concurrency) if concurrency > 1 else None
+    run = Run(rows, MetricDirectory(client), GroupDirectory(client), window_pool, client)
     for row in rows:
         run.streams[row.name] = row.family(tap, client, row, run)
     return run

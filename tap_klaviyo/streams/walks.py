@@ -122,10 +122,10 @@ class Walk:
 
     def _documents(self) -> Iterator[dict[str, Any]]:
         endpoint = self.source.endpoint
-        if self.run.fetcher is None:
+        if self.run.window_pool is None:
             yield from self.run.client.documents(endpoint, self.query(), stream=self.stream)
             return
-        for page, _ in self.run.fetcher.pages(self.key):
+        for page, _ in self.run.window_pool.pages(self.key):
             try:
                 yield decode_document(page.body)
             except NotAsSpecified as exc:

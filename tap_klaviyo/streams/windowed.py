@@ -43,7 +43,7 @@ class WindowedStream(KlaviyoStream):
         self.filter_operator = row.filter_operator
         self.skim = skimmer(row.replication_key)
         # Shared by the windowed streams, in the order they are synced (None: one page at a time).
-        self.fetcher = run.fetcher
+        self.window_pool = run.window_pool
 
     @property
     def is_sorted(self) -> bool:
@@ -115,8 +115,8 @@ class WindowedStream(KlaviyoStream):
     def windowed_pages(self, context: Context | None) -> Iterator[tuple[RawPage, datetime.datetime | None]]:
         """A context's pages, oldest first, each with the time its records must be before to be emitted (None:
         all of them)."""
-        if self.fetcher is not None:
-            yield from self.fetcher.pages(self.window_key(context))
+        if self.window_pool is not None:
+            yield from self.window_pool.pages(self.window_key(context))
             return
         plan = self.plan(context)
         if plan is None:
