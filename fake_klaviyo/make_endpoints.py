@@ -5,7 +5,7 @@ server loads at import, so that importing the fake parses no 400 kB of OpenAPI.
 
     python -m fake_klaviyo.make_endpoints [SPEC] [--out PATH]
 
-SPEC defaults to the trimmed copy of the spec in ``openapi/`` (see ``openapi/trim.py``).
+SPEC defaults to the trimmed copy of the spec in ``tap_klaviyo/schemas/`` (see ``openapi/trim.py``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from .make_report_endpoints import REPORT_PATHS, report_endpoint
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent
-DEFAULT_SPEC = REPO_ROOT / "openapi" / "klaviyo-stable-trimmed.json"
+DEFAULT_SPEC = REPO_ROOT / "tap_klaviyo" / "schemas" / "klaviyo-stable-trimmed.json"
 DEFAULT_OUT = HERE / "endpoints.json"
 
 # Short endpoint name -> path. Only the GET collection endpoints the tap reads.

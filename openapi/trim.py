@@ -3,9 +3,9 @@
 The full spec (3 MB) lives outside the repository, in ``../shared/klaviyo-openapi/``. This keeps its
 ``openapi``, ``info``, ``servers`` and ``security``, the GET operations of ``PATHS``, the POST operations of
 ``REPORT_PATHS`` and every component they reference (``$ref`` followed transitively), so that
-``fake_klaviyo/make_endpoints.py`` and ``tap_klaviyo/schemas/generate.py`` build from the copy exactly what they
+``fake_klaviyo/make_endpoints.py`` and ``tap_klaviyo/schemas/from_spec.py`` build from the copy exactly what they
 build from the full spec, and the tests that check their output run in any clone. It writes
-``klaviyo-stable-trimmed.json`` and ``SOURCE.txt`` (where the spec came from) into this folder:
+``tap_klaviyo/schemas/klaviyo-stable-trimmed.json`` and ``SOURCE.txt`` (where the spec came from, in this folder):
 
     python openapi/trim.py [path/to/stable.json]
 """
@@ -19,10 +19,11 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_SPEC = HERE.parent.parent / "shared" / "klaviyo-openapi" / "stable.json"
-TRIMMED = HERE / "klaviyo-stable-trimmed.json"
+# The tap builds its stream schemas from the trimmed spec at run time: it ships in the package.
+TRIMMED = HERE.parent / "tap_klaviyo" / "schemas" / "klaviyo-stable-trimmed.json"
 SOURCE = HERE / "SOURCE.txt"
 
-# The collections the tap reads now or is about to; make_endpoints.py and generate.py read a subset of them.
+# The collections the tap reads now or is about to; make_endpoints.py and from_spec.py read a subset of them.
 PATHS = (
     "/api/accounts",
     "/api/lists",

@@ -3,12 +3,11 @@ of its records against the schema, and a bookmark that never passes the sync's s
 
 from __future__ import annotations
 
+import copy
 import datetime
-import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tap_klaviyo.client import KlaviyoClient
@@ -26,7 +25,6 @@ if TYPE_CHECKING:
 
     from tap_klaviyo.streams.run import Run
 
-SCHEMAS = Path(__file__).resolve().parents[1] / "schemas"
 # Settings under which records are rewritten one at a time, so they must reach the SDK as dicts.
 REWRITING_SETTINGS = ("stream_maps", "flattening_enabled", "batch_config")
 
@@ -44,7 +42,7 @@ class Source:
 
 @dataclass(frozen=True)
 class StreamRow:
-    """One stream, declared: its name, the family of stream that reads it, its schema file, where its records
+    """One stream, declared: its name, the family of stream that reads it, its schema's name, where its records
     come from (endpoints, or a field of another stream's records), its key, and how it is read incrementally
     (`replication_key`, with the server filter operator used on it). Events also name their Klaviyo metric, and
     may pin the integration it comes from (its key or name). A derived stream may carry columns of its parent's
@@ -80,7 +78,8 @@ class KlaviyoStream(SdkStream):
     KEEPS_DAYS = False
 
     def __init__(self, tap: Tap, client: KlaviyoClient, row: StreamRow, run: Run) -> None:
-        schema = json.loads((SCHEMAS / f"{row.schema}.json").read_text(encoding="utf-8"))
+        # A copy: the streams of one schema (the event streams) each adjust their own.
+        schema = copy.deepcopy(run.schemas[row.schema])
         # With `add_account_id`, every record names its account, and so does every key.
         self.adds_account = bool(tap.config.get(ACCOUNT_ID))
         if self.adds_account:

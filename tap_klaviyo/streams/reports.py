@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
 # Klaviyo's pace for the report queries: two a minute.
 PER_MINUTE = 2
-# A statistic's column type (see tap_klaviyo/schemas/generate.py).
+# A statistic's column type (see tap_klaviyo/schemas/from_spec.py).
 NUMBER = ["number", "null"]
 
 

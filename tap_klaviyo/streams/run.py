@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from tap_klaviyo import endpoints
 from tap_klaviyo.client import KlaviyoClient
 from tap_klaviyo.errors import KlaviyoError
+from tap_klaviyo.schemas.from_spec import Schema, stream_schemas
 from tap_klaviyo.settings import ACCOUNT_ID, DEFAULT_CONCURRENCY
 from tap_klaviyo.streams.base import KlaviyoStream, Source, StreamRow
 from tap_klaviyo.streams.metrics import MetricDirectory
@@ -26,14 +27,16 @@ if TYPE_CHECKING:
 @dataclass
 class Run:
     """What the streams of one run share: the rows, the account's metrics, its lists and segments, the window pool
-    of the streams read by time windows (None: one page at a time), the client, the streams built so far (a
-    derived stream's source comes first in the table), and the account once asked for (its id, its timezone)."""
+    of the streams read by time windows (None: one page at a time), the client, the stream schemas by name, the
+    streams built so far (a derived stream's source comes first in the table), and the account once asked for (its
+    id, its timezone)."""
 
     rows: Sequence[StreamRow]
     directory: MetricDirectory
     groups: GroupDirectory
     window_pool: WindowPool | None
     client: KlaviyoClient
+    schemas: dict[str, Schema]
     streams: dict[str, KlaviyoStream] = field(default_factory=dict)
     walks: dict[tuple[str, tuple[tuple[str, str], ...]], Walk] = field(default_factory=dict)
     _account: dict[str, Any] | None = None
@@ -71,7 +74,7 @@ def start_run(tap: Tap, client: KlaviyoClient, rows: Sequence[StreamRow]) -> Run
     """A run, with one stream per row in the table's order."""
     concurrency = tap.config.get("concurrency", DEFAULT_CONCURRENCY)
     window_pool = WindowPool(concurrency) if concurrency > 1 else None
-    run = Run(rows, MetricDirectory(client), GroupDirectory(client), window_pool, client)
+    run = Run(rows, MetricDirectory(client), GroupDirectory(client), window_pool, client, stream_schemas())
     for row in rows:
         run.streams[row.name] = row.family(tap, client, row, run)
     return run

@@ -1,11 +1,12 @@
 """The stream table: every stream of the tap, one row each.
 
-A row names the stream, the family of stream that reads it, its schema file (`tap_klaviyo/schemas/`), where its
+A row names the stream, the family of stream that reads it, its schema (built from the spec by
+`tap_klaviyo/schemas/from_spec.py` as a run starts), where its
 records come from (endpoints with the fixed part of their query, or a field of another stream's records), its
 primary key, and how it is read incrementally: the replication key and the server filter operator on it.
-Discovery, the schema generator, the README's stream table check and the tests all read this table; the
+Discovery, the schema builder, the README's stream table check and the tests all read this table; the
 `event_metrics` setting adds an event row per metric it names. A new stream of an existing family is one more
-row (and its schema file).
+row.
 """
 
 from __future__ import annotations

@@ -1,20 +1,18 @@
-"""Regenerate the stream schemas in this folder from Klaviyo's OpenAPI spec.
-
-    python -m tap_klaviyo.schemas.generate [path/to/stable.json]
+"""The stream schemas, built from Klaviyo's OpenAPI spec (the trimmed copy in this folder) as a run starts.
 
 Records are flat (see `tap_klaviyo.records`): `id`, the resource's attributes at the top level, and each
 to-one relationship as `<name>_id`. OpenAPI 3.0 is turned into the JSON Schema Singer expects: `nullable`
 becomes a `null` type, an attribute the spec does not mark required may be missing and so is nullable too,
 `oneOf` branches that are all objects merge into one object (a property of several branches takes the union of
 their schemas, objects merged alike: every channel's message content, every flow action's data), and enums are
-dropped so a value Klaviyo adds later does not break a sync.
+dropped so a value Klaviyo adds later does not break a sync. Building them takes a few milliseconds, so no copy
+of them is kept beside the spec: a new stream's schema follows from its row.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +24,7 @@ from tap_klaviyo.streams.reports import ReportStream
 from tap_klaviyo.streams.table import STREAMS
 
 HERE = Path(__file__).parent
-DEFAULT_SPEC = HERE.parents[1] / "openapi" / "klaviyo-stable-trimmed.json"
+SPEC = HERE / "klaviyo-stable-trimmed.json"
 # Deeper than this, nested objects stay open: their inner shape is Klaviyo's business, not a column's.
 MAX_DEPTH = 4
 
@@ -230,7 +228,7 @@ def _nullable(schema: Schema) -> Schema:
 
 
 def build(spec: dict[str, Any]) -> dict[str, Schema]:
-    """File name -> schema, for every schema file this folder holds: one per stream table row, from the endpoints it
+    """Schema name -> schema, one per stream table row, from the endpoints it
     reads (a row read from several carries their resource `type`), or from what its parent's responses include;
     the columns of a row derived from a field of its parent's records are its key."""
     c = Converter(spec)
@@ -299,17 +297,6 @@ def _picked(schema: Schema, path: str) -> Schema:
     return _nullable({k: v for k, v in node.items() if k != "description"})
 
 
-def render(schema: Schema) -> str:
-    return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
-
-
-def main() -> None:
-    spec_path = Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_SPEC
-    spec = json.loads(spec_path.read_text(encoding="utf-8"))
-    for name, schema in build(spec).items():
-        (HERE / f"{name}.json").write_text(render(schema), encoding="utf-8")
-        print(f"wrote {name}.json")
-
-
-if __name__ == "__main__":
-    main()
+def stream_schemas(spec_path: Path = SPEC) -> dict[str, Schema]:
+    """Each stream table row's schema, by the row's schema name (the spec is read, used and let go)."""
+    return build(json.loads(spec_path.read_text(encoding="utf-8")))
