@@ -74,8 +74,8 @@ class RawPage:
 
     body: bytes
     count: int
-    first: str | None
-    last: str | None
+    first_time: str | None
+    last_time: str | None
     next_url: str | None
     records: list[EventRecord] | None = None
     records_bytes: int = 0

@@ -48,12 +48,13 @@ class Chunk:
 
 @dataclass(frozen=True)
 class Plan:
-    """How to read one range (a stream, or one partition of it): its first page of a window, a page by cursor, a
-    page of a window's newest records (newest first), the windows to read (in time order), where an open-ended
-    window is cut for splitting (records after it are few), and the pacer of its endpoint's rate limits."""
+    """How to read one range (a stream, or one partition of it): the first page of a window (`first_page`), the
+    page a `links.next` URL names (`page_at`), a page of a window's newest records (newest first), the windows to
+    read (in time order), where an open-ended window is cut for splitting (records after it are few), and the pacer
+    of its endpoint's rate limits."""
 
-    first: Callable[[Window], RawPage]
-    following: Callable[[str], RawPage]
+    first_page: Callable[[Window], RawPage]
+    page_at: Callable[[str], RawPage]
     # None: the range is read by cursor only (its pages carry no times to split by).
     newest: Callable[[Window], RawPage] | None
     windows: list[Window]

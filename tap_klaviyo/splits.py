@@ -110,14 +110,17 @@ class Rest:
     def of(cls, pages: list[RawPage], end: datetime.datetime, newest: RawPage | None = None) -> Rest | None:
         """None when the rest cannot be split by time: no times, one second holding every record read, or records
         dated from `end` on."""
-        if not pages[0].first or not pages[-1].last or not pages[-1].count:
+        if not pages[0].first_time or not pages[-1].last_time or not pages[-1].count:
             return None
-        first, last = parse_datetime(pages[0].first).timestamp(), parse_datetime(pages[-1].last).timestamp()
+        first, last = parse_datetime(pages[0].first_time).timestamp(), parse_datetime(pages[-1].last_time).timestamp()
         if last <= first or last >= end.timestamp():
             return None
         density = Density((first + last) / 2, sum(p.count for p in pages) / max(last - first, 1.0))
-        if newest is not None and newest.count > 1 and newest.first and newest.last:
-            latest, earliest = parse_datetime(newest.first).timestamp(), parse_datetime(newest.last).timestamp()
+        if newest is not None and newest.count > 1 and newest.first_time and newest.last_time:
+            latest, earliest = (
+                parse_datetime(newest.first_time).timestamp(),
+                parse_datetime(newest.last_time).timestamp(),
+            )
             at, per_second = (earliest + latest) / 2, newest.count / max(latest - earliest, 1.0)
             if earliest <= last:
                 # The newest records reach back to those read: the rest is as dense as they are.
@@ -199,8 +202,8 @@ def rest_of(
     if plan.newest is None:
         return None
     end = window.end or plan.now
-    if newest is not None and newest.first:
-        end = min(end, parse_datetime(newest.first).replace(microsecond=0) + datetime.timedelta(seconds=1))
+    if newest is not None and newest.first_time:
+        end = min(end, parse_datetime(newest.first_time).replace(microsecond=0) + datetime.timedelta(seconds=1))
     return Rest.of(pages, end, newest if both_ends else None)
 
 

@@ -296,7 +296,7 @@ class WindowPool:
         if window.whole and not window.next_url and plan.newest is not None:
             probe = Probe(plan.newest, Window(window.start, window.end))
         began = time.monotonic()
-        page = plan.following(window.next_url) if window.next_url else plan.first(window)
+        page = plan.page_at(window.next_url) if window.next_url else plan.first_page(window)
         if probe is not None:
             took = time.monotonic() - began
             self._round_trip = took if self._round_trip is None else min(self._round_trip, took)
@@ -311,7 +311,7 @@ class WindowPool:
                 return idle
             if len(pages) >= window.pages:
                 return look_again(plan, window, pages, room)
-            page = plan.following(page.next_url)
+            page = plan.page_at(page.next_url)
             pages.append(page)
         return Chunk(pages, [])
 

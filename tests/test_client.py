@@ -185,7 +185,7 @@ def test_an_event_whose_datetime_is_not_a_string_is_skimmed_not_retried(client, 
     events = [{"id": "e1", "attributes": {"datetime": 1704154907}}, {"id": "e2", "attributes": {"datetime": "x"}}]
     requests_mock.get(f"{API}/api/events", json={"data": events, "links": {"next": None}})
     page = client.first_page(endpoints.EVENTS, {}, stream="s", decode=skim)
-    assert (page.count, page.first, page.last, page.next_url) == (2, None, None, None)
+    assert (page.count, page.first_time, page.last_time, page.next_url) == (2, None, None, None)
     assert len(requests_mock.request_history) == 1
 
 

@@ -443,7 +443,11 @@ def test_the_rest_of_a_range_is_as_dense_as_its_first_page_or_both_its_ends_show
     assert 20 < grown.expected < 100
     # Windows holding as many records each are shorter where the records are denser.
     windows = grown.even(4, budget=10)
-    assert windows[0].start.isoformat() == first.last and windows[0].start < windows[1].start and windows[-1].end == end
+    assert (
+        windows[0].start.isoformat() == first.last_time
+        and windows[0].start < windows[1].start
+        and windows[-1].end == end
+    )
     lengths = [w.end - w.start for w in windows]
     assert lengths == sorted(lengths, reverse=True)
     # Newest records that reach back into the first page: the rest is as dense as they are.

@@ -83,10 +83,10 @@ class Walk:
         def first(window: Window) -> RawPage:
             return client.first_page(endpoint, query, stream=stream, decode=skim_cursor)
 
-        def following(url: str) -> RawPage:
+        def page_at(url: str) -> RawPage:
             return client.get(url, None, endpoint, stream=stream, decode=skim_cursor)
 
-        return Plan(first, following, None, [Window()], datetime.datetime.now(datetime.UTC))
+        return Plan(first, page_at, None, [Window()], datetime.datetime.now(datetime.UTC))
 
     def items(self) -> Iterator[Item]:
         """The walk's resources, read once: kept for the other readers when more than one stream needs them."""

@@ -90,7 +90,7 @@ class WindowedStream(KlaviyoStream):
         def first(window: Window) -> RawPage:
             return self.first_page(source, query(window), path)
 
-        def following(url: str) -> RawPage:
+        def page_at(url: str) -> RawPage:
             return self.client.get(url, None, source.endpoint, stream=self.name, decode=self.skim)
 
         def newest(window: Window) -> RawPage:
@@ -99,7 +99,7 @@ class WindowedStream(KlaviyoStream):
             return self.first_page(source, newest_first, path, page_size=size, decode=skimmer(self.time_field))
 
         start, end = self.time_range(context)
-        return Plan(first, following, newest, [Window(start, end)], self._cap, self.client.pacer(source.endpoint))
+        return Plan(first, page_at, newest, [Window(start, end)], self._cap, self.client.pacer(source.endpoint))
 
     def first_page(self, source: Source, query: dict[str, str], path: str | None, **kwargs: Any) -> RawPage:
         """The first page of a window's query (in a worker thread), decoded by the stream's `skim` unless `decode`
@@ -121,10 +121,10 @@ class WindowedStream(KlaviyoStream):
         plan = self.plan(context)
         if plan is None:
             return
-        page: RawPage | None = plan.first(plan.windows[0])
+        page: RawPage | None = plan.first_page(plan.windows[0])
         while page:
             yield page, None
-            page = plan.following(page.next_url) if page.next_url else None
+            page = plan.page_at(page.next_url) if page.next_url else None
 
     def rows(self, body: bytes, before: datetime.datetime | None) -> list[dict[str, Any]]:
         """A page's records as dicts, those dated before `before` if it is given."""
