@@ -25,7 +25,7 @@ from tap_klaviyo.client import KlaviyoClient
 from tap_klaviyo.endpoints import ACCOUNTS, CAMPAIGNS, EVENTS, FLOWS, LISTS, METRICS, PROFILES, SEGMENTS, Endpoint
 from tap_klaviyo.errors import KlaviyoError
 from tap_klaviyo.failures import MissingScope
-from tap_klaviyo.settings import ACCOUNT_ID
+from tap_klaviyo.settings import ADD_ACCOUNT_ID
 from tap_klaviyo.windows import STOP_CHECK_SECONDS
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ def _needs(streams: Sequence[KlaviyoStream]) -> dict[str, list[str]]:
         for scope in dict.fromkeys(scope for endpoint in stream.endpoints() for scope in endpoint.scopes):
             needs.setdefault(scope, []).append(stream.name)
     if any(stream.adds_account for stream in streams):
-        needs.setdefault(ACCOUNTS.scopes[0], []).append(ACCOUNT_ID)
+        needs.setdefault(ACCOUNTS.scopes[0], []).append(ADD_ACCOUNT_ID)
     return needs
 
 
@@ -145,10 +145,10 @@ def _message(missing: Mapping[str, list[str]], details: list[str]) -> str:
     scopes = [f"'{scope}' (for {_users(names)})" for scope, names in missing.items()]
     them = "it" if len(scopes) == 1 else "them"
     fixes = [f"give the key read access to {them} in Klaviyo (Settings > API keys)"]
-    if any(name != ACCOUNT_ID for names in missing.values() for name in names):
+    if any(name != ADD_ACCOUNT_ID for names in missing.values() for name in names):
         fixes.append(f"deselect the streams that need {them}")
-    if any(ACCOUNT_ID in names for names in missing.values()):
-        fixes.append(f"turn `{ACCOUNT_ID}` off")
+    if any(ADD_ACCOUNT_ID in names for names in missing.values()):
+        fixes.append(f"turn `{ADD_ACCOUNT_ID}` off")
     # Klaviyo's words, where one refusal says it all.
     said = f" Klaviyo said: {details[0]}" if len(set(details)) == 1 else ""
     return (
@@ -157,9 +157,9 @@ def _message(missing: Mapping[str, list[str]], details: list[str]) -> str:
 
 
 def _users(names: list[str]) -> str:
-    streams = [f"'{name}'" for name in names if name != ACCOUNT_ID]
+    streams = [f"'{name}'" for name in names if name != ADD_ACCOUNT_ID]
     users = [f"stream{'s' if len(streams) > 1 else ''} {_listed(streams)}"] if streams else []
-    return _listed(users + ([f"setting `{ACCOUNT_ID}`"] if ACCOUNT_ID in names else []))
+    return _listed(users + ([f"setting `{ADD_ACCOUNT_ID}`"] if ADD_ACCOUNT_ID in names else []))
 
 
 def _listed(items: list[str]) -> str:

@@ -29,7 +29,7 @@ MIRROR = "emit_activate_version_messages"
 # Late events reach Klaviyo within hours: a longer lookback is a mistake (and far longer, out of datetime's range).
 MAX_LOOKBACK_MINUTES = 30 * 24 * 60
 # The setting that adds the account's id to every record and key, and the column it fills.
-ACCOUNT_ID = "add_account_id"
+ADD_ACCOUNT_ID = "add_account_id"
 ACCOUNT_COLUMN = "account_id"
 
 
@@ -239,7 +239,7 @@ def settings_problems(
             f"Setting `lookback_minutes` must be at most {MAX_LOOKBACK_MINUTES} (30 days), not {lookback}: late "
             "events reach Klaviyo within minutes or hours"
         )
-    for name in ("fail_on_no_new_data", "validate_records", "profiles_predictive_analytics", MIRROR, ACCOUNT_ID):
+    for name in ("fail_on_no_new_data", "validate_records", "profiles_predictive_analytics", MIRROR, ADD_ACCOUNT_ID):
         if not isinstance(config.get(name, False), bool):
             problems.append(f"Setting `{name}` must be true or false, not {config[name]!r}")
     metrics = config.get("event_metrics")

@@ -16,7 +16,7 @@ from tap_klaviyo.errors import KlaviyoError
 from tap_klaviyo.progress import Progress
 from tap_klaviyo.records import compile_schema, compile_times
 from tap_klaviyo.sdk import SdkStream
-from tap_klaviyo.settings import ACCOUNT_COLUMN, ACCOUNT_ID, MIRROR
+from tap_klaviyo.settings import ACCOUNT_COLUMN, ADD_ACCOUNT_ID, MIRROR
 from tap_klaviyo.times import bookmark_text, parse_datetime, parse_or_none
 
 if TYPE_CHECKING:
@@ -81,7 +81,7 @@ class KlaviyoStream(SdkStream):
         # A copy: the streams of one schema (the event streams) each adjust their own.
         schema = copy.deepcopy(run.schemas[row.schema])
         # With `add_account_id`, every record names its account, and so does every key.
-        self.adds_account = bool(tap.config.get(ACCOUNT_ID))
+        self.adds_account = bool(tap.config.get(ADD_ACCOUNT_ID))
         if self.adds_account:
             schema["properties"] = {ACCOUNT_COLUMN: {"type": "string"}, **schema["properties"]}
         super().__init__(tap, schema=schema, name=row.name)

@@ -11,7 +11,7 @@ from tap_klaviyo import endpoints
 from tap_klaviyo.client import KlaviyoClient
 from tap_klaviyo.errors import KlaviyoError
 from tap_klaviyo.schemas.from_spec import Schema, stream_schemas
-from tap_klaviyo.settings import ACCOUNT_ID, DEFAULT_CONCURRENCY
+from tap_klaviyo.settings import ADD_ACCOUNT_ID, DEFAULT_CONCURRENCY
 from tap_klaviyo.streams.base import KlaviyoStream, Source, StreamRow
 from tap_klaviyo.streams.metrics import MetricDirectory
 from tap_klaviyo.streams.profiles import GroupDirectory
@@ -47,7 +47,7 @@ class Run:
         """The account the key belongs to, asked for once a run."""
         with self._account_lock:
             if self._account is None:
-                accounts = next(self.client.documents(endpoints.ACCOUNTS, {}, stream=ACCOUNT_ID))["data"]
+                accounts = next(self.client.documents(endpoints.ACCOUNTS, {}, stream=ADD_ACCOUNT_ID))["data"]
                 if not accounts:
                     raise KlaviyoError("Klaviyo's /api/accounts named no account for this API key: check `api_key`.")
                 self._account = accounts[0]
