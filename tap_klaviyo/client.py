@@ -10,7 +10,6 @@ concurrently, which the SDK's request loop cannot do.
 from __future__ import annotations
 
 import logging
-import random
 import threading
 import time
 from collections import Counter, defaultdict
@@ -18,7 +17,6 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import requests
-import urllib3
 
 from tap_klaviyo import failures
 from tap_klaviyo.codec import NotAsSpecified, Unreadable, decode_document
@@ -28,19 +26,9 @@ from tap_klaviyo.failures import BadRequest
 from tap_klaviyo.links import FollowedLinks, next_link
 from tap_klaviyo.origin import Origin
 from tap_klaviyo.pacing import Pacer
+from tap_klaviyo.retries import TRANSIENT_ERRORS, Retry, backoff, describe
 
-# Connection-level failures worth another try (urllib3's own while a body is read); a body that is cut short but
-# arrives shows up as `Unreadable` instead.
-TRANSIENT_ERRORS = (
-    requests.ConnectionError,
-    requests.Timeout,
-    requests.exceptions.ChunkedEncodingError,
-    requests.exceptions.ContentDecodingError,
-    urllib3.exceptions.HTTPError,
-)
 T = TypeVar("T")
-BACKOFF_BASE_SECONDS = 1.0
-BACKOFF_CAP_SECONDS = 60.0
 # A server that is there accepts a connection in well under a second, even across the world; one that does not
 # answer (a firewall dropping packets) is given this long per attempt.
 CONNECT_TIMEOUT_SECONDS = 10.0
@@ -51,14 +39,6 @@ READ_TIMEOUT_SECONDS = 60.0
 CONNECT_BUDGET_SECONDS = 60.0
 # A report query's body: a JSON:API document.
 JSON_BODY = {"Content-Type": "application/vnd.api+json"}
-
-
-class _Retry(Exception):
-    """A response worth another try; `wait` is what the server asked for, if it said."""
-
-    def __init__(self, reason: str, wait: float | None = None) -> None:
-        super().__init__(reason)
-        self.wait = wait
 
 
 class KlaviyoClient:
@@ -243,13 +223,13 @@ class KlaviyoClient:
             started = time.monotonic()
             try:
                 return self._send_once(method, url, params, body, endpoint, stream=stream, decode=decode)
-            except (_Retry, *TRANSIENT_ERRORS) as exc:
+            except (Retry, *TRANSIENT_ERRORS) as exc:
                 self._count(stream, "retries")
-                wait = exc.wait if isinstance(exc, _Retry) and exc.wait is not None else _backoff(attempt)
+                wait = exc.wait if isinstance(exc, Retry) and exc.wait is not None else backoff(attempt)
                 cause = failures.unreachable(exc)
                 if cause is None:
                     unreachable_since = None
-                    reason = _describe(exc)
+                    reason = describe(exc)
                     if attempt == self.max_retries:
                         raise KlaviyoError(
                             f"Klaviyo kept failing on {method} {endpoint.path} for stream '{stream}' "
@@ -317,9 +297,9 @@ class KlaviyoClient:
                     wait = failures.retry_after(response, endpoint, stream)
                     if wait is not None:
                         pacer.pause(wait)
-                    raise _Retry("429 throttled", wait)
+                    raise Retry("429 throttled", wait)
                 if status >= 500:
-                    raise _Retry(f"{status} server error")
+                    raise Retry(f"{status} server error")
                 error = failures.client_error(response, endpoint, stream)
                 if isinstance(error, failures.MissingScope):
                     self.refused.setdefault(endpoint, error)
@@ -333,7 +313,7 @@ class KlaviyoClient:
         try:
             result = decode(content)
         except Unreadable:
-            raise _Retry("unparsable or truncated response body") from None
+            raise Retry("unparsable or truncated response body") from None
         except NotAsSpecified as exc:
             raise KlaviyoError(
                 f"Klaviyo's response to {method} {endpoint.path} for stream '{stream}' is not what its API spec "
@@ -342,14 +322,3 @@ class KlaviyoClient:
         if params is None:
             self._followed.check(url, response.url, next_link(result), body, endpoint, stream, method)
         return result
-
-
-def _backoff(attempt: int) -> float:
-    """Capped exponential backoff with full jitter."""
-    return random.uniform(0.5, 1.0) * min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2.0**attempt)
-
-
-def _describe(exc: Exception) -> str:
-    if isinstance(exc, _Retry):
-        return str(exc)
-    return f"connection error: {type(exc).__name__}"
