@@ -36,7 +36,7 @@ BUFFERED_BYTES = 64 * 1024 * 1024
 # until it is split for.
 RATE_SLACK = 1.5
 # Past this share of a minute's allowance spent, a range's endpoint is bound to its rate a minute (a twelfth of its
-# burst, for profiles): every request counts, and windows split for idle workers would each cost one more.
+# burst, for profiles): every request counts, and it reads only as many windows at once as that rate keeps busy.
 MINUTE_BOUND = 0.5
 # How often the main thread, waiting for a window, looks whether a signal asked the run to stop.
 STOP_CHECK_SECONDS = 0.2
@@ -327,7 +327,11 @@ class WindowPool:
         workers, rounds = self.concurrency, self._round_trip
         if plan.pacer is None or rounds is None:
             return Room(self.concurrency, workers, workers - self._busy - self._queued - self._claimed, budget)
-        workers = max(1, min(self.concurrency, math.ceil(RATE_SLACK * plan.pacer.burst * rounds)))
+        pacer = plan.pacer
+        # Once bound to its rate a minute, the range needs only the windows that rate keeps busy; fewer (its last
+        # windows ending) leave the rate unspent, and idle workers are split for again.
+        minute_bound = pacer.minute_spent() > MINUTE_BOUND
+        per_second = pacer.steady / pacer.minute if minute_bound else pacer.burst / pacer.second
+        workers = max(1, min(self.concurrency, math.ceil(RATE_SLACK * per_second * rounds)))
         free = workers - self._busy - self._queued - self._claimed
-        paced = plan.pacer.waiting() > rounds or plan.pacer.minute_spent() > MINUTE_BOUND
-        return Room(self.concurrency, workers, free, budget, paced=paced)
+        return Room(self.concurrency, workers, free, budget, paced=pacer.waiting() > rounds)
