@@ -128,7 +128,11 @@ class TapKlaviyo(SdkTap):
         return list(self.run.streams.values())
 
     def before_sync(self) -> None:
-        selected = [stream for stream in self.tap_streams().values() if stream.selected]
+        streams = self.tap_streams()
+        if self.run.window_pool is not None:
+            # The SDK syncs the streams in this order: the pool reads ahead in it.
+            self.run.window_pool.follow(list(streams))
+        selected = [stream for stream in streams.values() if stream.selected]
         # Before any stream syncs, so a key without a scope some stream needs stops the run before it writes anything.
         answer_first_requests(selected, self.run)
         if selected and selected[0].adds_account:

@@ -20,7 +20,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
@@ -48,6 +48,10 @@ class _Range:
 
     key: str
     prepare: Callable[[], Plan | None]
+    # The streams that consume it (a walk has several: the first of them to sync does), and when it was added:
+    # what orders it.
+    streams: list[str]
+    added: int
     # Whether `prepare` may run before the run has looked anything up (it asks the network nothing).
     early: bool = False
     plan: Plan | None = None
@@ -59,12 +63,14 @@ class _Range:
 class WindowPool:
     """One pool of `concurrency` workers reading the ranges of a run, which the main thread consumes one
     after another. The stream being consumed goes first; when it leaves workers idle (its last windows), the
-    streams not consumed yet start, in name order (the SDK's order), so a run's short streams overlap instead of
-    each paying its own start-up."""
+    streams not consumed yet start, in the order the run consumes them (`follow`), so a run's short streams overlap
+    instead of each paying its own start-up."""
 
     def __init__(self, concurrency: int) -> None:
         self.concurrency = concurrency
         self._ranges: dict[str, _Range] = {}
+        # Each stream's place in the order the run consumes them (`follow`).
+        self._order: dict[str, int] = {}
         # Windows being read, each with the bytes its pages may take (its page budget at the largest page seen).
         self._in_flight: dict[Future[Chunk], int] = {}
         self._reserved = 0
@@ -83,15 +89,30 @@ class WindowPool:
         # How long a range's first request took, the quickest seen: a round trip.
         self._round_trip: float | None = None
 
-    def add(self, key: str, prepare: Callable[[], Plan | None], *, early: bool = False) -> None:
-        """A range. `prepare` (called on the main thread, at the latest when the range is consumed) makes its plan,
-        or says there is nothing to read (None); an `early` one asks the network nothing, so `start` may read it
-        before the run has looked anything up."""
-        self._ranges[key] = _Range(key, prepare, early)
+    def add(
+        self, key: str, prepare: Callable[[], Plan | None], *, stream: str | None = None, early: bool = False
+    ) -> None:
+        """A range, consumed by `stream` (by default, the one named `key`). `prepare` (called on the main thread, at
+        the latest when the range is consumed) makes its plan, or says there is nothing to read (None); an `early`
+        one asks the network nothing, so `start` may read it before the run has looked anything up."""
+        self._ranges[key] = _Range(key, prepare, [stream or key], len(self._ranges), early)
+
+    def consumed_by(self, key: str, stream: str) -> None:
+        """Another stream consumes range `key` too (whichever syncs first reads it)."""
+        self._ranges[key].streams.append(stream)
+
+    def follow(self, streams: Sequence[str]) -> None:
+        """The order the run consumes its streams in: ranges are read ahead in that order, a stream's own in the
+        order they were added (without it, by stream name, the SDK's order)."""
+        self._order = {name: i for i, name in enumerate(streams)}
+
+    def _rank(self, item: _Range) -> tuple[int, str, int]:
+        stream = min(item.streams, key=lambda name: (self._order.get(name, len(self._order)), name))
+        return (self._order.get(stream, len(self._order)), stream, item.added)
 
     def start(self) -> None:
         """Start reading the early ranges now, before anything is consumed: a run's first round trips overlap."""
-        early = sorted((r for r in self._ranges.values() if r.early and not r.consumed), key=lambda r: r.key)
+        early = sorted((r for r in self._ranges.values() if r.early and not r.consumed), key=self._rank)
         if early:
             self._fill_ranges(early)
 
@@ -99,7 +120,7 @@ class WindowPool:
         """Prepare these ranges, start the first window of each now (queued past `concurrency` if need be) and wait
         until every one is read, reading ahead meanwhile as if the first of them were being consumed, so that the
         run knows their first requests answered before it emits anything; the errors of the windows that failed."""
-        opened = [self._ranges[key] for key in sorted(keys)]
+        opened = sorted((self._ranges[key] for key in keys), key=self._rank)
         first = []
         for item in opened:
             self._prepare(item)
@@ -186,7 +207,7 @@ class WindowPool:
         """Take in the windows workers have read, and give idle workers the next windows: the current stream's
         first, then those of the streams after it. Past `BUFFERED_BYTES` of pages read and not yet consumed or
         that windows being read may bring, only the window the current stream waits on is started."""
-        later = sorted((r for r in self._ranges.values() if r is not current and not r.consumed), key=lambda r: r.key)
+        later = sorted((r for r in self._ranges.values() if r is not current and not r.consumed), key=self._rank)
         self._fill_ranges([current, *later])
 
     def _fill_ranges(self, ranges: list[_Range]) -> None:

@@ -220,6 +220,32 @@ def test_the_next_streams_start_while_one_finishes_and_each_stays_exact():
     assert list(pool.pages("unselected")) == []
 
 
+def test_ranges_are_read_ahead_in_the_order_the_run_consumes_them():
+    def first_prepared(order: list[str] | None, also: str | None = None) -> list[str]:
+        """With one worker, `start` prepares only the first range by rank: which one it is."""
+        prepared: list[str] = []
+        pool = WindowPool(1)
+        for name in ("walk", "b", "c"):
+            events = FakeEvents(bursty_times(50, seed=1), page_size=100)
+
+            def prepare(events: FakeEvents = events, name: str = name) -> Plan:
+                prepared.append(name)
+                return events.plan()
+
+            pool.add(name, prepare, stream="z" if name == "walk" else None, early=True)
+        if also:
+            pool.consumed_by("walk", also)
+        if order is not None:
+            pool.follow(order)
+        pool.start()
+        pool.close()
+        return prepared
+
+    assert first_prepared(None) == ["b"], "without an order, by stream name"
+    assert first_prepared(["c", "b", "z"]) == ["c"], "in the order the run consumes the streams"
+    assert first_prepared(["a", "c", "b", "z"], also="a") == ["walk"], "a walk ranks with its first consumer"
+
+
 def test_streams_overlap():
     gauge = Gauge()
     a = FakeEvents(bursty_times(2000, seed=1), page_size=100, delay=0.01, gauge=gauge)

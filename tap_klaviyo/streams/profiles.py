@@ -162,10 +162,9 @@ class MembersStream(WindowedStream):
         if self._contexts is None:
             self._contexts = [{"list_id": group.id, "type": group.kind} for group in self.groups.all(self.name)]
             for i, context in enumerate(self._contexts):
-                # Keys in the partitions' order: the pool reads ahead in key order.
-                self._keys[context["type"], context["list_id"]] = f"{self.name}:{i:09d}"
+                self._keys[context["type"], context["list_id"]] = f"{self.name}:{i}"
                 if self.window_pool is not None:
-                    self.window_pool.add(self.window_key(context), partial(self.plan, context))
+                    self.window_pool.add(self.window_key(context), partial(self.plan, context), stream=self.name)
         return list(self._contexts)
 
     def window_key(self, context: Context | None) -> str:

@@ -65,7 +65,9 @@ class Run:
         if walk is None:
             walk = self.walks[key] = Walk(f"{reader.name}:{index}", source, self)
             if self.window_pool is not None:
-                self.window_pool.add(walk.key, walk.plan, early=True)
+                self.window_pool.add(walk.key, walk.plan, stream=reader.name, early=True)
+        elif self.window_pool is not None:
+            self.window_pool.consumed_by(walk.key, reader.name)
         walk.readers.append(reader)
         return walk
 
