@@ -1,12 +1,15 @@
-"""The ranges the window pool reads, as data: a window of a range, a worker's chunk of pages and the windows that
-cover the rest, a range's plan, and the probe that asks for a range's newest records beside its first page."""
+"""The ranges the window pool reads, as data: a range and its place in the read-ahead order, a window of a range, a
+worker's chunk of pages and the windows that cover the rest, a range's plan, and the probe that asks for a range's
+newest records beside its first page."""
 
 from __future__ import annotations
 
 import datetime
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import deque
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from tap_klaviyo.codec import RawPage
@@ -84,3 +87,28 @@ class Probe(threading.Thread):
         if self.error is not None:
             raise self.error
         return self.value
+
+
+@dataclass
+class Range:
+    """One range's records: its plan once made, and its windows to read, being read, or read (in time order)."""
+
+    key: str
+    prepare: Callable[[], Plan | None]
+    # The streams that consume it (a walk has several: the first of them to sync does), and when it was added:
+    # what orders it.
+    streams: list[str]
+    added: int
+    # Whether `prepare` may run before the run has looked anything up (it asks the network nothing).
+    early: bool = False
+    plan: Plan | None = None
+    prepared: bool = False
+    consumed: bool = False
+    items: deque[Window | Future[Chunk] | Chunk] = field(default_factory=deque)
+
+    def rank(self, order: Mapping[str, int]) -> tuple[int, str, int]:
+        """Its place in the read-ahead order: that of the first of its streams the run consumes (`order`: each
+        stream's place; those it lacks come after, by name), then the order ranges were added in."""
+        last = len(order)
+        stream = min(self.streams, key=lambda name: (order.get(name, last), name))
+        return (order.get(stream, last), stream, self.added)

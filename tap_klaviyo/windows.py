@@ -22,11 +22,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 
 from tap_klaviyo import stopping
 from tap_klaviyo.codec import RawPage
-from tap_klaviyo.ranges import Chunk, Plan, Probe, Window
+from tap_klaviyo.ranges import Chunk, Plan, Probe, Range, Window
 from tap_klaviyo.splits import BUDGET_SHARES, Room, first_split, idle_split, look_again
 
 # Bytes of pages read ahead: read and not yet emitted, or that windows being read may bring.
@@ -42,24 +41,6 @@ MINUTE_BOUND = 0.5
 STOP_CHECK_SECONDS = 0.2
 
 
-@dataclass
-class _Range:
-    """One range's records: its plan once made, and its windows to read, being read, or read (in time order)."""
-
-    key: str
-    prepare: Callable[[], Plan | None]
-    # The streams that consume it (a walk has several: the first of them to sync does), and when it was added:
-    # what orders it.
-    streams: list[str]
-    added: int
-    # Whether `prepare` may run before the run has looked anything up (it asks the network nothing).
-    early: bool = False
-    plan: Plan | None = None
-    prepared: bool = False
-    consumed: bool = False
-    items: deque[Window | Future[Chunk] | Chunk] = field(default_factory=deque)
-
-
 class WindowPool:
     """One pool of `concurrency` workers reading the ranges of a run, which the main thread consumes one
     after another. The stream being consumed goes first; when it leaves workers idle (its last windows), the
@@ -68,7 +49,7 @@ class WindowPool:
 
     def __init__(self, concurrency: int) -> None:
         self.concurrency = concurrency
-        self._ranges: dict[str, _Range] = {}
+        self._ranges: dict[str, Range] = {}
         # Each stream's place in the order the run consumes them (`follow`).
         self._order: dict[str, int] = {}
         # Windows being read, each with the bytes its pages may take (its page budget at the largest page seen).
@@ -95,7 +76,7 @@ class WindowPool:
         """A range, consumed by `stream` (by default, the one named `key`). `prepare` (called on the main thread, at
         the latest when the range is consumed) makes its plan, or says there is nothing to read (None); an `early`
         one asks the network nothing, so `start` may read it before the run has looked anything up."""
-        self._ranges[key] = _Range(key, prepare, [stream or key], len(self._ranges), early)
+        self._ranges[key] = Range(key, prepare, [stream or key], len(self._ranges), early)
 
     def consumed_by(self, key: str, stream: str) -> None:
         """Another stream consumes range `key` too (whichever syncs first reads it)."""
@@ -106,9 +87,8 @@ class WindowPool:
         order they were added (without it, by stream name, the SDK's order)."""
         self._order = {name: i for i, name in enumerate(streams)}
 
-    def _rank(self, item: _Range) -> tuple[int, str, int]:
-        stream = min(item.streams, key=lambda name: (self._order.get(name, len(self._order)), name))
-        return (self._order.get(stream, len(self._order)), stream, item.added)
+    def _rank(self, item: Range) -> tuple[int, str, int]:
+        return item.rank(self._order)
 
     def start(self) -> None:
         """Start reading the early ranges now, before anything is consumed: a run's first round trips overlap."""
@@ -177,7 +157,7 @@ class WindowPool:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
 
-    def _drop(self, item: _Range) -> None:
+    def _drop(self, item: Range) -> None:
         for entry in item.items:
             if isinstance(entry, Future):
                 if entry.cancel():
@@ -195,7 +175,7 @@ class WindowPool:
         if not future.cancelled() and future.exception() is None:
             self._count(queued=-len(future.result().remaining))
 
-    def _prepare(self, item: _Range) -> None:
+    def _prepare(self, item: Range) -> None:
         if not item.prepared:
             item.prepared = True
             item.plan = item.prepare()
@@ -203,14 +183,14 @@ class WindowPool:
                 item.items.extend(item.plan.windows)
                 self._count(queued=len(item.plan.windows))
 
-    def _fill(self, current: _Range) -> None:
+    def _fill(self, current: Range) -> None:
         """Take in the windows workers have read, and give idle workers the next windows: the current stream's
         first, then those of the streams after it. Past `BUFFERED_BYTES` of pages read and not yet consumed or
         that windows being read may bring, only the window the current stream waits on is started."""
         later = sorted((r for r in self._ranges.values() if r is not current and not r.consumed), key=self._rank)
         self._fill_ranges([current, *later])
 
-    def _fill_ranges(self, ranges: list[_Range]) -> None:
+    def _fill_ranges(self, ranges: list[Range]) -> None:
         """Take in what workers have read, and start the windows of `ranges`, in order: all of the first one's
         (it is waited on), then the others' while there is room."""
         for item in self._ranges.values():
@@ -231,7 +211,7 @@ class WindowPool:
                     self._start(item, i, reservation)
                 waited_on = waited_on and isinstance(entry, Chunk)
 
-    def _start(self, item: _Range, i: int, reservation: int) -> None:
+    def _start(self, item: Range, i: int, reservation: int) -> None:
         """Start reading the range's `i`th entry, a window."""
         window = item.items[i]
         assert item.plan is not None and isinstance(window, Window)
@@ -290,7 +270,7 @@ class WindowPool:
             self._claimed += idle
             return idle
 
-    def _expand(self, item: _Range) -> None:
+    def _expand(self, item: Range) -> None:
         """Replace windows read in full by their pages and the windows that cover the rest."""
         if not any(isinstance(entry, Future) and entry.done() for entry in item.items):
             return
