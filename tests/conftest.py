@@ -1,5 +1,6 @@
 """Fixtures: a fake Klaviyo on loopback serving one generated account, a tap config pointing at it, and a way
-to ask the fake directly; and the running test's marks, for the kit (only `e2e` tests run the command).
+to ask the fake directly; the client of a mocked Klaviyo with its clock; and the running test's marks, for the kit
+(only `e2e` tests run the command).
 
 The helpers live in tests/kit.py.
 """
@@ -13,8 +14,11 @@ import pytest
 import requests
 
 from fake_klaviyo import REVISION, Account, FakeKlaviyo, generate_account
+from tap_klaviyo import client as client_module
+from tap_klaviyo import pacing
+from tap_klaviyo.client import KlaviyoClient
 from tests import kit
-from tests.kit import API_KEY
+from tests.kit import API_KEY, CLIENT_API, CLIENT_KEY, FakeTime
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -48,3 +52,25 @@ def api(fake: FakeKlaviyo) -> Iterator[Callable[..., requests.Response]]:
             {"Authorization": f"Klaviyo-API-Key {fake.api_key}", "revision": REVISION, "accept": "application/json"}
         )
         yield lambda path, **params: s.get(fake.url + path, params=params, timeout=10)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
+    """The client's and the pacer's time, moved only by their sleeps."""
+    fake = FakeTime()
+    monkeypatch.setattr(client_module, "time", fake)
+    monkeypatch.setattr(pacing, "time", fake)
+    return fake
+
+
+@pytest.fixture
+def client(clock: FakeTime) -> KlaviyoClient:
+    """A client of the mocked Klaviyo at CLIENT_API (requests_mock), on `clock`."""
+    return KlaviyoClient(
+        api_key=CLIENT_KEY,
+        api_url=CLIENT_API,
+        revision="2026-07-15",
+        user_agent="t/1",
+        max_retries=3,
+        sleep=clock.sleep,
+    )

@@ -54,6 +54,9 @@ from tests.oracle import (  # noqa: F401 (the kit is where tests find the oracle
 )
 
 API_KEY = "pk_test_0123456789abcdef0123456789abcdef"
+# Where the client's unit tests mock Klaviyo (requests_mock), and the key they send.
+CLIENT_API = "https://klaviyo.test"
+CLIENT_KEY = "pk_secret_unit_test_key"
 TAP = Path(sys.executable).with_name("tap-klaviyo")
 # The marks of the test running now (conftest.py keeps them): only a test marked `e2e` runs the command, so that
 # `-m "not e2e"` leaves out every test that does.
@@ -285,6 +288,21 @@ def bookmark(state: dict[str, Any], stream: str) -> str | None:
 
 def utc(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+class FakeTime:
+    """Stands in for the `time` module of the client and the pacer: sleeping moves the clock, instantly."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
 
 
 # --- changing what the fake holds ------------------------------------------------------------------------

@@ -9,43 +9,11 @@ import pytest
 import requests
 
 from tap_klaviyo import client as client_module
-from tap_klaviyo import endpoints, pacing
+from tap_klaviyo import endpoints
 from tap_klaviyo.client import KlaviyoClient
 from tap_klaviyo.codec import decode_document, skim
 from tap_klaviyo.errors import KlaviyoError
-
-API = "https://klaviyo.test"
-KEY = "pk_secret_unit_test_key"
-
-
-class FakeTime:
-    """Stands in for the `time` module of the client and the pacer: sleeping moves the clock, instantly."""
-
-    def __init__(self) -> None:
-        self.now = 100.0
-        self.sleeps: list[float] = []
-
-    def monotonic(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
-    fake = FakeTime()
-    monkeypatch.setattr(client_module, "time", fake)
-    monkeypatch.setattr(pacing, "time", fake)
-    return fake
-
-
-@pytest.fixture
-def client(clock: FakeTime) -> KlaviyoClient:
-    return KlaviyoClient(
-        api_key=KEY, api_url=API, revision="2026-07-15", user_agent="t/1", max_retries=3, sleep=clock.sleep
-    )
+from tests.kit import CLIENT_API, CLIENT_KEY
 
 
 def page(ids: list[str], next_url: str | None = None) -> dict:
@@ -61,28 +29,28 @@ def error(status: int, detail: str, parameter: str | None = None) -> dict:
 
 
 def test_follows_links_next_verbatim_and_sends_headers(client, requests_mock):
-    next_url = f"{API}/api/flows?page%5Bsize%5D=50&page%5Bcursor%5D=abc%3D%3D"
-    requests_mock.get(f"{API}/api/flows", [{"json": page(["a", "b"], next_url)}, {"json": page(["c"])}])
+    next_url = f"{CLIENT_API}/api/flows?page%5Bsize%5D=50&page%5Bcursor%5D=abc%3D%3D"
+    requests_mock.get(f"{CLIENT_API}/api/flows", [{"json": page(["a", "b"], next_url)}, {"json": page(["c"])}])
     ids = [r["id"] for d in client.documents(endpoints.FLOWS, {"sort": "id"}, stream="flows") for r in d["data"]]
     assert ids == ["a", "b", "c"]
     first, second = requests_mock.request_history
     assert parse_qs(urlsplit(first.url).query) == {"sort": ["id"], "page[size]": ["50"]}
     assert second.url == next_url
     for request in requests_mock.request_history:
-        assert request.headers["Authorization"] == f"Klaviyo-API-Key {KEY}"
+        assert request.headers["Authorization"] == f"Klaviyo-API-Key {CLIENT_KEY}"
         assert request.headers["revision"] == "2026-07-15"
         assert request.headers["Accept"] == "application/vnd.api+json"
 
 
 def test_metrics_send_no_page_size(client, requests_mock):
-    requests_mock.get(f"{API}/api/metrics", json=page(["m"]))
+    requests_mock.get(f"{CLIENT_API}/api/metrics", json=page(["m"]))
     list(client.documents(endpoints.METRICS, {}, stream="metrics"))
     assert "page" not in requests_mock.last_request.url
 
 
 def test_retry_after_is_honoured_on_429(client, clock, requests_mock):
     requests_mock.get(
-        f"{API}/api/flows",
+        f"{CLIENT_API}/api/flows",
         [{"status_code": 429, "headers": {"Retry-After": "7"}, "json": error(429, "throttled")}, {"json": page(["a"])}],
     )
     assert [r["id"] for d in client.documents(endpoints.FLOWS, {}, stream="flows") for r in d["data"]] == ["a"]
@@ -90,7 +58,7 @@ def test_retry_after_is_honoured_on_429(client, clock, requests_mock):
 
 
 def test_requests_are_paced_to_the_endpoint_tier(client, clock, requests_mock):
-    requests_mock.get(f"{API}/api/flows", json=page(["a"]))
+    requests_mock.get(f"{CLIENT_API}/api/flows", json=page(["a"]))
     for _ in range(10):
         list(client.documents(endpoints.FLOWS, {}, stream="flows"))
     # Flows allow 3/s: with headroom, two a second, half a second apart, so ten requests span four and a half.
@@ -109,14 +77,14 @@ def test_requests_are_paced_to_the_endpoint_tier(client, clock, requests_mock):
     ids=["503", "500", "dropped", "timeout", "truncated"],
 )
 def test_transient_faults_are_retried_with_backoff(client, clock, requests_mock, fault):
-    requests_mock.get(f"{API}/api/events", [fault, fault, {"json": page(["a"])}])
+    requests_mock.get(f"{CLIENT_API}/api/events", [fault, fault, {"json": page(["a"])}])
     assert [r["id"] for d in client.documents(endpoints.EVENTS, {}, stream="x") for r in d["data"]] == ["a"]
     assert len(clock.sleeps) == 2
     assert 0.5 <= clock.sleeps[0] <= 1.0 and 1.0 <= clock.sleeps[1] <= 2.0
 
 
 def test_gives_up_after_the_retry_budget_with_one_line(client, requests_mock):
-    requests_mock.get(f"{API}/api/flows", status_code=503, json=error(503, "down"))
+    requests_mock.get(f"{CLIENT_API}/api/flows", status_code=503, json=error(503, "down"))
     with pytest.raises(KlaviyoError) as caught:
         list(client.documents(endpoints.FLOWS, {}, stream="flows"))
     assert len(requests_mock.request_history) == 4
@@ -134,12 +102,12 @@ def test_gives_up_after_the_retry_budget_with_one_line(client, requests_mock):
 )
 def test_client_errors_name_the_fix_and_never_the_key(client, requests_mock, status, body, expected):
     body["errors"][0]["meta"] = {"profile_email": "someone@example.com"}
-    requests_mock.get(f"{API}/api/events", status_code=status, json=body)
+    requests_mock.get(f"{CLIENT_API}/api/events", status_code=status, json=body)
     with pytest.raises(KlaviyoError) as caught:
         list(client.documents(endpoints.EVENTS, {}, stream="opened_email"))
     message = str(caught.value)
     assert expected in message
-    assert KEY not in message and "someone@example.com" not in message and "\n" not in message
+    assert CLIENT_KEY not in message and "someone@example.com" not in message and "\n" not in message
     # A 400 on a first events page is tried once more at the prose's page size before it is reported.
     assert len(requests_mock.request_history) == (2 if status == 400 else 1)
 
@@ -151,7 +119,7 @@ def test_event_page_size_falls_back_to_200_once(client, requests_mock, caplog):
             return error(400, "Page size must be between 1 and 200.")
         return page(["e"])
 
-    requests_mock.get(f"{API}/api/events", json=respond)
+    requests_mock.get(f"{CLIENT_API}/api/events", json=respond)
     with caplog.at_level(logging.WARNING):
         for _ in range(2):
             assert [r["id"] for d in client.documents(endpoints.EVENTS, {}, stream="x") for r in d["data"]] == ["e"]
@@ -171,7 +139,7 @@ def test_event_page_size_falls_back_to_200_once(client, requests_mock, caplog):
     ],
 )
 def test_json_not_in_the_documented_shape_is_one_line_and_not_retried(client, requests_mock, endpoint, body, where):
-    requests_mock.get(f"{API}{endpoint.path}", json=body)
+    requests_mock.get(f"{CLIENT_API}{endpoint.path}", json=body)
     decode = skim if endpoint is endpoints.EVENTS else decode_document
     with pytest.raises(KlaviyoError) as caught:
         client.first_page(endpoint, {}, stream="s", decode=decode)
@@ -183,7 +151,7 @@ def test_json_not_in_the_documented_shape_is_one_line_and_not_retried(client, re
 
 def test_an_event_whose_datetime_is_not_a_string_is_skimmed_not_retried(client, requests_mock):
     events = [{"id": "e1", "attributes": {"datetime": 1704154907}}, {"id": "e2", "attributes": {"datetime": "x"}}]
-    requests_mock.get(f"{API}/api/events", json={"data": events, "links": {"next": None}})
+    requests_mock.get(f"{CLIENT_API}/api/events", json={"data": events, "links": {"next": None}})
     page = client.first_page(endpoints.EVENTS, {}, stream="s", decode=skim)
     assert (page.count, page.first_time, page.last_time, page.next_url) == (2, None, None, None)
     assert len(requests_mock.request_history) == 1
@@ -199,19 +167,19 @@ def test_an_event_whose_datetime_is_not_a_string_is_skimmed_not_retried(client, 
     ids=["host", "scheme", "port"],
 )
 def test_a_links_next_elsewhere_is_never_sent_the_key(client, requests_mock, next_url, named):
-    requests_mock.get(f"{API}/api/flows", json=page(["a"], next_url))
+    requests_mock.get(f"{CLIENT_API}/api/flows", json=page(["a"], next_url))
     foreign = requests_mock.get(next_url, json=page(["b"]))
     with pytest.raises(KlaviyoError) as caught:
         list(client.documents(endpoints.FLOWS, {}, stream="flows"))
     message = str(caught.value)
     assert f"links.next for GET /api/flows (stream 'flows') points at {named}, not at api_url" in message
-    assert "\n" not in message and KEY not in message
+    assert "\n" not in message and CLIENT_KEY not in message
     assert not foreign.called
 
 
 def test_a_links_next_to_api_url_spelled_otherwise_is_followed(client, requests_mock):
     next_url = "HTTPS://Klaviyo.TEST:443/api/flows?page%5Bcursor%5D=b"
-    requests_mock.get(f"{API}/api/flows", json=page(["a"], next_url))
+    requests_mock.get(f"{CLIENT_API}/api/flows", json=page(["a"], next_url))
     followed = requests_mock.get("https://klaviyo.test:443/api/flows?page%5Bcursor%5D=b", json=page(["b"]))
     assert [r["id"] for d in client.documents(endpoints.FLOWS, {}, stream="flows") for r in d["data"]] == ["a", "b"]
     assert followed.called
@@ -220,7 +188,7 @@ def test_a_links_next_to_api_url_spelled_otherwise_is_followed(client, requests_
 @pytest.mark.parametrize("status", [301, 302, 307, 308])
 def test_a_redirect_is_not_followed(client, requests_mock, status):
     location = "https://elsewhere.test/api/flows?page%5Bsize%5D=50"
-    requests_mock.get(f"{API}/api/flows", status_code=status, headers={"Location": location})
+    requests_mock.get(f"{CLIENT_API}/api/flows", status_code=status, headers={"Location": location})
     foreign = requests_mock.get(location, json=page(["a"]))
     with pytest.raises(KlaviyoError) as caught:
         list(client.documents(endpoints.FLOWS, {}, stream="flows"))
@@ -235,8 +203,10 @@ def test_a_redirect_is_not_followed(client, requests_mock, status):
 
 @pytest.mark.parametrize("decode", [None, skim], ids=["document", "skimmed page"])
 def test_a_links_next_repeating_the_page_just_read_stops(client, requests_mock, decode):
-    cursor_url = f"{API}/api/events?page%5Bcursor%5D=bXlzZWxm"
-    requests_mock.get(f"{API}/api/events", [{"json": page(["a"], cursor_url)}, {"json": page(["b"], cursor_url)}])
+    cursor_url = f"{CLIENT_API}/api/events?page%5Bcursor%5D=bXlzZWxm"
+    requests_mock.get(
+        f"{CLIENT_API}/api/events", [{"json": page(["a"], cursor_url)}, {"json": page(["b"], cursor_url)}]
+    )
     first = client.first_page(endpoints.EVENTS, {}, stream="x", decode=decode or decode_document)
     next_url = first.next_url if decode else first["links"]["next"]
     with pytest.raises(KlaviyoError) as caught:
@@ -248,8 +218,8 @@ def test_a_links_next_repeating_the_page_just_read_stops(client, requests_mock, 
 
 
 def test_a_links_next_leading_back_to_a_page_already_read_stops(client, requests_mock):
-    a, b = (f"{API}/api/flows?page%5Bcursor%5D={cursor}" for cursor in ("YWFh", "YmJi"))
-    requests_mock.get(f"{API}/api/flows", json=page(["1"], a))
+    a, b = (f"{CLIENT_API}/api/flows?page%5Bcursor%5D={cursor}" for cursor in ("YWFh", "YmJi"))
+    requests_mock.get(f"{CLIENT_API}/api/flows", json=page(["1"], a))
     requests_mock.get(a, json=page(["2"], b))
     requests_mock.get(b, json=page(["3"], a))
     with pytest.raises(KlaviyoError) as caught:
@@ -263,12 +233,12 @@ def test_a_links_next_leading_back_to_a_page_already_read_stops(client, requests
 
 
 def test_the_same_pages_read_by_another_stream_or_for_another_report_body_are_no_loop(client, requests_mock):
-    a = f"{API}/api/flows?page%5Bcursor%5D=YWFh"
-    requests_mock.get(f"{API}/api/flows", json=page(["1"], a))
+    a = f"{CLIENT_API}/api/flows?page%5Bcursor%5D=YWFh"
+    requests_mock.get(f"{CLIENT_API}/api/flows", json=page(["1"], a))
     requests_mock.get(a, json=page(["2"]))
     for stream in ("flows", "flow_actions"):
         assert [r["id"] for d in client.documents(endpoints.FLOWS, {}, stream=stream) for r in d["data"]] == ["1", "2"]
-    report = f"{API}{endpoints.CAMPAIGN_VALUES.path}"
+    report = f"{CLIENT_API}{endpoints.CAMPAIGN_VALUES.path}"
     cursor = f"{report}?page_cursor=YWFh"
     requests_mock.post(report, json={"data": [], "links": {"next": cursor}})
     requests_mock.post(cursor, json={"data": [], "links": {"next": None}})
@@ -280,7 +250,7 @@ def test_the_same_pages_read_by_another_stream_or_for_another_report_body_are_no
 @pytest.mark.parametrize("wait", ["0", "300", "12.5"])
 def test_retry_after_is_honoured_up_to_the_longest_wait(client, clock, requests_mock, wait):
     throttled = {"status_code": 429, "headers": {"Retry-After": wait}, "json": error(429, "throttled")}
-    requests_mock.get(f"{API}/api/flows", [throttled, {"json": page(["a"])}])
+    requests_mock.get(f"{CLIENT_API}/api/flows", [throttled, {"json": page(["a"])}])
     assert [r["id"] for d in client.documents(endpoints.FLOWS, {}, stream="flows") for r in d["data"]] == ["a"]
     assert clock.sleeps[0] == float(wait)
 
@@ -297,7 +267,9 @@ def test_retry_after_is_honoured_up_to_the_longest_wait(client, clock, requests_
     ],
 )
 def test_retry_after_beyond_the_longest_wait_stops_at_once(client, clock, requests_mock, wait, said):
-    requests_mock.get(f"{API}/api/flows", status_code=429, headers={"Retry-After": wait}, json=error(429, "throttled"))
+    requests_mock.get(
+        f"{CLIENT_API}/api/flows", status_code=429, headers={"Retry-After": wait}, json=error(429, "throttled")
+    )
     with pytest.raises(KlaviyoError) as caught:
         list(client.documents(endpoints.FLOWS, {}, stream="flows"))
     message = str(caught.value)
@@ -309,14 +281,19 @@ def test_retry_after_beyond_the_longest_wait_stops_at_once(client, clock, reques
 
 def test_connection_failures_are_retried_for_a_minute_in_all_not_a_count(clock, requests_mock):
     client = KlaviyoClient(
-        api_key=KEY, api_url=API, revision="2026-07-15", user_agent="t/1", max_retries=100, sleep=clock.sleep
+        api_key=CLIENT_KEY,
+        api_url=CLIENT_API,
+        revision="2026-07-15",
+        user_agent="t/1",
+        max_retries=100,
+        sleep=clock.sleep,
     )
 
     def black_hole(request, context):
         clock.now += client_module.CONNECT_TIMEOUT_SECONDS
         raise requests.ConnectTimeout("no answer")
 
-    requests_mock.get(f"{API}/api/flows", json=black_hole)
+    requests_mock.get(f"{CLIENT_API}/api/flows", json=black_hole)
     with pytest.raises(KlaviyoError) as caught:
         list(client.documents(endpoints.FLOWS, {}, stream="flows"))
     message = str(caught.value)

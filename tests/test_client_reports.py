@@ -7,31 +7,14 @@ import json
 
 import pytest
 
-from tap_klaviyo import client as client_module
-from tap_klaviyo import endpoints, pacing
-from tap_klaviyo.client import KlaviyoClient
+from tap_klaviyo import endpoints
 from tap_klaviyo.errors import KlaviyoError
 from tap_klaviyo.failures import BadRequest, QuotaSpent
 from tap_klaviyo.report_rows import decoder
-from tests.test_client import API, KEY, FakeTime
+from tests.kit import CLIENT_API, CLIENT_KEY
 
-URL = f"{API}/api/flow-series-reports"
+URL = f"{CLIENT_API}/api/flow-series-reports"
 BODY = json.dumps({"data": {"type": "flow-series-report", "attributes": {"interval": "daily"}}}).encode()
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
-    fake = FakeTime()
-    monkeypatch.setattr(client_module, "time", fake)
-    monkeypatch.setattr(pacing, "time", fake)
-    return fake
-
-
-@pytest.fixture
-def client(clock: FakeTime) -> KlaviyoClient:
-    return KlaviyoClient(
-        api_key=KEY, api_url=API, revision="2026-07-15", user_agent="t/1", max_retries=3, sleep=clock.sleep
-    )
 
 
 def report(next_url: str | None = None) -> dict:
@@ -53,7 +36,7 @@ def test_a_report_is_posted_and_each_next_page_is_posted_with_the_same_body(clie
     for request in history:
         assert request.body == BODY
         assert request.headers["Content-Type"] == "application/vnd.api+json"
-        assert request.headers["Authorization"] == f"Klaviyo-API-Key {KEY}"
+        assert request.headers["Authorization"] == f"Klaviyo-API-Key {CLIENT_KEY}"
 
 
 def test_the_spent_daily_quota_is_not_waited_for(client, requests_mock, clock):
@@ -71,7 +54,7 @@ def test_a_throttle_within_the_minute_is_waited_out(client, requests_mock, clock
 
 
 def test_a_long_wait_on_an_endpoint_without_a_daily_quota_still_stops_the_run(client, requests_mock):
-    requests_mock.get(f"{API}/api/flows", status_code=429, headers={"Retry-After": "41000"})
+    requests_mock.get(f"{CLIENT_API}/api/flows", status_code=429, headers={"Retry-After": "41000"})
     with pytest.raises(KlaviyoError, match="asked to wait 41000 s before retrying GET /api/flows") as caught:
         list(client.documents(endpoints.FLOWS, {}, stream="flows"))
     assert not isinstance(caught.value, QuotaSpent)
