@@ -9,7 +9,7 @@ decoded exactly as before.
 from __future__ import annotations
 
 import datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import msgspec
 
@@ -64,6 +64,8 @@ class _TypedPage(msgspec.Struct, gc=False):
 
 
 _typed_page = msgspec.json.Decoder(_TypedPage)
+# A page of events, with or without the attributions they list.
+P = TypeVar("P", "_TypedPage", "_AttributedPage")
 
 
 class EventRecord(msgspec.Struct, gc=False):
@@ -91,21 +93,38 @@ def event_page(body: bytes) -> RawPage:
     """An /api/events page with its events as records typed by the schema, `event_properties` kept as the raw JSON
     Klaviyo sent (copied out, so the page's bytes are freed); a page whose events break the schema is skimmed
     instead, for a record-by-record check."""
-    try:
-        page = _typed_page.decode(body)
-        records = [_record(event) for event in page.data]
-    except (msgspec.ValidationError, NotInSchema):
+    decoded = _decoded(_typed_page, body)
+    if decoded is None:
         return skim(body)
+    page, records = decoded
+    return _raw_page(records, page.links)
+
+
+def _decoded(decoder: msgspec.json.Decoder[P], body: bytes) -> tuple[P, list[EventRecord]] | None:
+    """A page and its events as records; None where the events break the schema."""
+    try:
+        page = decoder.decode(body)
+        return page, [_record(event) for event in page.data]
+    except (msgspec.ValidationError, NotInSchema):
+        return None
     except msgspec.DecodeError as error:
         raise Unreadable(str(error)) from None
+
+
+def _raw_page(
+    records: list[EventRecord], links: Links | None, attributions: list[AttributionRecord] | None = None
+) -> RawPage:
+    """The page of these records (and the attributions they list), with what they take in memory."""
+    taken = sum(len(record.event_properties) for record in records) + RECORD_BYTES * len(records)
     return RawPage(
         b"",
         len(records),
         records[0].datetime if records else None,
         records[-1].datetime if records else None,
-        page.links.next if page.links else None,
+        links.next if links else None,
         records,
-        sum(len(record.event_properties) for record in records) + RECORD_BYTES * len(records),
+        taken + ATTRIBUTION_BYTES * len(attributions or ()),
+        attributions,
     )
 
 
@@ -208,26 +227,11 @@ class AccountAttributionRecord(AttributionRecord):
 def attributed_event_page(body: bytes) -> RawPage:
     """`event_page` of a page asked for with `include=attributions`: its events, and the attributions each lists
     (in that order), as records typed by their schemas."""
-    try:
-        page = _attributed_page.decode(body)
-        records = [_record(event) for event in page.data]
-    except (msgspec.ValidationError, NotInSchema):
+    decoded = _decoded(_attributed_page, body)
+    if decoded is None:
         return skim(body)
-    except msgspec.DecodeError as error:
-        raise Unreadable(str(error)) from None
-    attributions = _attributions(page.data, page.included or [])
-    return RawPage(
-        b"",
-        len(records),
-        records[0].datetime if records else None,
-        records[-1].datetime if records else None,
-        page.links.next if page.links else None,
-        records,
-        sum(len(record.event_properties) for record in records)
-        + RECORD_BYTES * len(records)
-        + ATTRIBUTION_BYTES * len(attributions),
-        attributions,
-    )
+    page, records = decoded
+    return _raw_page(records, page.links, _attributions(page.data, page.included or []))
 
 
 def _attributions(events: list[_AttributedEvent], included: list[_Included]) -> list[AttributionRecord]:
