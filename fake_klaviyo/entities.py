@@ -97,6 +97,11 @@ def _condition(rng: random.Random, list_ids: list[str], metric_ids: list[str]) -
                 "value": rng.choice(["Bleu 💙", "例", 'a"b\\c', None]),
             },
         }
+    return consent_condition()
+
+
+def consent_condition() -> dict[str, Any]:
+    """A segment's or a flow's condition: subscribed to email marketing."""
     return {
         "type": "profile-marketing-consent",
         "consent": {

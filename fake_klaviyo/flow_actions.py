@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .clock import GENERATOR_NOW, iso
+from .entities import consent_condition
 from .ids import Ids
 from .samples import MEDIA_URLS, PREVIEW_TEXTS, PUSH_TEXTS, SENDERS, SMS_BODIES, SUBJECTS, URLS
 from .spec import Resource
@@ -170,7 +171,7 @@ class _Maker:
                         "branch_id": "1",
                         "order": 0,
                         "is_else": False,
-                        "branch_filter": {"condition_groups": [{"conditions": [_consent()]}]},
+                        "branch_filter": {"condition_groups": [{"conditions": [consent_condition()]}]},
                         "links": {"next": next_id},
                     },
                     {"branch_id": "2", "order": 1, "is_else": True, "branch_filter": None, "links": {"next": None}},
@@ -194,7 +195,7 @@ class _Maker:
 
     def split(self, kind: str) -> dict[str, Any]:
         if kind == "conditional-split":
-            return {"profile_filter": {"condition_groups": [{"conditions": [_consent()]}]}}
+            return {"profile_filter": {"condition_groups": [{"conditions": [consent_condition()]}]}}
         if kind == "trigger-split":
             condition = {
                 "type": "metric-property",
@@ -255,7 +256,7 @@ class _Maker:
                 "transactional": False,
                 "add_tracking_params": rng.random() < 0.5,
                 "custom_tracking_params": rng.choice([None, [{"param": "utm_source", "value": "klaviyo ✉️"}]]),
-                "additional_filters": rng.choice([None, {"condition_groups": [{"conditions": [_consent()]}]}]),
+                "additional_filters": rng.choice([None, {"condition_groups": [{"conditions": [consent_condition()]}]}]),
             }
         elif kind == "send-sms":
             message = {
@@ -332,14 +333,3 @@ class _Maker:
             "links": {"next": next_id},
             "data": {"message": message, "status": status},
         }
-
-
-def _consent() -> dict[str, Any]:
-    return {
-        "type": "profile-marketing-consent",
-        "consent": {
-            "channel": "email",
-            "can_receive_marketing": True,
-            "consent_status": {"subscription": "subscribed", "filters": None},
-        },
-    }
