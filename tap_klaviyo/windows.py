@@ -50,8 +50,10 @@ class WindowPool:
     def __init__(self, concurrency: int) -> None:
         self.concurrency = concurrency
         self._ranges: dict[str, Range] = {}
-        # Each stream's place in the order the run consumes them (`follow`).
+        # Each stream's place in the order the run consumes them (`follow`), and the ranges in that order (None:
+        # to be sorted again, a range or the order having changed).
         self._order: dict[str, int] = {}
+        self._in_order: list[Range] | None = None
         # Windows being read, each with the bytes its pages may take (its page budget at the largest page seen).
         self._in_flight: dict[Future[Chunk], int] = {}
         self._reserved = 0
@@ -77,22 +79,28 @@ class WindowPool:
         the latest when the range is consumed) makes its plan, or says there is nothing to read (None); an `early`
         one asks the network nothing, so `start` may read it before the run has looked anything up."""
         self._ranges[key] = Range(key, prepare, [stream or key], len(self._ranges), early)
+        self._in_order = None
 
     def consumed_by(self, key: str, stream: str) -> None:
         """Another stream consumes range `key` too (whichever syncs first reads it)."""
         self._ranges[key].streams.append(stream)
+        self._in_order = None
 
     def follow(self, streams: Sequence[str]) -> None:
         """The order the run consumes its streams in: ranges are read ahead in that order, a stream's own in the
         order they were added (without it, by stream name, the SDK's order)."""
         self._order = {name: i for i, name in enumerate(streams)}
+        self._in_order = None
 
-    def _rank(self, item: Range) -> tuple[int, str, int]:
-        return item.rank(self._order)
+    def _ranked(self) -> list[Range]:
+        """Every range, in the read-ahead order."""
+        if self._in_order is None:
+            self._in_order = sorted(self._ranges.values(), key=lambda item: item.rank(self._order))
+        return self._in_order
 
     def start(self) -> None:
         """Start reading the early ranges now, before anything is consumed: a run's first round trips overlap."""
-        early = sorted((r for r in self._ranges.values() if r.early and not r.consumed), key=self._rank)
+        early = [r for r in self._ranked() if r.early and not r.consumed]
         if early:
             self._fill_ranges(early)
 
@@ -100,7 +108,8 @@ class WindowPool:
         """Prepare these ranges, start the first window of each now (queued past `concurrency` if need be) and wait
         until every one is read, reading ahead meanwhile as if the first of them were being consumed, so that the
         run knows their first requests answered before it emits anything; the errors of the windows that failed."""
-        opened = sorted((self._ranges[key] for key in keys), key=self._rank)
+        wanted = set(keys)
+        opened = [r for r in self._ranked() if r.key in wanted]
         first = []
         for item in opened:
             self._prepare(item)
@@ -187,7 +196,7 @@ class WindowPool:
         """Take in the windows workers have read, and give idle workers the next windows: the current stream's
         first, then those of the streams after it. Past `BUFFERED_BYTES` of pages read and not yet consumed or
         that windows being read may bring, only the window the current stream waits on is started."""
-        later = sorted((r for r in self._ranges.values() if r is not current and not r.consumed), key=self._rank)
+        later = [r for r in self._ranked() if r is not current and not r.consumed]
         self._fill_ranges([current, *later])
 
     def _fill_ranges(self, ranges: list[Range]) -> None:
