@@ -265,15 +265,19 @@ class WindowPool:
             else:
                 self._count(queued=len(chunk.remaining), busy=-1, claimed=-chunk.claimed)
 
+    def _taken(self) -> int:
+        """Workers reading, or with a window queued for them, or split for already."""
+        return self._busy + self._queued + self._claimed
+
     def _claim_idle(self, most: int, workers: int) -> int:
         """Up to `most` of `workers` idle with nothing queued for them, claimed for windows about to be split off: no
         more than the read-ahead budget has room for, windows of a page each (workers the budget keeps idle cannot
         read them)."""
-        if workers - self._busy - self._queued - self._claimed <= 0:
+        if workers - self._taken() <= 0:
             return 0  # the usual answer, without the lock
         room = (BUFFERED_BYTES - self._buffered - self._reserved) // max(self._largest_page, 1)
         with self._lock:
-            idle = min(most, room, workers - self._busy - self._queued - self._claimed)
+            idle = min(most, room, workers - self._taken())
             if idle <= 0:
                 return 0
             self._claimed += idle
@@ -336,12 +340,12 @@ class WindowPool:
         give or take (the others would wait for the pacer, and windows cost requests)."""
         workers, rounds = self.concurrency, self._round_trip
         if plan.pacer is None or rounds is None:
-            return Room(self.concurrency, workers, workers - self._busy - self._queued - self._claimed, budget)
+            return Room(self.concurrency, workers, workers - self._taken(), budget)
         pacer = plan.pacer
         # Once bound to its rate a minute, the range needs only the windows that rate keeps busy; fewer (its last
         # windows ending) leave the rate unspent, and idle workers are split for again.
         minute_bound = pacer.minute_spent() > MINUTE_BOUND
         per_second = pacer.steady / pacer.minute if minute_bound else pacer.burst / pacer.second
         workers = max(1, min(self.concurrency, math.ceil(RATE_SLACK * per_second * rounds)))
-        free = workers - self._busy - self._queued - self._claimed
+        free = workers - self._taken()
         return Room(self.concurrency, workers, free, budget, paced=pacer.waiting() > rounds)
