@@ -20,7 +20,8 @@ from typing import Any
 from fake_klaviyo import FakeKlaviyo, generate_account
 from fake_klaviyo.report_book import ReportBook
 from tests.kit import API_KEY, run_tap, select
-from tests.reports_kit import REPORT_STREAMS, conversion_metric, expected_reports, key, timeframes, upserted
+from tests.oracle import conversion_metric, expected_reports
+from tests.reports_kit import REPORT_STREAMS, key, timeframes, upserted
 
 PATHS = {"campaign_values": "campaign_values_reports", "flow_series": "flow_series_reports"}
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from fake_klaviyo import Account
+from fake_klaviyo.report_book import ReportBook
 from tap_klaviyo.streams.table import STREAMS
 
 Row = dict[str, Any]
@@ -82,6 +83,23 @@ def expected_streams(account: Account, start_date: str | None = None) -> dict[st
     return expected
 
 
+def expected_opt_in(
+    account: Account, book: ReportBook, metric_ids: Iterable[str], start_date: str | None = None
+) -> dict[str, list[Row]]:
+    """Every opt-in stream's records, on a run (from `start_date`, if given) with every stream selected: the
+    attributions of the events of `metric_ids` (the run's event streams'), the report streams' days as `book` holds
+    them (to today, the conversion metric left at its default), the people whole."""
+    first_day = datetime.fromisoformat(start_date).astimezone(book.tz).date() if start_date else date.min
+    reports = expected_reports(book, conversion_metric(account)["id"], first_day, book.today)
+    return {
+        "profiles": expected_profiles(account),
+        "lists_and_segments_members": [row for rows in expected_members(account).values() for row in rows],
+        "event_attributions": expected_attributions(account, metric_ids, start_date),
+        "campaign_values_reports": reports["campaign_values_reports"],
+        "flow_series_reports": reports["flow_series_reports"],
+    }
+
+
 def expected_entities(account: Account) -> dict[str, list[Row]]:
     """The records of the default streams that are not event streams."""
     campaigns = account.email_campaigns()
@@ -131,6 +149,66 @@ def expected_entities(account: Account) -> dict[str, list[Row]]:
     }
 
 
+def expected_profiles(account: Account, *, predictive: bool = False) -> list[Row]:
+    """Every profile as the tap should emit it, oldest `updated` first."""
+    rows = []
+    for resource in account.profiles_in_order("updated"):
+        i = account.profiles.position(resource["id"])
+        subscriptions = rfc3339_consent(account.profiles.subscriptions(i))
+        row = {"id": resource["id"], **resource["attributes"], "subscriptions": subscriptions}
+        if predictive:
+            row["predictive_analytics"] = account.profiles.predictive_analytics(i)
+        rows.append(json.loads(json.dumps(row)))
+    return rows
+
+
+def expected_members(account: Account) -> dict[tuple[str, str], list[Row]]:
+    """Each list's and segment's members as the tap should emit them, oldest `joined_group_at` first."""
+    groups = [(g["id"], "list") for g in account.lists] + [(g["id"], "segment") for g in account.segments]
+    return {
+        (kind, group): [
+            {"list_id": group, "profile_id": profile, "type": kind, "joined_group_at": joined}
+            for profile, joined in account.members(group)
+        ]
+        for group, kind in groups
+    }
+
+
+def conversion_metric(account: Account, name: str = "Placed Order") -> Row:
+    """The metric a name finds: Klaviyo's own first, then the oldest (as docs/streams.md says)."""
+    found = [m for m in account.metrics if (m["attributes"]["name"] or "").casefold() == name.casefold()]
+    klaviyo = [m for m in found if ((m["attributes"].get("integration") or {}).get("name")) == "Klaviyo"]
+    return sorted(klaviyo or found, key=lambda m: (m["attributes"]["created"], m["id"]))[0]
+
+
+def expected_reports(book: ReportBook, metric_id: str, first: date, last: date) -> dict[str, list[Row]]:
+    """Each report stream's rows for the days `first` to `last`, as the book holds them now."""
+    campaigns = [
+        {
+            "campaign_id": m.owner_id,
+            "campaign_message_id": m.message_id,
+            "send_channel": m.send_channel,
+            "conversion_metric_id": metric_id,
+            **book.campaign_counts(m, day, metric_id).statistics(),
+        }
+        for m, day in book.campaign_messages
+        if first <= day <= last
+    ]
+    flows = [
+        {
+            "flow_id": m.owner_id,
+            "flow_message_id": m.message_id,
+            "send_channel": m.send_channel,
+            "date": day.isoformat(),
+            "conversion_metric_id": metric_id,
+            **counts.statistics(),
+        }
+        for m, first_day in book.flow_messages
+        for day, counts in book.flow_days(m, first_day, first, last, metric_id)
+    ]
+    return {"campaign_values_reports": campaigns, "flow_series_reports": flows}
+
+
 def expected_flow_messages(account: Account) -> list[Row]:
     """Each message the flows' actions send (a send action's; an experiment's main message and variations) that
     has an id, with its flow, action and channel."""
@@ -160,12 +238,16 @@ def expected_flow_messages(account: Account) -> list[Row]:
 ATTRIBUTED = ("attributed-event", "campaign", "campaign-message", "flow", "flow-message", "flow-message-variation")
 
 
-def expected_attributions(account: Account, metric_ids: Iterable[str]) -> list[Row]:
-    """The `event_attributions` rows of the events of these metrics: each attribution the fake makes for them."""
+def expected_attributions(account: Account, metric_ids: Iterable[str], start_date: str | None = None) -> list[Row]:
+    """The `event_attributions` rows of the events of these metrics (from `start_date` on, if given): each
+    attribution the fake makes for them."""
+    since = datetime.fromisoformat(start_date).timestamp() if start_date else float("-inf")
     rows = []
     for metric_id in metric_ids:
         view = account.events_for_metric(metric_id)
         for position in view.positions():
+            if account.events.ts[position] < since:
+                continue
             event_id = account.events.event_id(position)
             for attribution in account.attributions.of(position):
                 related = attribution["relationships"]

@@ -1,5 +1,5 @@
-"""What the report streams' tests share: the fake's limits for them, what the fake's book says each stream should
-hold, the request bodies the tap sent, and the spec's schema of those bodies."""
+"""What the report streams' tests share: the fake's limits for them, the request bodies the tap sent, and the spec's
+schema of those bodies (what each stream should hold is the oracle's, `tests/oracle.py`)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,8 @@ from zoneinfo import ZoneInfo
 
 from jsonschema import Draft7Validator
 
-from fake_klaviyo import Account, FakeKlaviyo
+from fake_klaviyo import FakeKlaviyo
 from fake_klaviyo.make_endpoints import DEFAULT_SPEC
-from fake_klaviyo.report_book import ReportBook
 from tests.kit import STREAM_KEYS, TAP, Row, _json_schema, clean_env
 
 CAMPAIGNS, FLOWS = "campaign_values_reports", "flow_series_reports"
@@ -33,41 +32,6 @@ def limits(daily: int = 225) -> dict[str, tuple[int, ...]]:
     """Klaviyo's limits of the report queries but for two a minute, which the fake states in RateLimit-Limit, so that
     a test does not wait half a minute a request; a daily quota of `daily`."""
     return {"campaign_values": (1, 600, daily), "flow_series": (1, 600, daily)}
-
-
-def conversion_metric(account: Account, name: str = "Placed Order") -> Row:
-    """The metric a name finds: Klaviyo's own first, then the oldest (as docs/streams.md says)."""
-    found = [m for m in account.metrics if (m["attributes"]["name"] or "").casefold() == name.casefold()]
-    klaviyo = [m for m in found if ((m["attributes"].get("integration") or {}).get("name")) == "Klaviyo"]
-    return sorted(klaviyo or found, key=lambda m: (m["attributes"]["created"], m["id"]))[0]
-
-
-def expected_reports(book: ReportBook, metric_id: str, first: date, last: date) -> dict[str, list[Row]]:
-    """Each report stream's rows for the days `first` to `last`, as the book holds them now."""
-    campaigns = [
-        {
-            "campaign_id": m.owner_id,
-            "campaign_message_id": m.message_id,
-            "send_channel": m.send_channel,
-            "conversion_metric_id": metric_id,
-            **book.campaign_counts(m, day, metric_id).statistics(),
-        }
-        for m, day in book.campaign_messages
-        if first <= day <= last
-    ]
-    flows = [
-        {
-            "flow_id": m.owner_id,
-            "flow_message_id": m.message_id,
-            "send_channel": m.send_channel,
-            "date": day.isoformat(),
-            "conversion_metric_id": metric_id,
-            **counts.statistics(),
-        }
-        for m, first_day in book.flow_messages
-        for day, counts in book.flow_days(m, first_day, first, last, metric_id)
-    ]
-    return {CAMPAIGNS: campaigns, FLOWS: flows}
 
 
 def key(row: Row, stream: str) -> tuple:

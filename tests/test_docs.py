@@ -19,6 +19,7 @@ from tap_klaviyo.settings import SETTINGS as TAP_SETTINGS
 from tap_klaviyo.settings import settings_problems
 from tap_klaviyo.streams.table import STREAMS
 from tap_klaviyo.tap import TapKlaviyo, known_settings
+from tests import meltano_select
 from tests.kit import API_KEY, tap_argv
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -112,8 +113,16 @@ def test_readme_streams_table_matches_the_stream_table():
 def test_meltano_yml_leaves_out_exactly_the_opt_in_streams():
     project = yaml.safe_load((ROOT / "meltano.yml").read_text(encoding="utf-8"))
     tap = next(p for p in project["plugins"]["extractors"] if p["name"] == "tap-klaviyo")
-    opt_in = [f"!{row.name}.*" for row in STREAMS if not row.selected_by_default]
-    assert tap["select"] == ["*.*", *opt_in], "meltano.yml's select: every stream but the opt-in ones, in table order"
+    assert tap["select"] == meltano_select.wanted(), "meltano.yml's select is stale: run scripts/meltano-select"
+    opt_in = {row.name for row in STREAMS if not row.selected_by_default}
+    assert {pattern[1:-2] for pattern in tap["select"] if pattern.startswith("!")} == opt_in
+
+
+def test_meltano_select_rewrites_only_the_select_list():
+    text = (ROOT / "meltano.yml").read_text(encoding="utf-8")
+    stale = text.replace("    - '!profiles.*'\n", "")
+    assert stale != text
+    assert meltano_select.rewritten(stale) == text
 
 
 def test_deletions_names_every_stream_that_is_not_mirrored():

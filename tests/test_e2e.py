@@ -9,6 +9,7 @@ import pytest
 from jsonschema import Draft7Validator
 
 from fake_klaviyo import FakeKlaviyo, generate_account
+from fake_klaviyo.report_book import ReportBook
 from tests.kit import (
     API_KEY,
     CHANNELS,
@@ -16,13 +17,19 @@ from tests.kit import (
     EVENT_METRICS,
     STREAM_KEYS,
     assert_exact,
+    expected_events,
+    expected_opt_in,
     expected_streams,
     klaviyo_metric,
     run_tap,
     select,
 )
+from tests.reports_kit import limits
 
 pytestmark = pytest.mark.e2e
+
+ORDERS = "placed_order"
+ORDERS_METRIC = {"name": "Placed Order", "integration": "shopify", "stream": ORDERS}
 
 
 def test_discover_lists_exactly_the_tables_streams(config):
@@ -78,6 +85,34 @@ def test_full_sync_is_exact_when_events_pages_are_capped_at_200(account):
 def walks(fake, path: str) -> list:
     """The requests for `path`'s first pages: one a walk."""
     return [r for r in fake.requests if r.path.rstrip("/") == path and "page[cursor]" not in r.query]
+
+
+@pytest.mark.slow
+def test_every_stream_selected_holds_what_the_oracle_says():
+    """The opt-in streams too: with every stream selected, each holds exactly the records `tests/oracle.py` says,
+    and a stream the oracle does not know fails here by name."""
+    account = generate_account(seed=7, campaigns=60, flows=12, other_events_per_metric=200, profiles=1200)
+    book = ReportBook(account)
+    # The fake's events end on 2026-01-01 while its reports run to today: from three months before, both have days
+    # to read and the reports few timeframes (Klaviyo's rate limit of report queries is one a second).
+    start = "2025-10-01T00:00:00+00:00"
+    # Klaviyo attributes conversions, not email events: an event stream of orders gives the attributions some.
+    orders = account.metric_by_name("Placed Order", "Shopify")["id"]
+    with FakeKlaviyo(account, api_key=API_KEY, reports=book, rate_limits=limits()) as fake:
+        config = {"api_key": API_KEY, "api_url": fake.url, "start_date": start, "event_metrics": [ORDERS_METRIC]}
+        result = run_tap(config, catalog=select(run_tap(config, "--discover"), {*STREAM_KEYS, ORDERS}))
+    assert result.returncode == 0, result.stderr[-3000:]
+    metric_ids = [*(klaviyo_metric(account, name)["id"] for name in EVENT_METRICS.values()), orders]
+    expected = {
+        **expected_streams(account, start),
+        ORDERS: expected_events(account, orders, start),
+        **expected_opt_in(account, book, metric_ids, start),
+    }
+    assert sorted({*STREAM_KEYS, ORDERS}) == sorted(expected), "tests/oracle.py: every stream's records, opt-in too"
+    streams = result.by_stream()
+    for stream, rows in expected.items():
+        assert rows, f"the fake account should give {stream} some data"
+        assert_exact(streams.get(stream, []), rows, STREAM_KEYS.get(stream, ["id"]), stream)
 
 
 def test_campaign_and_flow_streams_cost_one_walk_per_channel_and_one_of_flows(account, fake, config):
@@ -141,7 +176,7 @@ def test_start_date_bounds_event_streams_only(account, fake, config):
     streams = result.by_stream()
     expected = expected_streams(account, start_date=start)
     for stream, rows in expected.items():
-        assert_exact(streams.get(stream, []), rows, STREAM_KEYS[stream], stream)
+        assert_exact(streams.get(stream, []), rows, STREAM_KEYS.get(stream, ["id"]), stream)
     full = expected_streams(account)
     assert sum(len(full[s]) for s in EVENT_METRICS) > sum(len(expected[s]) for s in EVENT_METRICS) > 0
 

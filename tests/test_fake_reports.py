@@ -13,8 +13,8 @@ import pytest
 import requests
 
 from fake_klaviyo import REVISION, FakeKlaviyo, generate_account
-from tests.kit import API_KEY, error, fake_command, klaviyo_metric
-from tests.reports_kit import assert_fits, conversion_metric
+from tests.kit import API_KEY, conversion_metric, error, fake_command, klaviyo_metric
+from tests.reports_kit import assert_fits
 
 pytestmark = pytest.mark.fake
 

@@ -19,7 +19,8 @@ from tests.kit import (
     Misbehaving,
     assert_exact,
     assert_one_line_error,
-    rfc3339_consent,
+    expected_members,
+    expected_profiles,
     run_and_kill,
     run_tap,
     select,
@@ -30,31 +31,6 @@ pytestmark = pytest.mark.e2e
 
 PEOPLE = {"profiles", "lists_and_segments_members"}
 MEMBER_KEY = ["list_id", "profile_id"]
-
-
-def expected_profiles(account, *, predictive: bool = False) -> list[dict[str, Any]]:
-    """Every profile as the tap should emit it, oldest `updated` first."""
-    rows = []
-    for resource in account.profiles_in_order("updated"):
-        i = account.profiles.position(resource["id"])
-        subscriptions = rfc3339_consent(account.profiles.subscriptions(i))
-        row = {"id": resource["id"], **resource["attributes"], "subscriptions": subscriptions}
-        if predictive:
-            row["predictive_analytics"] = account.profiles.predictive_analytics(i)
-        rows.append(json.loads(json.dumps(row)))
-    return rows
-
-
-def expected_members(account) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    """Each list's and segment's members as the tap should emit them, oldest `joined_group_at` first."""
-    groups = [(g["id"], "list") for g in account.lists] + [(g["id"], "segment") for g in account.segments]
-    return {
-        (kind, group): [
-            {"list_id": group, "profile_id": profile, "type": kind, "joined_group_at": joined}
-            for profile, joined in account.members(group)
-        ]
-        for group, kind in groups
-    }
 
 
 def assert_members_exact(records: list[dict[str, Any]], expected: dict[tuple[str, str], list[dict]]) -> None:
