@@ -22,10 +22,10 @@ from tap_klaviyo import failures
 from tap_klaviyo.codec import NotAsSpecified, Unreadable, decode_document
 from tap_klaviyo.endpoints import Endpoint
 from tap_klaviyo.errors import KlaviyoError
-from tap_klaviyo.failures import BadRequest
 from tap_klaviyo.links import FollowedLinks, next_link
 from tap_klaviyo.origin import Origin
 from tap_klaviyo.pacing import Pacer
+from tap_klaviyo.page_sizes import PageSizes
 from tap_klaviyo.retries import TRANSIENT_ERRORS, Retry, backoff, describe
 
 T = TypeVar("T")
@@ -78,12 +78,9 @@ class KlaviyoClient:
                 "User-Agent": user_agent,
             }
         )
-        # The endpoints that refused their largest page size, and the size that worked instead.
-        self._page_size: dict[str, int] = {}
-        # The page sizes an endpoint refused (streams that start together may each hear it: it is said once).
-        self._refused: set[tuple[str, int]] = set()
+        self._page_sizes = PageSizes(self.logger)
         self._pacers: dict[Endpoint, Pacer] = {}
-        # Guards the pacers as they are made and the page sizes refused.
+        # Guards the pacers as they are made.
         self._lock = threading.Lock()
         # Per stream: requests sent, retries, 429s; read by progress logs.
         self._counts: defaultdict[str, Counter[str]] = defaultdict(Counter)
@@ -140,39 +137,16 @@ class KlaviyoClient:
         """The first page of a query, `page_size` long or at the largest page size the endpoint accepts; `path` is
         the endpoint's path with its ids filled in, where it has some."""
         url = self.api_url + (path or endpoint.path)
-        if page_size is not None:
-            return self.get(url, {**params, "page[size]": str(page_size)}, endpoint, stream=stream, decode=decode)
-        if not endpoint.page_sizes:
-            return self.get(url, params, endpoint, stream=stream, decode=decode)
-        if endpoint.path not in self._page_size:
-            # Callers that start together each find the size that works, rather than wait a round trip for one.
-            return self._probe_page_size(url, endpoint, params, stream=stream, decode=decode)
-        size = self._page_size[endpoint.path]
-        return self.get(url, {**params, "page[size]": str(size)}, endpoint, stream=stream, decode=decode)
 
-    def _probe_page_size(
-        self, url: str, endpoint: Endpoint, params: Mapping[str, str], *, stream: str, decode: Callable[[bytes], T]
-    ) -> T:
-        sizes = endpoint.page_sizes
-        for i, size in enumerate(sizes):
-            try:
-                document = self.get(url, {**params, "page[size]": str(size)}, endpoint, stream=stream, decode=decode)
-            except BadRequest as exc:
-                # The spec and its prose disagree on some maximums, and a 400 may not say which parameter
-                # it minds: any 400 on a first page is worth one try at the next smaller size.
-                if i + 1 == len(sizes):
-                    raise
-                with self._lock:
-                    first_refusal = (endpoint.path, size) not in self._refused
-                    self._refused.add((endpoint.path, size))
-                if first_refusal:
-                    self.logger.warning(
-                        "Klaviyo refused page[size]=%d on %s (%s); trying %d", size, endpoint.path, exc, sizes[i + 1]
-                    )
-                continue
-            self._page_size[endpoint.path] = size
-            return document
-        raise AssertionError("unreachable")
+        def ask(size: int | None) -> T:
+            query = params if size is None else {**params, "page[size]": str(size)}
+            return self.get(url, query, endpoint, stream=stream, decode=decode)
+
+        if page_size is None and endpoint.page_sizes:
+            page_size = self._page_sizes.found(endpoint)
+            if page_size is None:
+                return self._page_sizes.probe(endpoint, ask)
+        return ask(page_size)
 
     def get(
         self,

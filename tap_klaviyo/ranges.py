@@ -41,7 +41,7 @@ class Chunk:
     pages: list[RawPage]
     remaining: list[Window]
     before: datetime.datetime | None = None
-    # Idle workers the windows of `remaining` were split for (`WindowPool._claimed`).
+    # Idle workers the windows of `remaining` were split for (`Workers.claimed`).
     claimed: int = 0
 
     @property

@@ -11,9 +11,12 @@ inside a day, and no day is read twice in a run.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
+
+from tap_klaviyo.times import parse_datetime
 
 FIRST_DAY, LAST_DAY, METRIC_ID = "first_day", "last_day", "conversion_metric_id"
 # What a report stream keeps in its state.
@@ -62,6 +65,28 @@ def backward(days: Days, longest: int) -> list[Days]:
         out.append(Days(first, last))
         last = first - ONE_DAY
     return out
+
+
+def wanted(
+    start_date: str | None,
+    end_date: str | None,
+    tz: ZoneInfo,
+    held: Days | None,
+    history_start: Callable[[], datetime.datetime | None],
+) -> Days | None:
+    """The days a run wants, in the account's timezone `tz`: from `start_date`, else from the first day `held`, else
+    from the day anything was first sent (`history_start`; None: nothing was, and nothing is wanted), to today or the
+    day before `end_date`."""
+    last = datetime.datetime.now(datetime.UTC).astimezone(tz).date()
+    if end_date:
+        before = parse_datetime(end_date) - datetime.timedelta(microseconds=1)
+        last = min(last, before.astimezone(tz).date())
+    if start_date:
+        return Days(parse_datetime(start_date).astimezone(tz).date(), last)
+    if held is not None:
+        return Days(held.first, last)
+    began = history_start()
+    return None if began is None else Days(began.astimezone(tz).date(), last)
 
 
 def plan(held: Days | None, wanted: Days, lookback: int, longest: int) -> list[Days]:

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import datetime
 import functools
-import math
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -26,17 +24,11 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from tap_klaviyo import stopping
 from tap_klaviyo.codec import RawPage
 from tap_klaviyo.ranges import Chunk, Plan, Probe, Range, Window
-from tap_klaviyo.splits import BUDGET_SHARES, Room, first_split, idle_split, look_again
+from tap_klaviyo.splits import BUDGET_SHARES, first_split, idle_split, look_again
+from tap_klaviyo.workers import Workers
 
 # Bytes of pages read ahead: read and not yet emitted, or that windows being read may bring.
 BUFFERED_BYTES = 64 * 1024 * 1024
-# Windows of a range bound by its endpoint's rate limit read at once, for each request that limit lets out in a
-# round trip: some of a window's round trips go to the pacer's wait, and a window that ends leaves a worker idle
-# until it is split for.
-RATE_SLACK = 1.5
-# Past this share of a minute's allowance spent, a range's endpoint is bound to its rate a minute (a twelfth of its
-# burst, for profiles): every request counts, and it reads only as many windows at once as that rate keeps busy.
-MINUTE_BOUND = 0.5
 # How often the main thread, waiting for a window, looks whether a signal asked the run to stop.
 STOP_CHECK_SECONDS = 0.2
 
@@ -62,15 +54,7 @@ class WindowPool:
         self._buffered = 0
         self._closed = False
         self._pool: ThreadPoolExecutor | None = None
-        # Whether workers are idle with nothing to read, asked by workers that could split for them: windows
-        # made and not started yet (queued), workers reading, and idle ones already split for. Only ever steers
-        # splitting, never what is read.
-        self._lock = threading.Lock()
-        self._queued = 0
-        self._busy = 0
-        self._claimed = 0
-        # How long a range's first request took, the quickest seen: a round trip.
-        self._round_trip: float | None = None
+        self._workers = Workers(concurrency)
 
     def add(
         self, key: str, prepare: Callable[[], Plan | None], *, stream: str | None = None, early: bool = False
@@ -170,19 +154,19 @@ class WindowPool:
         for entry in item.items:
             if isinstance(entry, Future):
                 if entry.cancel():
-                    self._count(queued=-1)
+                    self._workers.count(queued=-1)
                 else:  # what it split the window into will not be read
                     entry.add_done_callback(self._forget)
                 self._reserved -= self._in_flight.pop(entry, 0)
             elif isinstance(entry, Chunk):
                 self._buffered -= entry.size
             else:
-                self._count(queued=-1)
+                self._workers.count(queued=-1)
         item.items.clear()
 
     def _forget(self, future: Future[Chunk]) -> None:
         if not future.cancelled() and future.exception() is None:
-            self._count(queued=-len(future.result().remaining))
+            self._workers.count(queued=-len(future.result().remaining))
 
     def _prepare(self, item: Range) -> None:
         if not item.prepared:
@@ -190,7 +174,7 @@ class WindowPool:
             item.plan = item.prepare()
             if item.plan is not None:
                 item.items.extend(item.plan.windows)
-                self._count(queued=len(item.plan.windows))
+                self._workers.count(queued=len(item.plan.windows))
 
     def _fill(self, current: Range) -> None:
         """Take in the windows workers have read, and give idle workers the next windows: the current stream's
@@ -247,41 +231,23 @@ class WindowPool:
             self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="klaviyo-window")
         return self._pool.submit(self._read, plan, window)
 
-    def _count(self, queued: int = 0, busy: int = 0, claimed: int = 0) -> None:
-        with self._lock:
-            self._queued += queued
-            self._busy += busy
-            self._claimed += claimed
-
     def _read(self, plan: Plan, window: Window) -> Chunk:
-        self._count(queued=-1, busy=1)
+        self._workers.count(queued=-1, busy=1)
         chunk = None
         try:
             chunk = self.fetch(plan, window)
             return chunk
         finally:
             if chunk is None:
-                self._count(busy=-1)
+                self._workers.count(busy=-1)
             else:
-                self._count(queued=len(chunk.remaining), busy=-1, claimed=-chunk.claimed)
-
-    def _taken(self) -> int:
-        """Workers reading, or with a window queued for them, or split for already."""
-        return self._busy + self._queued + self._claimed
+                self._workers.count(queued=len(chunk.remaining), busy=-1, claimed=-chunk.claimed)
 
     def _claim_idle(self, most: int, workers: int) -> int:
-        """Up to `most` of `workers` idle with nothing queued for them, claimed for windows about to be split off: no
-        more than the read-ahead budget has room for, windows of a page each (workers the budget keeps idle cannot
-        read them)."""
-        if workers - self._taken() <= 0:
-            return 0  # the usual answer, without the lock
+        """Idle workers claimed for windows about to be split off (`Workers.claim_idle`): no more than the read-ahead
+        budget has room for, windows of a page each (workers the budget keeps idle cannot read them)."""
         room = (BUFFERED_BYTES - self._buffered - self._reserved) // max(self._largest_page, 1)
-        with self._lock:
-            idle = min(most, room, workers - self._taken())
-            if idle <= 0:
-                return 0
-            self._claimed += idle
-            return idle
+        return self._workers.claim_idle(most, workers, room)
 
     def _expand(self, item: Range) -> None:
         """Replace windows read in full by their pages and the windows that cover the rest."""
@@ -312,14 +278,13 @@ class WindowPool:
         began = time.monotonic()
         page = plan.page_at(window.next_url) if window.next_url else plan.first_page(window)
         if probe is not None:
-            took = time.monotonic() - began
-            self._round_trip = took if self._round_trip is None else min(self._round_trip, took)
+            self._workers.timed(time.monotonic() - began)
         pages = [page]
         budget = self._page_budget(page)
         while page.next_url and page.count and not self._closed:
             if probe is not None:
-                return first_split(plan, window, pages, probe.result(), self._room(plan, budget))
-            room = self._room(plan, budget)
+                return first_split(plan, window, pages, probe.result(), self._workers.room(plan, budget))
+            room = self._workers.room(plan, budget)
             idle = idle_split(plan, window, pages, room, functools.partial(self._claim_idle, workers=room.workers))
             if idle is not None:
                 return idle
@@ -333,19 +298,3 @@ class WindowPool:
         """The pages a worker reads of a window before it looks again: a share of the read-ahead budget at this
         page's size."""
         return max(2, BUFFERED_BYTES // (BUDGET_SHARES * max(page.size, 1)))
-
-    def _room(self, plan: Plan, budget: int) -> Room:
-        """What the pool has for the rest of a window of `plan`'s range: `Room`. A range's windows are worth
-        reading at once on every worker, unless its endpoint's rate limit lets out fewer requests in a round trip,
-        give or take (the others would wait for the pacer, and windows cost requests)."""
-        workers, rounds = self.concurrency, self._round_trip
-        if plan.pacer is None or rounds is None:
-            return Room(self.concurrency, workers, workers - self._taken(), budget)
-        pacer = plan.pacer
-        # Once bound to its rate a minute, the range needs only the windows that rate keeps busy; fewer (its last
-        # windows ending) leave the rate unspent, and idle workers are split for again.
-        minute_bound = pacer.minute_spent() > MINUTE_BOUND
-        per_second = pacer.steady / pacer.minute if minute_bound else pacer.burst / pacer.second
-        workers = max(1, min(self.concurrency, math.ceil(RATE_SLACK * per_second * rounds)))
-        free = workers - self._taken()
-        return Room(self.concurrency, workers, free, budget, paced=pacer.waiting() > rounds)

@@ -215,6 +215,16 @@ def test_what_a_report_run_cannot_do_stops_it_in_one_line_before_any_record(acco
     assert_one_line_error(result, "lacks the scope 'flows:read' (for stream 'flow_series_reports')")
 
 
+def test_an_account_timezone_this_machine_does_not_know_stops_the_run_in_one_line():
+    account = generate_account(seed=32, campaigns=10, flows=2, events_per_metric=5)
+    account.account["attributes"]["timezone"] = "Mars/Olympus_Mons"
+    with FakeKlaviyo(account, api_key=API_KEY) as fake:
+        config = {"api_key": API_KEY, "api_url": fake.url}
+        result = run_tap(config, catalog=select(run_tap(config, "--discover"), {FLOWS}))
+    assert_one_line_error(result, "Klaviyo gives the account's timezone as 'Mars/Olympus_Mons', which this machine")
+    assert "install the `tzdata` package" in result.stderr
+
+
 @pytest.mark.parametrize(
     ("settings", "said"),
     [

@@ -348,7 +348,7 @@ def test_a_dense_stretch_is_spread_over_idle_workers(monkeypatch):
     # Windows split off for idle workers are sized to fit on a page, so that each is read in one round trip: a
     # few more requests than pages.
     assert events.requests <= 1.35 * pages, events.requests
-    assert (pool._queued, pool._busy, pool._claimed) == (0, 0, 0)
+    assert (pool._workers.queued, pool._workers.busy, pool._workers.claimed) == (0, 0, 0)
 
 
 class Refused(FakeEvents):

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from tap_klaviyo import report_days, report_rows, stopping
 from tap_klaviyo.client import KlaviyoClient
@@ -114,16 +114,9 @@ class ReportStream(KlaviyoStream):
         )
         return metrics[0]
 
-    @cached_property
+    @property
     def tz(self) -> ZoneInfo:
-        name = (self.run.account().get("attributes") or {}).get("timezone")
-        try:
-            return ZoneInfo(str(name))
-        except (ZoneInfoNotFoundError, ValueError):
-            raise KlaviyoError(
-                f"Klaviyo gives the account's timezone as {str(name)[:60]!r}, which this machine's time zone database "
-                "does not know: install the `tzdata` package (pip install tzdata) and rerun."
-            ) from None
+        return self.run.timezone()
 
     def prepare(self) -> None:
         """Plan the run's timeframes and ask for the first one's first page (before the run writes anything)."""
@@ -160,23 +153,10 @@ class ReportStream(KlaviyoStream):
         self._first = (self._steps[0], itertools.chain([first], pages))
 
     def wanted(self, held: Days | None) -> Days | None:
-        """The days this run wants: from `start_date` (or the first day anything was sent), to today or the day
-        before `end_date`."""
-        now = datetime.datetime.now(datetime.UTC)
-        last = now.astimezone(self.tz).date()
-        if self.config.get("end_date"):
-            before = parse_datetime(self.config["end_date"]) - datetime.timedelta(microseconds=1)
-            last = min(last, before.astimezone(self.tz).date())
-        if self.config.get("start_date"):
-            first = parse_datetime(self.config["start_date"]).astimezone(self.tz).date()
-        elif held is not None:
-            first = held.first
-        else:
-            began = self.history_start()
-            if began is None:
-                return None
-            first = began.astimezone(self.tz).date()
-        return Days(first, last)
+        """The days this run wants (`report_days.wanted`)."""
+        return report_days.wanted(
+            self.config.get("start_date"), self.config.get("end_date"), self.tz, held, self.history_start
+        )
 
     def history_start(self) -> datetime.datetime | None:
         """When the first of the report's campaigns or flows was created (None: there is none)."""

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from tap_klaviyo import endpoints
 from tap_klaviyo.client import KlaviyoClient
@@ -56,6 +57,17 @@ class Run:
     def account_id(self) -> str:
         """The id of the account the key belongs to."""
         return str(self.account()["id"])
+
+    def timezone(self) -> ZoneInfo:
+        """The account's timezone, whose days the report streams read."""
+        name = (self.account().get("attributes") or {}).get("timezone")
+        try:
+            return ZoneInfo(str(name))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise KlaviyoError(
+                f"Klaviyo gives the account's timezone as {str(name)[:60]!r}, which this machine's time zone database "
+                "does not know: install the `tzdata` package (pip install tzdata) and rerun."
+            ) from None
 
     def walk(self, source: Source, reader: EntityStream, index: int) -> Walk:
         """The walk of a source, shared with the streams before `reader` that list it; a new one is read ahead
