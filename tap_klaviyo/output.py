@@ -78,8 +78,12 @@ class RecordBufferingWriter(MsgSpecWriter):
 
     def flush(self) -> None:
         try:
-            if self._pending:
-                sys.stdout.buffer.write(self._pending)
+            pending = self._pending
+            written = sys.stdout.buffer.write(pending) if pending else 0
+            # A signal that interrupts a write to a pipe ends it short (the handler only asks the run to stop): the
+            # rest is written on, or the target would get half a line and miss the records after it.
+            while written < len(pending):
+                written += sys.stdout.buffer.write(pending[written:])
             sys.stdout.flush()
         except BrokenPipeError:
             silence_stdout()

@@ -32,15 +32,21 @@ LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} \| (DEBUG|INFO) ")
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)], ids=["TERM", "INT"])
-def test_a_signal_stops_the_run_with_its_code_and_a_rerun_from_the_last_state_loses_nothing(account, signum, code):
+@pytest.mark.parametrize(
+    ("signum", "code", "settings"),
+    [(signal.SIGTERM, 143, {}), (signal.SIGINT, 130, {}), (signal.SIGTERM, 143, {"concurrency": 1})],
+    ids=["TERM", "INT", "TERM-one-page-at-a-time"],
+)
+def test_a_signal_stops_the_run_with_its_code_and_a_rerun_from_the_last_state_loses_nothing(
+    account, signum, code, settings
+):
     # /api/flows answers its first page (every stream's first request is answered before any record is written),
     # then hangs: the run is stopped while it waits for flows' second page, with a worker of the window pool inside
-    # that request. Neither the wait nor the worker may keep it from exiting.
+    # that request (one page at a time: the main thread). Neither the wait nor the request may keep it from exiting.
     assert len(account.flows) > 50, "flows take two pages"
     hang = {"endpoint_latency": {"flows": HOLD}, "endpoint_latency_spares": {"flows": 1}}
     with FakeKlaviyo(account, api_key=API_KEY, **hang) as fake:
-        config = {"api_key": API_KEY, "api_url": fake.url}
+        config = {"api_key": API_KEY, "api_url": fake.url, **settings}
         # The first stream of the flows walk (flow_actions comes before flows) is the one waiting for its second page.
         stopped, seconds = run_and_signal(
             config, signum, lambda m: m["type"] == "SCHEMA" and m["stream"].startswith("flow")
@@ -108,11 +114,14 @@ def test_the_fake_can_hang_one_endpoint_until_it_stops(account):
 )
 def test_a_signal_mid_stream_stops_after_the_records_its_state_covers(settings):
     # One page at a time, the main thread reads each page itself; a stream of three pages is stopped after the page
-    # the signal found it on, whether records are written a page at a time or one by one through the SDK's loop.
+    # the signal found it on (or in the request for the next one), whether records are written a page at a time or
+    # one by one through the SDK's loop.
     account = generate_account(seed=19, events_per_metric=2500)
     with FakeKlaviyo(account, api_key=API_KEY, latency=0.5) as fake:
         config = {"api_key": API_KEY, "api_url": fake.url, "concurrency": 1, **settings}
-        stopped, _ = run_and_signal(config, signal.SIGTERM, lambda m: m.get("stream") == "clicked_email")
+        stopped, _ = run_and_signal(
+            config, signal.SIGTERM, lambda m: m["type"] == "RECORD" and m["stream"] == "clicked_email"
+        )
     assert stopped.returncode == 143, stopped.stderr[-3000:]
     written, held = len(stopped.records("clicked_email")), len(fake_events(account, "clicked_email"))
     assert 0 < written < held, f"{written} of {held} clicked_email records before the stop: not mid-stream"
