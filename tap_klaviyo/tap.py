@@ -69,6 +69,12 @@ class TapKlaviyo(SdkTap):
                     f"The catalog names stream(s) {', '.join(unknown)} that tap-klaviyo does not have: "
                     "run `tap-klaviyo --discover` for a fresh catalog."
                 )
+            if not any(stream.selected for stream in self.streams.values()):
+                # A select pattern that matches nothing would otherwise be a run that reads nothing and succeeds.
+                raise KlaviyoError(
+                    "The catalog selects no stream: select the streams to read in it (in Meltano, `select` in "
+                    "meltano.yml), or run without --catalog for the default ones."
+                )
         streams = {
             name: Keeps(stream.replication_key, partitioned=stream.KEEPS_PARTITIONS, days=stream.KEEPS_DAYS)
             for name, stream in self.tap_streams().items()

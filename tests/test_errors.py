@@ -63,6 +63,12 @@ def test_bad_settings(fake, config, settings, message):
     assert not fake.requests, "nothing is fetched when the settings are wrong"
 
 
+# A catalog entry that deselects its stream (as Meltano writes one whose `select` matches nothing).
+DESELECTED = {
+    "schema": {"type": "object", "properties": {}},
+    "metadata": [{"breadcrumb": [], "metadata": {"selected": False}}],
+}
+
 BAD_FILES = [
     ({"config": "{not json"}, "The config file"),
     ({"config": "[1, 2]"}, "must hold a JSON object of settings"),
@@ -80,6 +86,10 @@ BAD_FILES = [
     (
         {"catalog": '{"streams": [{"tap_stream_id": "placed_order", "schema": {}, "metadata": []}]}'},
         "The catalog names stream(s) placed_order that tap-klaviyo does not have",
+    ),
+    (
+        {"catalog": json.dumps({"streams": [{**DESELECTED, "tap_stream_id": "opened_email"}]})},
+        "The catalog selects no stream: select the streams to read in it (in Meltano, `select` in meltano.yml)",
     ),
 ]
 
