@@ -34,6 +34,10 @@ BAD_CONFIGS = [
     ({"start_date": "yesterday"}, "Setting `start_date` is not an ISO 8601 date-time: 'yesterday'"),
     ({"end_date": "31/01/2025"}, "Setting `end_date` is not an ISO 8601 date-time"),
     ({"start_date": "2025-02-01T00:00:00Z", "end_date": "2025-01-01T00:00:00Z"}, "`end_date` must be after"),
+    (
+        {"start_date": "2062-01-01"},
+        "Setting `start_date` is in the future (2062-01-01): the run would read nothing; set a date in the past",
+    ),
     ({"revision": "latest"}, "Setting `revision` is 'latest', but the streams are modelled on Klaviyo API revision"),
     (
         {"revision": "2026-10-15"},

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from fake_klaviyo import FakeKlaviyo, generate_account
-from tap_klaviyo.settings import event_metrics, stream_name
+from tap_klaviyo.event_metrics import event_metrics, stream_name
 from tap_klaviyo.streams.events import EventStream
 from tests.kit import (
     API_KEY,

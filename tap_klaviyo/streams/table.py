@@ -28,7 +28,7 @@ from tap_klaviyo.endpoints import (
     SEGMENTS,
 )
 from tap_klaviyo.errors import KlaviyoError
-from tap_klaviyo.settings import event_metrics
+from tap_klaviyo.event_metrics import event_metrics
 from tap_klaviyo.streams.attributions import AttributionsStream
 from tap_klaviyo.streams.base import Source, StreamRow
 from tap_klaviyo.streams.derived import FlowMessagesStream, IncludedStream, LinkStream
