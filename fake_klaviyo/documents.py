@@ -56,7 +56,7 @@ class Documents:
         if ep.name == "accounts":
             data = [resources.render(ep, self.account.account, base, q)]
             self_link = f"{base}{ep.path}/" + (("?" + encode(q.pairs)) if q.pairs else "")
-            return {"data": data, "links": {"self": self_link}}
+            return {"data": data, "links": {"self": self_link, "next": None, "prev": None}}
 
         assert q.size is not None
         included: list[Resource] = []

@@ -7,10 +7,16 @@ from urllib.parse import quote, urlencode
 from .query import Query, encode_cursor
 
 
-def collection_links(path: str, q: Query, base: str, total: int) -> dict[str, str]:
-    """The links of the page ``q`` asks for, of the ``total`` resources at ``path`` (the request's own path)."""
+def collection_links(path: str, q: Query, base: str, total: int) -> dict[str, str | None]:
+    """The links of the page ``q`` asks for, of the ``total`` resources at ``path`` (the request's own path). As
+    Klaviyo sends them, ``next`` and ``prev`` are there on every page, null where there is none; the spec would
+    leave them out (klaviyo/openapi#5)."""
     coll = f"{base}{path}/"
-    links: dict[str, str] = {"self": coll + (("?" + encode(q.pairs)) if q.pairs else "")}
+    links: dict[str, str | None] = {
+        "self": coll + (("?" + encode(q.pairs)) if q.pairs else ""),
+        "next": None,
+        "prev": None,
+    }
     assert q.size is not None
     plain = [p for p in q.pairs if p[0] != "page[cursor]"]
     if q.offset + q.size < total:
