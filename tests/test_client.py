@@ -13,6 +13,7 @@ from tap_klaviyo import endpoints
 from tap_klaviyo.client import KlaviyoClient
 from tap_klaviyo.codec import decode_document, skim
 from tap_klaviyo.errors import KlaviyoError
+from tap_klaviyo.links import next_link
 from tests.kit import CLIENT_API, CLIENT_KEY
 
 
@@ -40,6 +41,26 @@ def test_follows_links_next_verbatim_and_sends_headers(client, requests_mock):
         assert request.headers["Authorization"] == f"Klaviyo-API-Key {CLIENT_KEY}"
         assert request.headers["revision"] == "2026-07-15"
         assert request.headers["Accept"] == "application/vnd.api+json"
+
+
+@pytest.mark.parametrize(
+    "links", [{"self": "x", "next": None, "prev": None}, {"self": "x"}, None], ids=["null", "left out", "no links"]
+)
+@pytest.mark.parametrize("decode", [None, skim], ids=["document", "skimmed page"])
+def test_a_last_page_ends_the_walk_whether_klaviyo_nulls_its_next_link_or_leaves_it_out(
+    client, requests_mock, links, decode
+):
+    # Klaviyo sends `next: null`; the spec would leave it out (klaviyo/openapi#5); a body without links ends it too.
+    last = {"data": page(["b"])["data"], **({"links": links} if links is not None else {})}
+    next_url = f"{CLIENT_API}/api/events?page%5Bcursor%5D=YQ"
+    requests_mock.get(f"{CLIENT_API}/api/events", json=page(["a"], next_url))
+    requests_mock.get(next_url, json=last)
+    first = client.first_page(endpoints.EVENTS, {}, stream="x", decode=decode or decode_document)
+    second = client.get(next_url, None, endpoints.EVENTS, stream="x", decode=decode or decode_document)
+    assert next_link(first) == next_url and next_link(second) is None
+    if decode is None:  # and a walk of such pages ends there
+        events = [r["id"] for d in client.documents(endpoints.EVENTS, {}, stream="y") for r in d["data"]]
+        assert events == ["a", "b"]
 
 
 def test_metrics_send_no_page_size(client, requests_mock):
