@@ -147,6 +147,10 @@ def read_json(kind: str, path: str) -> Any:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise KlaviyoError(f"Cannot read the {kind} file {path}: {exc.strerror}.") from None
+    if not text.strip():
+        # A state file created empty (`touch`), or cut short while it was written.
+        nothing = "write {} in it for a run from no state, or leave --state out" if kind == "state" else "fix it"
+        raise KlaviyoError(f"The {kind} file {path} is empty: {nothing}.")
     try:
         return json.loads(text)
     except ValueError as exc:

@@ -77,6 +77,8 @@ BAD_FILES = [
     ({"config": "{not json"}, "The config file"),
     ({"config": "[1, 2]"}, "must hold a JSON object of settings"),
     ({"state": "{bookmarks: 1}"}, "The state file"),
+    ({"state": ""}, "is empty: write {} in it for a run from no state, or leave --state out"),
+    ({"config": " \n"}, "is empty: fix it"),
     ({"state": '{"bookmarks": []}'}, "must map each stream name to an object"),
     (
         {"state": '{"bookmarks": {"opened_email": {"replication_key": "datetime", "replication_key_value": "soon"}}}'},
