@@ -234,6 +234,11 @@ def settings_problems(
     url = urlsplit(str(config.get("api_url", DEFAULT_API_URL)))
     if url.scheme not in ("http", "https") or not url.netloc:
         problems.append(f"Setting `api_url` is not an http(s) URL: {url.geturl()[:60]!r} (default {DEFAULT_API_URL})")
+    elif url.path.rstrip("/").endswith("/api"):
+        problems.append(
+            f"Setting `api_url` ends in /api ({url.geturl()[:60]!r}): give the base URL ({DEFAULT_API_URL}); the tap "
+            "adds /api/... itself"
+        )
     for name, least in (("max_retries", 0), ("lookback_minutes", 0), ("concurrency", 1)):
         value = config.get(name, least)
         if isinstance(value, bool) or not isinstance(value, int) or value < least:

@@ -54,6 +54,7 @@ BAD_CONFIGS = [
     ({"flattening_enabled": True}, "Invalid setting: flattening_max_depth is required when flattening is enabled"),
     ({"stream_maps": {"flows": {"name": "name.upper("}}}, "Setting `stream_maps` cannot be applied: Failed to parse"),
     ({"api_url": "a.klaviyo.com"}, "Setting `api_url` is not an http(s) URL"),
+    ({"api_url": "https://a.klaviyo.com/api/"}, "Setting `api_url` ends in /api ('https://a.klaviyo.com/api/')"),
     ({"max_retries": -2}, "Setting `max_retries` must be a whole number"),
     ({"lookback_minutes": "ten"}, "Setting `lookback_minutes` must be a whole number"),
     ({"validate_records": "yes"}, "Setting `validate_records` must be true or false"),
