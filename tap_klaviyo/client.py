@@ -280,6 +280,9 @@ class KlaviyoClient:
                 if isinstance(error, failures.MissingScope):
                     self.refused.setdefault(endpoint, error)
                 raise error
+        if (elsewhere := failures.not_klaviyo(response, endpoint, stream)) is not None:
+            response.close()
+            raise elsewhere
         self.answered.add(endpoint)
         try:
             content = response.raw.read(decode_content=True)

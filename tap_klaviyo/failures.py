@@ -16,6 +16,7 @@ from tap_klaviyo.endpoints import Endpoint
 from tap_klaviyo.errors import KlaviyoError
 from tap_klaviyo.origin import Origin
 from tap_klaviyo.pacing import LONGEST_WAIT_SECONDS, MINUTE
+from tap_klaviyo.settings import DEFAULT_API_URL
 
 
 class BadRequest(KlaviyoError):
@@ -49,8 +50,24 @@ class NotFound(KlaviyoError):
     """A 404: what was asked for (a list, a segment) is gone."""
 
 
+def not_klaviyo(response: requests.Response, endpoint: Endpoint, stream: str) -> KlaviyoError | None:
+    """An answer that says it is not JSON (a web page, a proxy's or a load balancer's own): not Klaviyo's API, which
+    answers JSON always, errors included; no retry makes it so. None for an answer without a Content-Type."""
+    media = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if not media or "json" in media:
+        return None
+    origin = Origin.of(response.url)
+    return KlaviyoError(
+        f"{origin} answered {_method(response)} {endpoint.path} for stream '{stream}' with {response.status_code} "
+        f"and {media}, not the JSON Klaviyo's API answers with: check that setting `api_url` ({origin}) is "
+        f"Klaviyo's API ({DEFAULT_API_URL}) or a proxy of it."
+    )
+
+
 def client_error(response: requests.Response, endpoint: Endpoint, stream: str) -> KlaviyoError:
     """A 4xx other than 429 (which is waited out)."""
+    if (elsewhere := not_klaviyo(response, endpoint, stream)) is not None:
+        return elsewhere
     status = response.status_code
     detail = error_detail(response)
     if status == 401:

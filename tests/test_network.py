@@ -87,6 +87,22 @@ def test_a_redirect_is_not_followed(account):
     assert not elsewhere.requests
 
 
+@pytest.mark.parametrize("status", [200, 401, 404])
+def test_an_api_url_that_answers_web_pages_is_named_at_once_not_retried(status):
+    # A web site at `api_url` (www.klaviyo.com, a proxy's login page): every answer is HTML, whatever its status.
+    page = Answer(status, {"Content-Type": "text/html; charset=utf-8"}, b"<html><body>Welcome</body></html>")
+    with Misbehaving(tamper=lambda path, answer: page) as site:
+        started = time.monotonic()
+        result = run_tap({"api_key": API_KEY, "api_url": site.url}, timeout=120)
+        took = time.monotonic() - started
+    assert_one_line_error(result, f"{site.url} answered GET /api/")
+    assert f"with {status} and text/html, not the JSON Klaviyo's API answers with: check that setting `api_url`" in (
+        result.stderr
+    )
+    assert "retry" not in result.stderr and "rejected the API key" not in result.stderr
+    assert took < 30, f"{took:.0f} s to say so"
+
+
 def test_a_links_next_repeating_the_page_just_read_stops_the_run(account):
     def repeat(path: str, answer: Answer) -> Answer:
         if urlsplit(path).path.startswith("/api/events") and "page%5Bcursor%5D" in path and answer.status == 200:

@@ -247,14 +247,16 @@ def test_a_list_deleted_during_the_run_is_skipped(concurrency):
 
 @pytest.mark.parametrize(("concurrency", "groups"), [(1, None), (16, None), (16, 1)])
 def test_every_list_answering_404_stops_the_run(account, concurrency, groups):
-    # A proxy at api_url that does not pass the members' paths on: every list would look deleted. An account with
-    # one list and one segment stops as well, once both have answered.
+    # A proxy at api_url that does not pass the members' paths on, answering in JSON:API as Klaviyo would (an HTML
+    # answer stops the run at once: tests/test_network.py): every list would look deleted. An account with one list
+    # and one segment stops as well, once both have answered.
     if groups is not None:
         account = generate_account(seed=53, lists=groups, segments=groups, events_per_metric=20, profiles=200)
+    error = {"errors": [{"id": "e", "status": 404, "code": "not_found", "title": "Not found", "detail": "Not Found"}]}
 
     def not_routed(path: str, answer: Answer) -> Answer:
         if re.match(r"/api/(lists|segments)/[^/]+/profiles", path):
-            return Answer(404, {"Content-Type": "text/html"}, b"<html><body>Not Found</body></html>")
+            return Answer(404, {"Content-Type": "application/vnd.api+json"}, json.dumps(error).encode())
         return answer
 
     with FakeKlaviyo(account, api_key=API_KEY) as fake, Misbehaving(fake.url, not_routed) as proxy:
