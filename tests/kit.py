@@ -478,6 +478,17 @@ Tamper = Callable[[str, Answer], Answer]
 EMPTY_PAGE = Answer(200, {"Content-Type": "application/vnd.api+json"}, b'{"data": [], "links": {"next": null}}')
 
 
+def down_past_the_first_page(path: str) -> Tamper:
+    """Answers 503 to every page of the collection at `path` past its first (a request with a cursor): with
+    `max_retries` 0, a run that stops inside that collection, every time."""
+    down = Answer(503, {"Content-Type": "application/vnd.api+json"}, b'{"errors": [{"status": 503, "detail": "down"}]}')
+
+    def tamper(requested: str, answer: Answer) -> Answer:
+        return down if urlparse(requested).path.rstrip("/") == path and "cursor" in requested else answer
+
+    return tamper
+
+
 class Misbehaving:
     """A server on loopback that records the path and query of every request it gets, and whether it carried the
     API key (`keyed`), and answers `tamper(path, answer)`. The answer is the fake's, at `upstream`, which gets the

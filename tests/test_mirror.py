@@ -14,10 +14,12 @@ from tests.kit import (
     EVENT_METRICS,
     MIRRORED,
     STREAM_KEYS,
+    Misbehaving,
     TapRun,
     assert_exact,
     bookmark,
     delete_and_change,
+    down_past_the_first_page,
     expected_streams,
     run_tap,
     select,
@@ -80,12 +82,13 @@ def test_run_two_mirrors_deletions_and_audience_changes(account):
 
 @pytest.mark.parametrize("with_actions", [False, True], ids=["flows-alone", "with-flow-actions"])
 def test_a_mirrored_stream_that_fails_part_way_is_not_activated(with_actions):
-    # Flows take three pages; the fake allows one flows request a second and the tap, told to retry nothing, stops
-    # on the second page's 429.
+    # Flows take three pages; Klaviyo fails every flows page past the first and the tap, told to retry nothing,
+    # stops on the second.
     account = generate_account(seed=62, events_per_metric=20, flows=120)
     actions = {"flow_actions", "flow_messages"}
-    with FakeKlaviyo(account, api_key=API_KEY, rate_limits={"flows": (1, 60)}) as fake:
-        config = {"api_key": API_KEY, "api_url": fake.url, "max_retries": 0, **ON}
+    down = down_past_the_first_page("/api/flows")
+    with FakeKlaviyo(account, api_key=API_KEY) as fake, Misbehaving(fake.url, down) as proxy:
+        config = {"api_key": API_KEY, "api_url": proxy.url, "max_retries": 0, **ON}
         streams = DEFAULT_STREAMS if with_actions else DEFAULT_STREAMS - actions
         result = run_tap(config, catalog=select(run_tap(config, "--discover"), streams))
     assert result.returncode == 1 and "/api/flows" in result.stderr, result.stderr[-2000:]

@@ -36,9 +36,11 @@ from tests.kit import (
     MIRRORED,
     STREAM_KEYS,
     TAP,
+    Misbehaving,
     assert_keys_equal,
     clean_env,
     delete_and_change,
+    down_past_the_first_page,
     drop_schema,
     expected_keys,
     fake_events,
@@ -572,11 +574,14 @@ def test_target_postgres_mirrors_klaviyo_and_a_failed_run_deletes_nothing(pg_sch
         live, deleted = pg_live_and_deleted(dsn, schema, stream)
         assert deleted == set() and live == set(expected[stream]), f"{stream}: events are never deleted"
 
-    # A run that fails inside mirrored streams (those of the flows walk: the fake allows one flows request a second,
-    # the tap retries nothing) activates nothing for them: every current row stays live.
+    # A run that fails inside mirrored streams (those of the flows walk: Klaviyo fails every flows page past the
+    # first, and the tap retries nothing) activates nothing for them: every current row stays live.
     before = {s: pg_live_and_deleted(dsn, schema, s) for s in MIRRORED}
-    with FakeKlaviyo(account, api_key=API_KEY, rate_limits={"flows": (1, 60)}) as fake:
-        failing = {"api_key": API_KEY, "api_url": fake.url, "emit_activate_version_messages": True, "max_retries": 0}
+    with (
+        FakeKlaviyo(account, api_key=API_KEY) as fake,
+        Misbehaving(fake.url, down_past_the_first_page("/api/flows")) as proxy,
+    ):
+        failing = {"api_key": API_KEY, "api_url": proxy.url, "emit_activate_version_messages": True, "max_retries": 0}
         broken = pipe(failing, exe, target, tmp_path / "run4", state=third.final_state)
     # flow_actions, synced first of the three streams of the flows walk, reads it whole before writing a record.
     flow_streams = ("flow_actions", "flow_messages", "flows")
