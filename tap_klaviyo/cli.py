@@ -9,6 +9,7 @@ traceback that does not name the file, so each is read here first.
 from __future__ import annotations
 
 import atexit
+import codecs
 import ctypes
 import json
 import logging
@@ -144,9 +145,19 @@ def check_files(argv: list[str]) -> None:
 
 def read_json(kind: str, path: str) -> Any:
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise KlaviyoError(f"Cannot read the {kind} file {path}: {exc.strerror}.") from None
+    try:
+        if data.startswith((codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            raise UnicodeError
+        text = data.decode("utf-8")
+    except UnicodeError:
+        # An editor's "Unicode" (UTF-16), or UTF-8 with a byte-order mark: the SDK reads UTF-8 only, and so do we.
+        raise KlaviyoError(
+            f"The {kind} file {path} is not plain UTF-8 text (UTF-16, or a byte-order mark at its start): save it "
+            "as UTF-8 without a byte-order mark."
+        ) from None
     if not text.strip():
         # A state file created empty (`touch`), or cut short while it was written.
         nothing = "write {} in it for a run from no state, or leave --state out" if kind == "state" else "fix it"

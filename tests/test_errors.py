@@ -82,6 +82,7 @@ BAD_FILES = [
     ({"config": "[1, 2]"}, "must hold a JSON object of settings"),
     ({"state": "{bookmarks: 1}"}, "The state file"),
     ({"state": ""}, "is empty: write {} in it for a run from no state, or leave --state out"),
+    ({"state": "\ufeff{}"}, "is not plain UTF-8 text (UTF-16, or a byte-order mark at its start): save it as UTF-8"),
     ({"config": " \n"}, "is empty: fix it"),
     ({"state": '{"bookmarks": []}'}, "must map each stream name to an object"),
     (
