@@ -171,6 +171,7 @@ class KlaviyoClient:
             yield document
             url = next_link(document)
 
+    @stopping.interruptible()
     def request(
         self,
         method: str,
@@ -189,51 +190,49 @@ class KlaviyoClient:
         (a report query, which only reads) is retried as a GET is; its `body` is JSON."""
         if Origin.of(url) != self.origin:
             raise failures.foreign_link(Origin.of(url), self.origin, endpoint, stream, method)
-        with stopping.interruptible():
-            # When the attempts that could not reach the server began (None: the last one reached it).
-            unreachable_since: float | None = None
-            for attempt in range(self.max_retries + 1):
-                if self._unreachable is not None:
-                    raise KlaviyoError(self._unreachable)
-                started = time.monotonic()
-                try:
-                    return self._send_once(method, url, params, body, endpoint, stream=stream, decode=decode)
-                except (Retry, *TRANSIENT_ERRORS) as exc:
-                    self._count(stream, "retries")
-                    wait = exc.wait if isinstance(exc, Retry) and exc.wait is not None else backoff(attempt)
-                    cause = failures.unreachable(exc)
-                    if cause is None:
-                        unreachable_since = None
-                        reason = describe(exc)
-                        if attempt == self.max_retries:
-                            raise KlaviyoError(
-                                f"Klaviyo kept failing on {method} {endpoint.path} for stream '{stream}' "
-                                f"({reason}) after {attempt + 1} attempts; rerun later (with the last state to resume) "
-                                "or raise `max_retries`."
-                            ) from None
-                    else:
-                        unreachable_since = started if unreachable_since is None else unreachable_since
-                        trying = time.monotonic() - unreachable_since
-                        reason = f"cannot reach {self.origin.address} ({cause})"
-                        # Only retried if the next attempt, waiting out its connect timeout, ends within the budget.
-                        if attempt == self.max_retries or trying + wait + self.connect_timeout > self.connect_budget:
-                            tried = attempt + 1
-                            error = failures.cannot_reach(self.origin, cause, endpoint, stream, tried, trying, method)
-                            self._unreachable = str(error)
-                            self._given_up.set()
-                            raise error from None
-                    self.logger.warning(
-                        "%s %s for stream '%s': %s; retry %d of %d in %.1fs",
-                        method,
-                        endpoint.path,
-                        stream,
-                        reason,
-                        attempt + 1,
-                        self.max_retries,
-                        wait,
-                    )
-                    self._sleep(wait)
-            raise AssertionError("unreachable")
+        # When the attempts that could not reach the server began (None: the last one reached it).
+        unreachable_since: float | None = None
+        for attempt in range(self.max_retries + 1):
+            if self._unreachable is not None:
+                raise KlaviyoError(self._unreachable)
+            started = time.monotonic()
+            try:
+                return self._send_once(method, url, params, body, endpoint, stream=stream, decode=decode)
+            except (Retry, *TRANSIENT_ERRORS) as exc:
+                self._count(stream, "retries")
+                wait = exc.wait if isinstance(exc, Retry) and exc.wait is not None else backoff(attempt)
+                cause = failures.unreachable(exc)
+                if cause is None:
+                    unreachable_since = None
+                    reason = describe(exc)
+                    if attempt == self.max_retries:
+                        raise KlaviyoError(
+                            f"Klaviyo kept failing on {method} {endpoint.path} for stream '{stream}' "
+                            f"({reason}) after {attempt + 1} attempts; rerun later (with the last state to resume) "
+                            "or raise `max_retries`."
+                        ) from None
+                else:
+                    unreachable_since = started if unreachable_since is None else unreachable_since
+                    trying = time.monotonic() - unreachable_since
+                    reason = f"cannot reach {self.origin.address} ({cause})"
+                    # Only retried if the next attempt, waiting out its connect timeout, ends within the budget.
+                    if attempt == self.max_retries or trying + wait + self.connect_timeout > self.connect_budget:
+                        error = failures.cannot_reach(self.origin, cause, endpoint, stream, attempt + 1, trying, method)
+                        self._unreachable = str(error)
+                        self._given_up.set()
+                        raise error from None
+                self.logger.warning(
+                    "%s %s for stream '%s': %s; retry %d of %d in %.1fs",
+                    method,
+                    endpoint.path,
+                    stream,
+                    reason,
+                    attempt + 1,
+                    self.max_retries,
+                    wait,
+                )
+                self._sleep(wait)
+        raise AssertionError("unreachable")
 
     def _send_once(
         self,

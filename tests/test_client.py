@@ -10,7 +10,6 @@ import requests
 
 from tap_klaviyo import client as client_module
 from tap_klaviyo import endpoints
-from tap_klaviyo.client import KlaviyoClient
 from tap_klaviyo.codec import decode_document, skim
 from tap_klaviyo.errors import KlaviyoError
 from tap_klaviyo.links import next_link
@@ -300,15 +299,8 @@ def test_retry_after_beyond_the_longest_wait_stops_at_once(client, clock, reques
     assert client.pacer(endpoints.FLOWS).acquire() <= 0.5  # the spacing after the request before, no more
 
 
-def test_connection_failures_are_retried_for_a_minute_in_all_not_a_count(clock, requests_mock):
-    client = KlaviyoClient(
-        api_key=CLIENT_KEY,
-        api_url=CLIENT_API,
-        revision="2026-07-15",
-        user_agent="t/1",
-        max_retries=100,
-        sleep=clock.sleep,
-    )
+def test_connection_failures_are_retried_for_a_minute_in_all_not_a_count(client, clock, requests_mock):
+    client.max_retries = 100
 
     def black_hole(request, context):
         clock.now += client_module.CONNECT_TIMEOUT_SECONDS

@@ -17,6 +17,7 @@ from tests.kit import (
     EVENT_METRICS,
     STREAM_KEYS,
     assert_exact,
+    event_metric_id,
     expected_events,
     expected_opt_in,
     expected_streams,
@@ -102,7 +103,7 @@ def test_every_stream_selected_holds_what_the_oracle_says():
         config = {"api_key": API_KEY, "api_url": fake.url, "start_date": start, "event_metrics": [ORDERS_METRIC]}
         result = run_tap(config, catalog=select(run_tap(config, "--discover"), {*STREAM_KEYS, ORDERS}))
     assert result.returncode == 0, result.stderr[-3000:]
-    metric_ids = [*(klaviyo_metric(account, name)["id"] for name in EVENT_METRICS.values()), orders]
+    metric_ids = [*(event_metric_id(account, stream) for stream in EVENT_METRICS), orders]
     expected = {
         **expected_streams(account, start),
         ORDERS: expected_events(account, orders, start),

@@ -114,7 +114,7 @@ class ReportStream(KlaviyoStream):
         )
         return metrics[0]
 
-    @property
+    @cached_property
     def tz(self) -> ZoneInfo:
         return self.run.timezone()
 
